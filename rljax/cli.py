@@ -1,0 +1,222 @@
+"""``rljax`` command line: run, eval, list (and the sweep commands).
+
+Every user error (unknown experiment, key, bad value, missing directory) ends with exit code 2
+and one line naming the problem; tracebacks are reserved for bugs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from typing import Sequence
+
+from rljax.errors import ConfigError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rljax", description="End-to-end compiled RL in JAX.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="train an experiment")
+    run.add_argument("experiment")
+    _add_run_args(run)
+
+    ev = sub.add_parser("eval", help="evaluate a run's checkpoint")
+    ev.add_argument("checkpoint_dir", help="a run directory (or its checkpoints/ folder)")
+    ev.add_argument("--episodes", type=int, default=None)
+    ev.add_argument("--best", action="store_true", help="use the best checkpoint instead of the latest")
+
+    sub.add_parser("list", help="list experiments and their presets")
+
+    from rljax.sweep.cli import add_sweep_commands
+
+    add_sweep_commands(sub)
+    return p
+
+
+def _add_run_args(run: argparse.ArgumentParser) -> None:
+    run.add_argument("--preset", default=None)
+    run.add_argument("--config", default=None, help="YAML file with config overrides")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    run.add_argument("--vary", action="append", default=[], metavar="KEY=V1,V2,...",
+                     help="a vmapped hyperparameter axis (ppo numeric keys); several --vary form a grid")
+    run.add_argument("--seeds", type=int, default=None, help="number of seeds, vmapped in one program")
+    run.add_argument("--out", default=None, help="run directory (default checkpoints/<experiment>-<time>)")
+    run.add_argument("--resume", default=None, metavar="DIR", help="continue the run in DIR from its latest checkpoint")
+    run.add_argument("--devices", type=int, default=None,
+                     help="CPU only: split the host into this many XLA devices to spread members over cores")
+
+
+def parse_grid(items: Sequence[str]) -> list[dict]:
+    """``["ppo.lr=1e-3,3e-4", "ppo.ent_coef=0,0.01"]`` -> Cartesian product of settings."""
+    import itertools
+
+    from rljax.ppo import NUMERIC_FIELDS
+
+    axes = []
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--vary {item!r} is not of the form key=v1,v2")
+        key, raw = item.split("=", 1)
+        name = key.removeprefix("ppo.")
+        if name not in NUMERIC_FIELDS:
+            raise ConfigError(f"--vary: {key!r} is not a vmappable hyperparameter; use one of "
+                              + ", ".join(f"ppo.{k}" for k in NUMERIC_FIELDS))
+        try:
+            values = [float(v) for v in raw.split(",") if v.strip()]
+        except ValueError:
+            raise ConfigError(f"--vary {key}: values must be numbers, got {raw!r}") from None
+        if not values:
+            raise ConfigError(f"--vary {key}: no values given")
+        axes.append([(name, v) for v in values])
+    return [dict(c) for c in itertools.product(*axes)] if axes else []
+
+
+def configure_devices(requested: int | None, members: int) -> None:
+    """On CPU, expose several host devices so members spread over cores (one XLA CPU device
+    keeps only about one core busy on small ops). Must run before JAX creates any array."""
+    import jax
+
+    if jax.config.jax_platforms not in (None, "", "cpu") or os.environ.get("JAX_PLATFORMS", "cpu") != "cpu":
+        return
+    cores = os.cpu_count() or 1
+    if requested is not None:
+        if requested <= 0:
+            raise ConfigError(f"--devices must be > 0, got {requested}")
+        n = requested
+    else:
+        n = max([d for d in range(1, cores + 1) if members % d == 0] or [1])
+    if n > 1:
+        try:
+            jax.config.update("jax_num_cpu_devices", n)
+        except RuntimeError:
+            pass  # backend already initialised (e.g. inside a notebook): keep what exists
+
+
+def _run(args: argparse.Namespace) -> int:
+    from rljax.experiment import load_experiment
+
+    if args.resume:
+        from rljax.checkpoint import read_run_json
+
+        meta = read_run_json(args.resume)
+        configure_devices(args.devices, len(meta.get("members", [])) or 1)
+        from rljax.runner import resume_runner
+
+        runner = resume_runner(args.resume)
+    else:
+        exp = load_experiment(args.experiment)
+        overrides = list(args.overrides)
+        if args.seeds is not None:
+            if args.seeds <= 0:
+                raise ConfigError(f"--seeds must be > 0, got {args.seeds}")
+            overrides.append(f"runner.num_seeds={args.seeds}")
+        cfg = exp.make_config(args.preset, args.config, overrides)
+        grid = parse_grid(args.vary)
+        configure_devices(args.devices, len(cfg.runner.seed_list()) * max(len(grid), 1))
+        out = args.out or os.path.join("checkpoints", f"{exp.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+        if os.path.exists(os.path.join(out, "run.json")):
+            raise ConfigError(f"{out} already holds a run; use --resume {out} or another --out")
+        from rljax.runner import Runner
+
+        runner = Runner(exp, cfg, out, grid=grid)
+    summary = runner.run()
+    _print_summary(summary, runner.out_dir)
+    return 0
+
+
+def _print_summary(summary: dict, out_dir: str) -> None:
+    print(f"\n{summary['experiment']}: {len(summary['members'])} member(s), "
+          f"{summary['total_steps_per_second']:,.0f} env-steps/s in total")
+    for m in summary["members"]:
+        print(f"  {m['name']:<32} eval_return {m['eval_return']:9.2f} +- {m['eval_return_std']:.2f}")
+    print(f"summary: {os.path.join(out_dir, 'summary.json')}")
+
+
+def _eval(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from rljax.checkpoint import Checkpointer, abstract_like, read_run_json
+
+    run_dir = os.path.normpath(args.checkpoint_dir)
+    for _ in range(3):  # accept <run>/checkpoints[/latest] too
+        if os.path.isfile(os.path.join(run_dir, "run.json")) or not os.path.isdir(run_dir):
+            break
+        run_dir = os.path.dirname(run_dir)
+    meta = read_run_json(run_dir)
+    if args.episodes is not None and args.episodes <= 0:
+        raise ConfigError(f"--episodes must be > 0, got {args.episodes}")
+    from rljax.config import from_dict
+    from rljax.experiment import load_experiment
+    from rljax.runner import Runner
+    import dataclasses
+
+    exp = load_experiment(meta["experiment"])
+    cfg = from_dict(exp.config_cls, meta["config"])
+    if args.episodes is not None:
+        cfg = dataclasses.replace(cfg, runner=dataclasses.replace(cfg.runner, eval_episodes=args.episodes))
+    runner = Runner(exp, cfg, run_dir, grid=meta.get("grid") or None)
+    ckpt = Checkpointer(run_dir, cfg.runner.keep_latest, cfg.runner.keep_best)
+    try:
+        ts = ckpt.restore(abstract_like(runner.init_state()), which="best" if args.best else "latest")
+    finally:
+        ckpt.close()
+    returns = runner.evaluate(ts)["return"]
+    print(f"{exp.name} @ update {int(np.asarray(ts.update_step)[0])}, {returns.shape[1]} episodes per member")
+    for m, r in zip(runner.members, returns):
+        print(f"  {m.name:<32} return {r.mean():9.2f} +- {r.std():.2f}")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from rljax.experiment import list_experiments
+
+    for exp in list_experiments():
+        presets = ", ".join(sorted(exp.presets)) or "-"
+        print(f"{exp.name:<14} presets: {presets:<28} {exp.description}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "run":
+            return _run(args)
+        if args.command == "eval":
+            return _eval(args)
+        if args.command == "list":
+            return _list(args)
+        return args.handler(args)
+    except ConfigError as e:
+        print(f"rljax: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("rljax: interrupted; resume with --resume <run dir>", file=sys.stderr)
+        return 130
+
+
+def experiment_main(name: str, argv: Sequence[str] | None = None) -> int:
+    """``python -m experiments.NAME [run options] | NAME-specific command``."""
+    from rljax.experiment import load_experiment
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        exp = load_experiment(name)
+    except ConfigError as e:
+        print(f"rljax: error: {e}", file=sys.stderr)
+        return 2
+    if argv and argv[0] in exp.commands:
+        try:
+            return exp.commands[argv[0]](argv[1:])
+        except ConfigError as e:
+            print(f"rljax: error: {e}", file=sys.stderr)
+            return 2
+    return main(["run", name, *argv])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,95 @@
+"""Action distributions, with one joint object for multi-head policies.
+
+PPO only ever talks to :class:`JointDistribution`: ``sample``, ``log_prob`` (summed over heads),
+``entropy`` (one entry per head, so each head can have its own entropy coefficient) and ``mode``
+(greedy action for deterministic evaluation). A single-head policy is a joint distribution with
+one head, so the trainer has no special cases.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import distrax
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from rljax.envs.spaces import Box, Discrete, MultiDiscrete
+
+Array = jax.Array
+
+
+@struct.dataclass
+class JointDistribution:
+    """Independent heads; actions are stacked along the last axis when there are several.
+
+    ``heads``: a tuple of distrax distributions with equal batch shape ``B``.
+    ``stack``: static; False for a single head, whose action keeps the head's own shape
+    (``B`` for categorical, ``B + (d,)`` for Gaussian).
+    """
+
+    heads: tuple[Any, ...]
+    stack: bool = struct.field(pytree_node=False, default=False)
+
+    @property
+    def num_heads(self) -> int:
+        return len(self.heads)
+
+    def _split(self, action: Array) -> Sequence[Array]:
+        if not self.stack:
+            return (action,)
+        return [action[..., i] for i in range(self.num_heads)]
+
+    def _join(self, parts: Sequence[Array]) -> Array:
+        return jnp.stack(parts, axis=-1) if self.stack else parts[0]
+
+    def sample(self, key: Array) -> Array:
+        keys = jax.random.split(key, self.num_heads)
+        return self._join([h.sample(seed=k) for h, k in zip(self.heads, keys)])
+
+    def mode(self) -> Array:
+        return self._join([h.mode() for h in self.heads])
+
+    def log_prob(self, action: Array) -> Array:
+        """Sum of the heads' log-probabilities, shape ``B``."""
+        return sum(h.log_prob(a) for h, a in zip(self.heads, self._split(action)))
+
+    def entropy(self) -> Array:
+        """Per-head entropies, shape ``B + (num_heads,)``."""
+        return jnp.stack([h.entropy() for h in self.heads], axis=-1)
+
+
+def categorical(logits: Array) -> JointDistribution:
+    return JointDistribution((distrax.Categorical(logits=logits),))
+
+
+def gaussian(mean: Array, log_std: Array) -> JointDistribution:
+    """Diagonal Gaussian over the last axis; one head (entropy summed over dimensions)."""
+    return JointDistribution((distrax.MultivariateNormalDiag(mean, jnp.exp(log_std)),))
+
+
+def multi_categorical(logits: Sequence[Array]) -> JointDistribution:
+    return JointDistribution(tuple(distrax.Categorical(logits=l) for l in logits), stack=True)
+
+
+def make_distribution(space: Discrete | MultiDiscrete | Box, policy_out: Any) -> JointDistribution:
+    """Turns a network's policy output into the joint distribution for ``space``.
+
+    Discrete: ``logits[B, n]``. MultiDiscrete: a tuple of ``logits[B, n_i]``.
+    Box: a tuple ``(mean[B, d], log_std[B, d])``. A network may also return a
+    :class:`JointDistribution` directly.
+    """
+    if isinstance(policy_out, JointDistribution):
+        return policy_out
+    if isinstance(space, Discrete):
+        return categorical(policy_out)
+    if isinstance(space, MultiDiscrete):
+        return multi_categorical(policy_out)
+    if isinstance(space, Box):
+        mean, log_std = policy_out
+        return gaussian(mean, log_std)
+    raise TypeError(f"unsupported action space {space!r}")
+
+
+def num_heads(space: Discrete | MultiDiscrete | Box) -> int:
+    return len(space.nvec) if isinstance(space, MultiDiscrete) else 1

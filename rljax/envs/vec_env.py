@@ -1,0 +1,138 @@
+"""A batch of environment instances with auto-reset and episode statistics.
+
+This is the only place that batches an :class:`~rljax.envs.Environment`: ``N`` instances are
+stepped with ``vmap``; finished instances are reset in place and the observation the episode
+ended on is kept in ``info["final_obs"]`` so GAE can bootstrap from it on truncation.
+
+Resets run under ``lax.cond(any(done))`` at the batch level, so a step where no instance
+finished does not pay for N resets (gymnax computes a reset on every step). Under an outer
+``vmap`` (seeds) the cond becomes a select and both branches run, which is no worse.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from rljax.envs.environment import Environment, tree_select
+
+Array = jax.Array
+ParamSampler = Callable[[Array, Any], Any]
+
+
+@struct.dataclass
+class VecEnvState:
+    """Batched state of ``N`` instances; every leaf has a leading ``[N]`` axis."""
+
+    env_state: Any
+    params: Any  # the task parameters of each instance's current episode
+    ep_return: Array
+    ep_length: Array
+    ep_sums: dict[str, Array]
+
+
+class VecEnv:
+    """``num_envs`` instances of ``env`` with auto-reset.
+
+    ``param_sampler(key, base_params) -> params`` (optional) redraws an instance's task
+    parameters from its own key at every reset (e.g. a community per episode); without it an
+    instance keeps ``base_params``. ``base_params`` may be unbatched (shared by all instances)
+    or batched ``[N]`` (set ``batched_params=True``).
+    """
+
+    def __init__(
+        self,
+        env: Environment,
+        num_envs: int,
+        param_sampler: ParamSampler | None = None,
+        batched_params: bool = False,
+    ):
+        if num_envs <= 0:
+            raise ValueError(f"num_envs must be positive, got {num_envs}")
+        self.env = env
+        self.num_envs = num_envs
+        self.param_sampler = param_sampler
+        self.batched_params = batched_params
+        self.ep_keys = tuple(k for k in env.info_keys() if k.startswith("ep_"))
+        self.has_tag = "tag" in env.info_keys()
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _instance_params(self, keys: Array, base_params: Any) -> Any:
+        in_axes = 0 if self.batched_params else None
+        if self.param_sampler is None:
+            if self.batched_params:
+                return base_params
+            return jax.tree.map(lambda x: jnp.broadcast_to(x, (self.num_envs,) + jnp.shape(x)), base_params)
+        return jax.vmap(self.param_sampler, in_axes=(0, in_axes))(keys, base_params)
+
+    def _reset_all(self, key: Array, base_params: Any) -> tuple[Array, Any, Any]:
+        pkey, rkey = jax.random.split(key)
+        params = self._instance_params(jax.random.split(pkey, self.num_envs), base_params)
+        obs, state = jax.vmap(self.env.reset)(jax.random.split(rkey, self.num_envs), params)
+        return obs, state, params
+
+    # -- protocol --------------------------------------------------------------------------
+    def reset(self, key: Array, base_params: Any) -> tuple[Array, VecEnvState]:
+        """Returns ``obs[N, ...]`` and the batched state."""
+        obs, state, params = self._reset_all(key, base_params)
+        zeros = jnp.zeros((self.num_envs,), jnp.float32)
+        return obs, VecEnvState(
+            env_state=state,
+            params=params,
+            ep_return=zeros,
+            ep_length=jnp.zeros((self.num_envs,), jnp.int32),
+            ep_sums={k: zeros for k in self.ep_keys},
+        )
+
+    def step(
+        self, key: Array, vstate: VecEnvState, action: Array, base_params: Any
+    ) -> tuple[Array, VecEnvState, Array, Array, Array, dict[str, Array]]:
+        """Steps all instances; returns ``(obs, state, reward, terminated, truncated, info)``.
+
+        ``info`` holds ``final_obs[N, ...]`` (equal to ``obs`` where no episode ended), the
+        environment's own per-step entries, and per finished episode: ``episode_done``,
+        ``episode_return``, ``episode_length`` and ``episode_<k>`` for every summed ``ep_<k>``.
+        """
+        skey, rkey = jax.random.split(key)
+        obs, state, reward, terminated, truncated, env_info = jax.vmap(self.env.step)(
+            jax.random.split(skey, self.num_envs), vstate.env_state, action, vstate.params
+        )
+        terminated = jnp.asarray(terminated, bool)
+        # A step that both terminates and hits the limit is a termination: no bootstrap.
+        truncated = jnp.logical_and(jnp.asarray(truncated, bool), ~terminated)
+        done = terminated | truncated
+
+        ep_return = vstate.ep_return + reward
+        ep_length = vstate.ep_length + 1
+        ep_sums = {k: vstate.ep_sums[k] + env_info[k].astype(jnp.float32) for k in self.ep_keys}
+
+        def do_reset(_):
+            r_obs, r_state, r_params = self._reset_all(rkey, base_params)
+            return (
+                jnp.where(done.reshape((-1,) + (1,) * (obs.ndim - 1)), r_obs, obs),
+                jax.vmap(tree_select)(done, r_state, state),
+                jax.vmap(tree_select)(done, r_params, vstate.params),
+            )
+
+        new_obs, new_state, new_params = jax.lax.cond(
+            jnp.any(done), do_reset, lambda _: (obs, state, vstate.params), None
+        )
+        info = dict(env_info)
+        info.update(
+            final_obs=obs,
+            episode_done=done,
+            episode_return=ep_return,
+            episode_length=ep_length,
+            **{"episode_" + k[3:]: v for k, v in ep_sums.items()},
+        )
+        not_done = ~done
+        new_vstate = VecEnvState(
+            env_state=new_state,
+            params=new_params,
+            ep_return=jnp.where(not_done, ep_return, 0.0),
+            ep_length=jnp.where(not_done, ep_length, 0),
+            ep_sums={k: jnp.where(not_done, v, 0.0) for k, v in ep_sums.items()},
+        )
+        return new_obs, new_vstate, reward.astype(jnp.float32), terminated, truncated, info

@@ -1,0 +1,277 @@
+"""Drives a compiled training program from Python: members, chunks, logs, evaluation,
+checkpoints, resume.
+
+Members (variants x hyperparameter settings x seeds) form the leading axis of one train state;
+``jit(vmap(chunk))`` advances all of them by ``chunk_updates`` updates per call. Python only
+runs between chunks: it writes metrics, shows progress, evaluates and checkpoints.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import rljax
+from rljax.checkpoint import Checkpointer, abstract_like, read_run_json
+from rljax.config import from_dict, to_dict
+from rljax.errors import ConfigError
+from rljax.experiment import Experiment, Setup, load_experiment, validate_config
+from rljax.logger import RunLogger
+from rljax.ppo import NUMERIC_FIELDS
+from rljax.sharding import place_members
+from rljax.trainer import TrainState, Trainer
+
+
+@dataclass(frozen=True)
+class Member:
+    name: str
+    seed: int
+    variant: str
+    hparams: dict
+
+
+def build_members(seeds: Sequence[int], variants: Sequence[str], grid: Sequence[dict] | None) -> list[Member]:
+    """Every combination of variant x hyperparameter setting x seed, in that nesting order."""
+    grid = list(grid) if grid else [{}]
+    for overrides in grid:
+        for k in overrides:
+            if k not in NUMERIC_FIELDS:
+                raise ConfigError(f"ppo.{k} cannot vary across members; vmappable keys: {', '.join(NUMERIC_FIELDS)}")
+    members = []
+    for v in variants:
+        for j, hp in enumerate(grid):
+            for s in seeds:
+                parts = ([v] if len(variants) > 1 else []) + ([f"trial{j}"] if len(grid) > 1 else []) + [f"seed{s}"]
+                members.append(Member("_".join(parts), int(s), v, dict(hp)))
+    return members
+
+
+def stack(trees: Sequence[Any]) -> Any:
+    return jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *trees)
+
+
+@dataclass
+class ChunkContext:
+    """Handed to ``on_chunk_end`` callbacks after every chunk."""
+
+    runner: "Runner"
+    update: int
+    state: TrainState
+    metrics: dict[str, np.ndarray]  # [M, K] per scalar metric of the last chunk
+
+
+class Runner:
+    """One run of ``experiment`` with config ``cfg`` into ``out_dir``.
+
+    ``grid``: optional list of hyperparameter overrides (keys from ``ppo.NUMERIC_FIELDS``), one
+    per setting; members are variants x grid x seeds. ``on_chunk_end``: callbacks run between
+    chunks (dashboards, tests).
+    """
+
+    def __init__(self, experiment: Experiment, cfg: Any, out_dir: str, grid: Sequence[dict] | None = None,
+                 on_chunk_end: Sequence[Callable[[ChunkContext], None]] = (), resume: bool = False):
+        validate_config(cfg)
+        self.experiment, self.cfg, self.out_dir = experiment, cfg, out_dir
+        self.resume = resume
+        self.on_chunk_end = list(on_chunk_end)
+        self.setup: Setup = experiment.build(cfg)
+        self.trainer: Trainer = self.setup.trainer
+        variant_params = dict(self.setup.variants)
+        self.members = build_members(cfg.runner.seed_list(), [v for v, _ in self.setup.variants], grid)
+        self.grid = list(grid) if grid else []
+        self.env_params = stack([variant_params[m.variant] for m in self.members])
+        self.hparams = stack([self.trainer.hparams(variant_params[m.variant], **m.hparams) for m in self.members])
+        ppo = cfg.ppo
+        self.num_updates = ppo.num_updates
+        self.chunk_updates = cfg.runner.chunk_updates or default_chunk(self.num_updates)
+        self.compile_seconds = 0.0
+        first = self.setup.variants[0][1]
+        self.eval_max_steps = cfg.runner.eval_max_steps or self.trainer.env.max_steps(first)
+        self.eval_keys = jax.random.split(jax.random.PRNGKey(cfg.runner.eval_seed), cfg.runner.eval_episodes)
+        self._chunk_fns: dict[int, Callable] = {}
+        self._eval_fn = jax.jit(
+            jax.vmap(partial(self.trainer.evaluate, max_steps=self.eval_max_steps), in_axes=(0, 0, 0, None))
+        )
+
+    # -- compiled pieces -------------------------------------------------------------------
+    def init_state(self) -> TrainState:
+        """Per-member parameters are made one member at a time (see Trainer.init_params)."""
+        init_params = jax.jit(self.trainer.init_params)
+        keys = [jax.random.split(jax.random.PRNGKey(m.seed)) for m in self.members]
+        params = stack([init_params(k[0], jax.tree.map(lambda x: x[i], self.env_params)) for i, k in enumerate(keys)])
+        state_keys = jnp.stack([k[1] for k in keys])
+        ts = jax.jit(jax.vmap(self.trainer.init))(state_keys, params, self.hparams, self.env_params)
+        return place_members(ts)
+
+    def chunk_fn(self, k: int, ts: TrainState) -> Callable:
+        """The compiled chunk of ``k`` updates (compiled ahead of time so that compile time is
+        reported apart from training throughput)."""
+        if k not in self._chunk_fns:
+            t0 = time.perf_counter()
+            fn = jax.jit(jax.vmap(partial(self.trainer.chunk, num_updates=k)), donate_argnums=0)
+            self._chunk_fns[k] = fn.lower(ts).compile()
+            self.compile_seconds += time.perf_counter() - t0
+        return self._chunk_fns[k]
+
+    def evaluate(self, ts: TrainState) -> dict[str, np.ndarray]:
+        """Greedy evaluation of every member on the same fixed keys; ``[M, E]`` per entry."""
+        out = self._eval_fn(ts.params, ts.obs_stats, ts.env_params, self.eval_keys)
+        return jax.tree.map(np.asarray, out)
+
+    # -- the loop --------------------------------------------------------------------------
+    def run(self) -> dict:
+        cfg, rc = self.cfg, self.cfg.runner
+        os.makedirs(self.out_dir, exist_ok=True)
+        batch = cfg.ppo.batch_size
+        meta = self._metadata()
+        ckpt = Checkpointer(self.out_dir, rc.keep_latest, rc.keep_best, metadata=meta)
+        ts = self.init_state()
+        start = 0
+        if self.resume:
+            step = ckpt.latest_step()
+            if step is None:
+                raise ConfigError(f"no complete checkpoint to resume from in {self.out_dir}")
+            ts = place_members(ckpt.restore(abstract_like(ts), step))
+            start = int(np.asarray(ts.update_step)[0])
+        else:
+            with open(os.path.join(self.out_dir, "run.json"), "w") as f:
+                json.dump(meta, f, indent=1)
+        logger = RunLogger(self.out_dir, [m.name for m in self.members], rc.tensorboard, rc.wandb, rc.wandb_project,
+                           rc.wandb_offline, meta["config"], resume_from=start if self.resume else None,
+                           log_episodes=rc.log_episodes)
+        bar = _progress(rc.progress, self.num_updates * batch, start * batch, self.experiment.name)
+        latest_return = np.full(len(self.members), np.nan)
+        eval_return = None
+        last_eval = None
+        train_seconds = 0.0
+        update = start
+        try:
+            while update < self.num_updates:
+                k = min(self.chunk_updates, self.num_updates - update)
+                fn = self.chunk_fn(k, ts)
+                t0 = time.perf_counter()
+                ts, metrics = fn(ts)
+                metrics = jax.tree.map(np.asarray, metrics)
+                train_seconds += time.perf_counter() - t0
+                episodes = metrics.pop("episodes", None) if isinstance(metrics.get("episodes"), dict) else None
+                logger.log_updates(update, batch, metrics)
+                if episodes is not None:
+                    logger.log_episode_records(update, batch, cfg.ppo.num_envs, episodes)
+                prev, update = update, update + k
+                latest_return = _latest_finite(metrics.get("episode_return"), latest_return)
+                eval_now = update == self.num_updates or (rc.eval_every and update // rc.eval_every > prev // rc.eval_every)
+                eval_return = None
+                if eval_now:
+                    last_eval = self.evaluate(ts)["return"]
+                    eval_return = last_eval.mean(axis=1)
+                    logger.log_eval(update, batch, eval_return)
+                ckpt_now = update == self.num_updates or not rc.checkpoint_every or (
+                    update // rc.checkpoint_every > prev // rc.checkpoint_every)
+                if ckpt_now:
+                    ckpt.save(update, ts, None if eval_return is None else float(np.mean(eval_return)))
+                bar.update(k * batch)
+                bar.set_postfix_str(_postfix(update * batch * len(self.members), train_seconds, latest_return, eval_return))
+                for cb in self.on_chunk_end:
+                    cb(ChunkContext(self, update, ts, metrics))
+            ckpt.wait()
+        finally:
+            bar.close()
+            logger.close()
+            ckpt.close()
+        self.state = ts
+        if last_eval is None:  # resumed a finished run: nothing was trained here
+            last_eval = self.evaluate(ts)["return"]
+        summary = self._summary(last_eval, train_seconds, start, latest_return)
+        with open(os.path.join(self.out_dir, "summary.json"), "w") as f:
+            json.dump(summary, f, indent=1)
+        return summary
+
+    # -- records ---------------------------------------------------------------------------
+    def _metadata(self) -> dict:
+        return {
+            "experiment": self.experiment.name,
+            "config": to_dict(self.cfg),
+            "grid": self.grid,
+            "members": [m.__dict__ for m in self.members],
+            "seeds": self.cfg.runner.seed_list(),
+            "rljax_version": rljax.__version__,
+            "jax_version": jax.__version__,
+            "jaxlib_version": jax.lib.__version__ if hasattr(jax.lib, "__version__") else jax.__version__,
+            "devices": [str(d) for d in jax.devices()],
+        }
+
+    def _summary(self, eval_returns: np.ndarray, train_seconds: float, start: int, latest_return: np.ndarray) -> dict:
+        steps = self.num_updates * self.cfg.ppo.batch_size
+        run_steps = (self.num_updates - start) * self.cfg.ppo.batch_size
+        sps = run_steps / train_seconds if train_seconds > 0 else float("nan")
+        members = []
+        for i, m in enumerate(self.members):
+            members.append({
+                "name": m.name, "seed": m.seed, "variant": m.variant, "hparams": m.hparams,
+                "eval_return": float(eval_returns[i].mean()), "eval_return_std": float(eval_returns[i].std()),
+                "eval_returns": [float(x) for x in eval_returns[i]],
+                "train_episode_return": float(latest_return[i]),
+                "env_steps": steps, "steps_per_second": sps,
+            })
+        return {
+            "experiment": self.experiment.name,
+            "members": members,
+            "eval_return_mean": float(eval_returns.mean()),
+            "env_steps_per_member": steps,
+            "total_steps_per_second": sps * len(self.members),
+            "train_seconds": train_seconds,
+            "compile_seconds": self.compile_seconds,
+            "resumed_from_update": start,
+        }
+
+
+def default_chunk(num_updates: int) -> int:
+    """About 20 chunks per run; prefers a size that divides the run so the last chunk does not
+    need a second compilation."""
+    target = max(1, math.ceil(num_updates / 20))
+    divisors = [d for d in range(1, num_updates + 1) if num_updates % d == 0 and 10 <= num_updates // d <= 40]
+    return min(divisors, key=lambda d: abs(d - target)) if divisors else target
+
+
+def _latest_finite(values: np.ndarray | None, previous: np.ndarray) -> np.ndarray:
+    if values is None:
+        return previous
+    out = previous.copy()
+    for i, row in enumerate(values):
+        finite = row[np.isfinite(row)]
+        if finite.size:
+            out[i] = finite[-1]
+    return out
+
+
+def _postfix(steps: int, seconds: float, returns: np.ndarray, eval_return: np.ndarray | None) -> str:
+    sps = steps / seconds if seconds > 0 else 0.0
+    shown = returns if returns.size <= 4 else np.array([np.nanmin(returns), np.nanmean(returns), np.nanmax(returns)])
+    label = "ret" if returns.size <= 4 else "ret min/mean/max"
+    text = f"{sps:,.0f} steps/s {label} " + " ".join(f"{r:.1f}" for r in shown)
+    if eval_return is not None:
+        text += f" eval {np.mean(eval_return):.1f}"
+    return text
+
+
+def _progress(enabled: bool, total: int, initial: int, desc: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, unit="step", unit_scale=True, desc=desc, disable=not enabled,
+                dynamic_ncols=True)
+
+
+def resume_runner(run_dir: str, on_chunk_end: Sequence[Callable] = ()) -> Runner:
+    """A runner that continues the run in ``run_dir`` from its latest complete checkpoint."""
+    meta = read_run_json(run_dir)
+    exp = load_experiment(meta["experiment"])
+    cfg = from_dict(exp.config_cls, meta["config"])
+    return Runner(exp, cfg, run_dir, grid=meta.get("grid") or None, on_chunk_end=on_chunk_end, resume=True)
