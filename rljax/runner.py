@@ -102,14 +102,27 @@ class Runner:
         )
 
     # -- compiled pieces -------------------------------------------------------------------
-    def init_state(self) -> TrainState:
-        """Per-member parameters are made one member at a time (see Trainer.init_params)."""
+    def init_params(self) -> tuple[jax.Array, Any]:
+        """Per-member state keys ``[M, 2]`` and parameters, made one member at a time (see
+        Trainer.init_params). A member's key depends only on its seed, so seed i of a batch
+        starts exactly like a single run of seed i."""
         init_params = jax.jit(self.trainer.init_params)
         keys = [jax.random.split(jax.random.PRNGKey(m.seed)) for m in self.members]
         params = stack([init_params(k[0], jax.tree.map(lambda x: x[i], self.env_params)) for i, k in enumerate(keys)])
-        state_keys = jnp.stack([k[1] for k in keys])
+        return jnp.stack([k[1] for k in keys]), params
+
+    def init_state(self) -> TrainState:
+        state_keys, params = self.init_params()
         ts = jax.jit(jax.vmap(self.trainer.init))(state_keys, params, self.hparams, self.env_params)
         return place_members(ts)
+
+    def train_compiled(self) -> tuple[TrainState, dict[str, jax.Array]]:
+        """All updates of all members as ONE program, with no Python between updates; gives
+        the same bits as :meth:`run`'s chunked loop. Initialisation stays a separate program:
+        fused with the first update, XLA simplifies around the known-zero optimiser state and
+        the first update's floats change in the last bit."""
+        ts = self.init_state()
+        return jax.jit(jax.vmap(partial(self.trainer.chunk, num_updates=self.num_updates)))(ts)
 
     def chunk_fn(self, k: int, ts: TrainState) -> Callable:
         """The compiled chunk of ``k`` updates (compiled ahead of time so that compile time is

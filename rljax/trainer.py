@@ -199,7 +199,7 @@ class Trainer:
             updates, opt_state = optimizer.update(grads, opt_state, params)
             params = optax.apply_updates(params, updates)
             metrics["loss"] = loss
-            metrics["grad_norm"] = optax.global_norm(grads)
+            metrics["grad_norm"] = optax.tree.norm(grads)
             return (params, opt_state), metrics
 
         def epoch(carry, k):

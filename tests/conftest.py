@@ -1,0 +1,8 @@
+import os
+import sys
+
+# Tests run in-process on one CPU device unless a test spawns its own subprocess.
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
