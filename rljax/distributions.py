@@ -4,12 +4,15 @@ PPO only ever talks to :class:`JointDistribution`: ``sample``, ``log_prob`` (sum
 ``entropy`` (one entry per head, so each head can have its own entropy coefficient) and ``mode``
 (greedy action for deterministic evaluation). A single-head policy is a joint distribution with
 one head, so the trainer has no special cases.
+
+The per-head distributions are written here rather than taken from distrax: on the CartPole
+benchmark distrax's Categorical made the whole PPO update 25% slower (145k vs 194k
+env-steps/s on this 2-core CPU); tests check ours against distrax's values.
 """
 from __future__ import annotations
 
 from typing import Any, Sequence
 
-import distrax
 import jax
 import jax.numpy as jnp
 from flax import struct
@@ -20,10 +23,53 @@ Array = jax.Array
 
 
 @struct.dataclass
+class Categorical:
+    """Categorical over the last axis of ``logits[B, n]``."""
+
+    logits: Array
+
+    def sample(self, seed: Array) -> Array:
+        return jax.random.categorical(seed, self.logits)
+
+    def mode(self) -> Array:
+        return jnp.argmax(self.logits, axis=-1)
+
+    def log_prob(self, action: Array) -> Array:
+        logp = jax.nn.log_softmax(self.logits)
+        return jnp.take_along_axis(logp, action[..., None].astype(jnp.int32), axis=-1)[..., 0]
+
+    def entropy(self) -> Array:
+        logp = jax.nn.log_softmax(self.logits)
+        return -jnp.sum(jnp.exp(logp) * logp, axis=-1)
+
+
+@struct.dataclass
+class DiagGaussian:
+    """Independent Gaussians over the last axis; log-prob and entropy summed over it."""
+
+    mean: Array
+    log_std: Array
+
+    def sample(self, seed: Array) -> Array:
+        return self.mean + jnp.exp(self.log_std) * jax.random.normal(seed, self.mean.shape)
+
+    def mode(self) -> Array:
+        return self.mean
+
+    def log_prob(self, action: Array) -> Array:
+        z = (action - self.mean) * jnp.exp(-self.log_std)
+        return jnp.sum(-0.5 * z**2 - self.log_std - 0.5 * jnp.log(2 * jnp.pi), axis=-1)
+
+    def entropy(self) -> Array:
+        return jnp.sum(self.log_std + 0.5 * jnp.log(2 * jnp.pi * jnp.e), axis=-1)
+
+
+@struct.dataclass
 class JointDistribution:
     """Independent heads; actions are stacked along the last axis when there are several.
 
-    ``heads``: a tuple of distrax distributions with equal batch shape ``B``.
+    ``heads``: a tuple of head distributions (:class:`Categorical`, :class:`DiagGaussian`) with
+    equal batch shape ``B``.
     ``stack``: static; False for a single head, whose action keeps the head's own shape
     (``B`` for categorical, ``B + (d,)`` for Gaussian).
     """
@@ -45,7 +91,7 @@ class JointDistribution:
 
     def sample(self, key: Array) -> Array:
         keys = jax.random.split(key, self.num_heads)
-        return self._join([h.sample(seed=k) for h, k in zip(self.heads, keys)])
+        return self._join([h.sample(k) for h, k in zip(self.heads, keys)])
 
     def mode(self) -> Array:
         return self._join([h.mode() for h in self.heads])
@@ -60,16 +106,16 @@ class JointDistribution:
 
 
 def categorical(logits: Array) -> JointDistribution:
-    return JointDistribution((distrax.Categorical(logits=logits),))
+    return JointDistribution((Categorical(logits),))
 
 
 def gaussian(mean: Array, log_std: Array) -> JointDistribution:
     """Diagonal Gaussian over the last axis; one head (entropy summed over dimensions)."""
-    return JointDistribution((distrax.MultivariateNormalDiag(mean, jnp.exp(log_std)),))
+    return JointDistribution((DiagGaussian(mean, log_std),))
 
 
 def multi_categorical(logits: Sequence[Array]) -> JointDistribution:
-    return JointDistribution(tuple(distrax.Categorical(logits=l) for l in logits), stack=True)
+    return JointDistribution(tuple(Categorical(l) for l in logits), stack=True)
 
 
 def make_distribution(space: Discrete | MultiDiscrete | Box, policy_out: Any) -> JointDistribution:

@@ -26,7 +26,8 @@ class RunnerConfig:
     eval_episodes: int = 10
     eval_seed: int = 12345
     eval_max_steps: int = 0  # 0 = the environment's own limit
-    checkpoint_every: int = 0  # updates between checkpoints (rounded to chunks); 0 = every chunk
+    checkpoint_every: int = 0  # updates between checkpoints (rounded to chunks); 0 = by wall time
+    checkpoint_minutes: float = 2.0  # with checkpoint_every=0: at most this long between saves
     keep_latest: int = 2
     keep_best: int = 1
     progress: bool = True
@@ -43,6 +44,8 @@ class RunnerConfig:
         for name in ("chunk_updates", "eval_every", "checkpoint_every", "keep_best", "eval_max_steps"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"runner.{name} must be >= 0, got {getattr(self, name)}")
+        if not self.checkpoint_minutes > 0:
+            raise ConfigError(f"runner.checkpoint_minutes must be > 0, got {self.checkpoint_minutes}")
         if len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"runner.seeds has duplicates: {list(self.seeds)}")
 

@@ -165,6 +165,7 @@ class Runner:
         eval_return = None
         last_eval = None
         train_seconds = 0.0
+        last_save = time.monotonic()
         update = start
         try:
             while update < self.num_updates:
@@ -186,9 +187,12 @@ class Runner:
                     last_eval = self.evaluate(ts)["return"]
                     eval_return = last_eval.mean(axis=1)
                     logger.log_eval(update, batch, eval_return)
-                ckpt_now = update == self.num_updates or not rc.checkpoint_every or (
-                    update // rc.checkpoint_every > prev // rc.checkpoint_every)
-                if ckpt_now:
+                if rc.checkpoint_every:
+                    ckpt_now = update // rc.checkpoint_every > prev // rc.checkpoint_every
+                else:  # saving costs a few % of a short run; bound the work lost to a crash instead
+                    ckpt_now = time.monotonic() - last_save >= 60 * rc.checkpoint_minutes
+                if ckpt_now or update == self.num_updates:
+                    last_save = time.monotonic()
                     ckpt.save(update, ts, None if eval_return is None else float(np.mean(eval_return)))
                 bar.update(k * batch)
                 bar.set_postfix_str(_postfix(update * batch * len(self.members), train_seconds, latest_return, eval_return))

@@ -90,3 +90,24 @@ def test_per_head_entropy_coefficients_change_the_loss():
     l0, m0 = ppo_loss(params, net.apply, space, cfg, h0, mb)
     l1, m1 = ppo_loss(params, net.apply, space, cfg, h1, mb)
     np.testing.assert_allclose(float(l0 - l1), float(m0["entropy_head1"]), rtol=1e-5)
+
+
+def test_distributions_agree_with_distrax():
+    import distrax
+
+    from rljax.distributions import Categorical, DiagGaussian
+
+    logits = jax.random.normal(jax.random.PRNGKey(0), (5, 4))
+    a = jnp.asarray([0, 1, 2, 3, 1])
+    ours, ref = Categorical(logits), distrax.Categorical(logits=logits)
+    np.testing.assert_allclose(ours.log_prob(a), ref.log_prob(a), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ours.entropy(), ref.entropy(), rtol=1e-5, atol=1e-6)
+    mean, log_std = jax.random.normal(jax.random.PRNGKey(1), (2, 5, 3))
+    x = jax.random.normal(jax.random.PRNGKey(2), (5, 3))
+    g, gref = DiagGaussian(mean, log_std), distrax.MultivariateNormalDiag(mean, jnp.exp(log_std))
+    np.testing.assert_allclose(g.log_prob(x), gref.log_prob(x), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(g.entropy(), gref.entropy(), rtol=1e-5, atol=1e-5)
+    # sampling follows the probabilities
+    samples = \
+        jax.vmap(lambda k: Categorical(jnp.log(jnp.asarray([0.2, 0.8]))).sample(k))(jax.random.split(jax.random.PRNGKey(3), 4000))
+    assert abs(float(samples.mean()) - 0.8) < 0.03

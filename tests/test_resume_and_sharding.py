@@ -15,7 +15,7 @@ from experiments.cartpole import EXPERIMENT
 from rljax.runner import Runner, resume_runner
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OVERRIDES = ["ppo.total_timesteps=10240", "runner.chunk_updates=2", "runner.progress=false",
+OVERRIDES = ["ppo.total_timesteps=10240", "runner.chunk_updates=2", "runner.checkpoint_every=4", "runner.progress=false",
              "runner.eval_episodes=2", "runner.eval_max_steps=50", "runner.num_seeds=2"]
 
 

@@ -1,0 +1,305 @@
+"""CartPole PPO throughput: rljax vs a hand-fused JAX loop vs Stable-Baselines3, and 16 seeds
+vmapped vs one after another. Every measurement runs in a fresh subprocess (so the XLA device
+count can differ) on the same machine in the same invocation; compile time is excluded from
+env-steps/s and printed apart.
+
+    python -m experiments.bench_cartpole            # everything (SB3 needs torch, see README)
+    python -m experiments.bench_cartpole --skip-sb3 --steps 200000
+
+SB3 and torch are benchmark-only dependencies: ``pip install torch==2.13.0 stable-baselines3``
+(on these machines 2.13.0 is a local CPU wheel; other versions pull a multi-GB CUDA build).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# PureJaxRL's CartPole settings.
+NUM_ENVS, NUM_STEPS, EPOCHS, MINIBATCHES, LR = 4, 128, 4, 4, 2.5e-4
+GAMMA, LAMBDA, CLIP, ENT, VF, MAX_GRAD = 0.99, 0.95, 0.2, 0.01, 0.5, 0.5
+
+
+# ----------------------------------------------------------------------------------------
+# Measurements (each runs inside its own subprocess)
+# ----------------------------------------------------------------------------------------
+def measure_rljax(steps: int, seeds: int, devices: int) -> dict:
+    """The library path users take: Runner with default cartpole config."""
+    import jax
+
+    if devices > 1:
+        jax.config.update("jax_num_cpu_devices", devices)
+    import tempfile
+
+    from experiments.cartpole import EXPERIMENT
+    from rljax.runner import Runner
+
+    cfg = EXPERIMENT.make_config(overrides=[f"ppo.total_timesteps={steps}", f"runner.num_seeds={seeds}",
+                                            "runner.progress=false", "runner.eval_episodes=20"])
+    with tempfile.TemporaryDirectory() as d:
+        s = Runner(EXPERIMENT, cfg, d).run()
+    return {"steps_per_second": s["total_steps_per_second"], "compile_seconds": s["compile_seconds"],
+            "eval_return": s["eval_return_mean"], "devices": jax.device_count()}
+
+
+def measure_sequential(steps: int, seeds: int) -> dict:
+    """The same seeds one after another, reusing one compiled single-member program."""
+    import tempfile
+    from functools import partial
+
+    import jax
+    import numpy as np
+
+    from experiments.cartpole import EXPERIMENT
+    from rljax.runner import Runner
+
+    cfg = EXPERIMENT.make_config(overrides=[f"ppo.total_timesteps={steps}", "runner.progress=false"])
+    with tempfile.TemporaryDirectory() as d:
+        runner = Runner(EXPERIMENT, cfg, d)
+        t0 = time.perf_counter()
+        run = jax.jit(jax.vmap(partial(runner.trainer.chunk, num_updates=runner.num_updates))).lower(runner.init_state()).compile()
+        compile_s = time.perf_counter() - t0
+        total, returns = 0.0, []
+        for seed in range(seeds):
+            r = Runner(EXPERIMENT, cfg.__class__(ppo=cfg.ppo, runner=cfg.runner.__class__(seed=seed, progress=False)), d)
+            ts = r.init_state()
+            t0 = time.perf_counter()
+            ts, _ = run(ts)
+            jax.block_until_ready(ts)
+            total += time.perf_counter() - t0
+            returns.append(float(r.evaluate(ts)["return"].mean()))
+    return {"steps_per_second": seeds * runner.num_updates * cfg.ppo.batch_size / total,
+            "compile_seconds": compile_s, "eval_return": float(np.mean(returns))}
+
+
+def measure_handfused(steps: int) -> dict:
+    """The tightest single-function PPO we could write for this config: plain jnp MLPs, gymnax
+    physics with reset only where done, everything in one jit."""
+    import gymnax
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    import optax
+
+    env, env_params = gymnax.make("CartPole-v1")
+    num_updates = steps // (NUM_ENVS * NUM_STEPS)
+    batch = NUM_ENVS * NUM_STEPS
+    mb = batch // MINIBATCHES
+
+    def dense(key, n_in, n_out, gain):
+        return {"w": jax.nn.initializers.orthogonal(gain)(key, (n_in, n_out)), "b": jnp.zeros(n_out)}
+
+    def init(key):
+        k = jax.random.split(key, 6)
+        g = np.sqrt(2)
+        return {"a": [dense(k[0], 4, 64, g), dense(k[1], 64, 64, g), dense(k[2], 64, 2, 0.01)],
+                "c": [dense(k[3], 4, 64, g), dense(k[4], 64, 64, g), dense(k[5], 64, 1, 1.0)]}
+
+    def mlp(layers, x):
+        for l in layers[:-1]:
+            x = jnp.tanh(x @ l["w"] + l["b"])
+        return x @ layers[-1]["w"] + layers[-1]["b"]
+
+    def forward(p, obs):
+        return mlp(p["a"], obs), mlp(p["c"], obs)[..., 0]
+
+    tx = optax.chain(optax.clip_by_global_norm(MAX_GRAD),
+                     optax.adam(lambda c: LR * (1 - (c // (EPOCHS * MINIBATCHES)) / num_updates), eps=1e-5))
+
+    def train(key):
+        key, pk, rk = jax.random.split(key, 3)
+        params = init(pk)
+        opt = tx.init(params)
+        obs, st = jax.vmap(env.reset_env, (0, None))(jax.random.split(rk, NUM_ENVS), env_params)
+
+        def update(carry, _):
+            params, opt, st, obs, key = carry
+
+            def step(c, _):
+                st, obs, key = c
+                key, ak, rk = jax.random.split(key, 3)
+                logits, v = forward(params, obs)
+                a = jax.random.categorical(ak, logits)
+                logp = jax.nn.log_softmax(logits)[jnp.arange(NUM_ENVS), a]
+                nobs, nst, r, term, _ = jax.vmap(env.step_env, (None, 0, 0, None))(rk, st, a, env_params)
+                trunc = nst.time >= env_params.max_steps_in_episode
+                done = term | trunc
+                bv = jnp.where(trunc & ~term, forward(params, nobs)[1], 0.0)
+
+                def reset(_):
+                    ro, rs = jax.vmap(env.reset_env, (0, None))(jax.random.split(rk, NUM_ENVS), env_params)
+                    sel = lambda x, y: jnp.where(done.reshape((-1,) + (1,) * (x.ndim - 1)), x, y)
+                    return sel(ro, nobs), jax.tree.map(sel, rs, nst)
+
+                nobs2, nst2 = jax.lax.cond(done.any(), reset, lambda _: (nobs, nst), None)
+                return (nst2, nobs2, key), (obs, a, logp, v, r, term, done, bv)
+
+            (st, obs, key), (o, a, lp, v, r, term, done, bv) = jax.lax.scan(step, (st, obs, key), None, NUM_STEPS)
+            last_v = forward(params, obs)[1]
+            nv = jnp.where(done, bv, jnp.concatenate([v[1:], last_v[None]]))
+            delta = r + GAMMA * nv * (1 - term) - v
+
+            def back(g, x):
+                d, dn = x
+                g = d + GAMMA * LAMBDA * (1 - dn) * g
+                return g, g
+
+            _, adv = jax.lax.scan(back, jnp.zeros(NUM_ENVS), (delta, done), reverse=True)
+            tgt = adv + v
+            data = jax.tree.map(lambda x: x.reshape((batch,) + x.shape[2:]), (o, a, lp, v, adv, tgt))
+
+            def loss(p, d):
+                o, a, lp, v, adv, tgt = d
+                logits, nv = forward(p, o)
+                logps = jax.nn.log_softmax(logits)
+                ratio = jnp.exp(logps[jnp.arange(mb), a] - lp)
+                adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+                pg = -jnp.minimum(ratio * adv, jnp.clip(ratio, 1 - CLIP, 1 + CLIP) * adv).mean()
+                vc = v + jnp.clip(nv - v, -CLIP, CLIP)
+                vl = 0.5 * jnp.maximum((nv - tgt) ** 2, (vc - tgt) ** 2).mean()
+                ent = -(jnp.exp(logps) * logps).sum(-1).mean()
+                return pg + VF * vl - ENT * ent
+
+            def epoch(c, k):
+                perm = jax.random.permutation(k, batch)
+                mbs = jax.tree.map(lambda x: x[perm].reshape((MINIBATCHES, mb) + x.shape[1:]), data)
+
+                def mstep(c, d):
+                    p, s = c
+                    g = jax.grad(loss)(p, d)
+                    u, s = tx.update(g, s, p)
+                    return (optax.apply_updates(p, u), s), None
+
+                return jax.lax.scan(mstep, c, mbs)[0], None
+
+            key, ek = jax.random.split(key)
+            (params, opt), _ = jax.lax.scan(epoch, (params, opt), jax.random.split(ek, EPOCHS))
+            return (params, opt, st, obs, key), None
+
+        (params, *_), _ = jax.lax.scan(update, (params, opt, st, obs, key), None, num_updates)
+        return params
+
+    def evaluate(params, key):
+        def episode(k):
+            obs, st = env.reset_env(k, env_params)
+
+            def step(c, _):
+                obs, st, alive, ret = c
+                a = jnp.argmax(forward(params, obs)[0])
+                obs, st, r, term, _ = env.step_env(k, st, a, env_params)
+                ret = ret + alive * r
+                alive = alive * (1 - (term | (st.time >= env_params.max_steps_in_episode)))
+                return (obs, st, alive, ret), None
+
+            return jax.lax.scan(step, (obs, st, 1.0, 0.0), None, 500)[0][3]
+
+        return jax.vmap(episode)(jax.random.split(key, 20)).mean()
+
+    t0 = time.perf_counter()
+    fn = jax.jit(train).lower(jax.random.PRNGKey(0)).compile()
+    compile_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    params = jax.block_until_ready(fn(jax.random.PRNGKey(0)))
+    secs = time.perf_counter() - t0
+    return {"steps_per_second": num_updates * batch / secs, "compile_seconds": compile_s,
+            "eval_return": float(jax.jit(evaluate)(params, jax.random.PRNGKey(1)))}
+
+
+def measure_sb3(steps: int) -> dict:
+    import gymnasium as gym
+    import numpy as np
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    venv = make_vec_env("CartPole-v1", n_envs=NUM_ENVS, seed=0)
+    model = PPO("MlpPolicy", venv, n_steps=NUM_STEPS, batch_size=NUM_ENVS * NUM_STEPS // MINIBATCHES,
+                n_epochs=EPOCHS, learning_rate=lambda frac: LR * frac, gamma=GAMMA, gae_lambda=LAMBDA,
+                clip_range=CLIP, clip_range_vf=CLIP, ent_coef=ENT, vf_coef=VF, max_grad_norm=MAX_GRAD,
+                policy_kwargs=dict(net_arch=dict(pi=[64, 64], vf=[64, 64]), activation_fn=torch.nn.Tanh),
+                seed=0, device="cpu", verbose=0)
+    t0 = time.perf_counter()
+    model.learn(total_timesteps=steps)
+    secs = time.perf_counter() - t0
+    mean, _ = evaluate_policy(model, gym.make("CartPole-v1"), n_eval_episodes=20, deterministic=True)
+    return {"steps_per_second": steps / secs, "compile_seconds": 0.0, "eval_return": float(mean),
+            "torch": torch.__version__}
+
+
+# ----------------------------------------------------------------------------------------
+def _child(kind: str, args: list[str]) -> dict | None:
+    env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu")
+    proc = subprocess.run([sys.executable, "-m", "experiments.bench_cartpole", "--child", kind, *args],
+                          cwd=ROOT, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        print(f"  [{kind}] failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}")
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _row(name: str, r: dict | None, ref: float | None = None) -> None:
+    if r is None:
+        print(f"  {name:<44} (skipped)")
+        return
+    ratio = f"  x{r['steps_per_second'] / ref:6.2f}" if ref else ""
+    print(f"  {name:<44} {r['steps_per_second']:>11,.0f} steps/s{ratio}   eval return {r['eval_return']:6.1f}"
+          f"   compile {r['compile_seconds']:4.1f}s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=500_000)
+    p.add_argument("--seeds", type=int, default=16)
+    p.add_argument("--sb3-steps", type=int, default=None, help="default: --steps")
+    p.add_argument("--skip-sb3", action="store_true")
+    p.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--devices", type=int, default=1, help=argparse.SUPPRESS)
+    a = p.parse_args(argv)
+    if a.child:
+        fn = {"rljax": lambda: measure_rljax(a.steps, a.seeds, a.devices),
+              "sequential": lambda: measure_sequential(a.steps, a.seeds),
+              "handfused": lambda: measure_handfused(a.steps),
+              "sb3": lambda: measure_sb3(a.steps)}[a.child]
+        print(json.dumps(fn()))
+        return 0
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    print(f"CartPole PPO benchmark: {a.steps:,} steps, {NUM_ENVS} envs x {NUM_STEPS} steps, "
+          f"{os.cpu_count()} CPU cores ({cpu})")
+    print("single seed:")
+    ours = _child("rljax", ["--steps", str(a.steps), "--seeds", "1"])
+    fused = _child("handfused", ["--steps", str(a.steps)])
+    sb3 = None if a.skip_sb3 else _child("sb3", ["--steps", str(a.sb3_steps or a.steps)])
+    ref = sb3["steps_per_second"] if sb3 else None
+    _row("Stable-Baselines3 PPO (reference)", sb3)
+    _row("hand-fused single-function JAX loop", fused, ref)
+    _row("rljax runner (rljax run cartpole)", ours, ref)
+    if ours and fused:
+        print(f"  rljax / hand-fused: {ours['steps_per_second'] / fused['steps_per_second']:.3f} "
+              f"(library overhead {100 * (1 - ours['steps_per_second'] / fused['steps_per_second']):+.1f}%)")
+    print(f"{a.seeds} seeds:")
+    seq = _child("sequential", ["--steps", str(a.steps), "--seeds", str(a.seeds)])
+    vm1 = _child("rljax", ["--steps", str(a.steps), "--seeds", str(a.seeds), "--devices", "1"])
+    cores = os.cpu_count() or 1
+    vmn = _child("rljax", ["--steps", str(a.steps), "--seeds", str(a.seeds), "--devices", str(cores)]) if cores > 1 else None
+    base = seq["steps_per_second"] if seq else None
+    _row(f"{a.seeds} seeds one after another (reference)", seq)
+    _row(f"{a.seeds} seeds vmapped, 1 XLA device", vm1, base)
+    _row(f"{a.seeds} seeds vmapped, sharded over {cores} CPU devices", vmn, base)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
