@@ -1,7 +1,8 @@
 """CartPole PPO throughput: rljax vs a hand-fused JAX loop vs Stable-Baselines3, and 16 seeds
 vmapped vs one after another. Every measurement runs in a fresh subprocess (so the XLA device
 count can differ) on the same machine in the same invocation; compile time is excluded from
-env-steps/s and printed apart.
+env-steps/s and printed apart. Single-seed JAX figures are the median of ``--repeats`` runs
+(this VM's run-to-run spread is about +-15%).
 
     python -m experiments.bench_cartpole            # everything (SB3 needs torch, see README)
     python -m experiments.bench_cartpole --skip-sb3 --steps 200000
@@ -29,8 +30,9 @@ GAMMA, LAMBDA, CLIP, ENT, VF, MAX_GRAD = 0.99, 0.95, 0.2, 0.01, 0.5, 0.5
 # ----------------------------------------------------------------------------------------
 # Measurements (each runs inside its own subprocess)
 # ----------------------------------------------------------------------------------------
-def measure_rljax(steps: int, seeds: int, devices: int) -> dict:
-    """The library path users take: Runner with default cartpole config."""
+def measure_rljax(steps: int, seeds: int, devices: int, repeats: int) -> dict:
+    """The library path users take: Runner with default cartpole config (median of repeats;
+    the compiled chunks are reused between repeats)."""
     import jax
 
     if devices > 1:
@@ -42,10 +44,16 @@ def measure_rljax(steps: int, seeds: int, devices: int) -> dict:
 
     cfg = EXPERIMENT.make_config(overrides=[f"ppo.total_timesteps={steps}", f"runner.num_seeds={seeds}",
                                             "runner.progress=false", "runner.eval_episodes=20"])
+    runs = []
     with tempfile.TemporaryDirectory() as d:
-        s = Runner(EXPERIMENT, cfg, d).run()
-    return {"steps_per_second": s["total_steps_per_second"], "compile_seconds": s["compile_seconds"],
-            "eval_return": s["eval_return_mean"], "devices": jax.device_count()}
+        runner = Runner(EXPERIMENT, cfg, d)
+        for i in range(repeats):
+            runner.out_dir = os.path.join(d, str(i))
+            runs.append(runner.run())
+    s = sorted(runs, key=lambda r: r["total_steps_per_second"])[len(runs) // 2]
+    return {"steps_per_second": s["total_steps_per_second"], "compile_seconds": runs[0]["compile_seconds"],
+            "eval_return": s["eval_return_mean"], "devices": jax.device_count(),
+            "all_steps_per_second": [r["total_steps_per_second"] for r in runs]}
 
 
 def measure_sequential(steps: int, seeds: int) -> dict:
@@ -78,7 +86,7 @@ def measure_sequential(steps: int, seeds: int) -> dict:
             "compile_seconds": compile_s, "eval_return": float(np.mean(returns))}
 
 
-def measure_handfused(steps: int) -> dict:
+def measure_handfused(steps: int, repeats: int) -> dict:
     """The tightest single-function PPO we could write for this config: plain jnp MLPs, gymnax
     physics with reset only where done, everything in one jit."""
     import gymnax
@@ -204,11 +212,14 @@ def measure_handfused(steps: int) -> dict:
     t0 = time.perf_counter()
     fn = jax.jit(train).lower(jax.random.PRNGKey(0)).compile()
     compile_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    params = jax.block_until_ready(fn(jax.random.PRNGKey(0)))
-    secs = time.perf_counter() - t0
-    return {"steps_per_second": num_updates * batch / secs, "compile_seconds": compile_s,
-            "eval_return": float(jax.jit(evaluate)(params, jax.random.PRNGKey(1)))}
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        params = jax.block_until_ready(fn(jax.random.PRNGKey(0)))
+        times.append(time.perf_counter() - t0)
+    rates = [num_updates * batch / t for t in times]
+    return {"steps_per_second": sorted(rates)[len(rates) // 2], "compile_seconds": compile_s,
+            "eval_return": float(jax.jit(evaluate)(params, jax.random.PRNGKey(1))), "all_steps_per_second": rates}
 
 
 def measure_sb3(steps: int) -> dict:
@@ -260,13 +271,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, default=16)
     p.add_argument("--sb3-steps", type=int, default=None, help="default: --steps")
     p.add_argument("--skip-sb3", action="store_true")
+    p.add_argument("--repeats", type=int, default=3, help="JAX measurements: median of this many runs")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--devices", type=int, default=1, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.child:
-        fn = {"rljax": lambda: measure_rljax(a.steps, a.seeds, a.devices),
+        fn = {"rljax": lambda: measure_rljax(a.steps, a.seeds, a.devices, a.repeats),
               "sequential": lambda: measure_sequential(a.steps, a.seeds),
-              "handfused": lambda: measure_handfused(a.steps),
+              "handfused": lambda: measure_handfused(a.steps, a.repeats),
               "sb3": lambda: measure_sb3(a.steps)}[a.child]
         print(json.dumps(fn()))
         return 0
@@ -279,8 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"CartPole PPO benchmark: {a.steps:,} steps, {NUM_ENVS} envs x {NUM_STEPS} steps, "
           f"{os.cpu_count()} CPU cores ({cpu})")
     print("single seed:")
-    ours = _child("rljax", ["--steps", str(a.steps), "--seeds", "1"])
-    fused = _child("handfused", ["--steps", str(a.steps)])
+    rep = ["--repeats", str(a.repeats)]
+    ours = _child("rljax", ["--steps", str(a.steps), "--seeds", "1", *rep])
+    fused = _child("handfused", ["--steps", str(a.steps), *rep])
     sb3 = None if a.skip_sb3 else _child("sb3", ["--steps", str(a.sb3_steps or a.steps)])
     ref = sb3["steps_per_second"] if sb3 else None
     _row("Stable-Baselines3 PPO (reference)", sb3)
@@ -291,9 +304,9 @@ def main(argv: list[str] | None = None) -> int:
               f"(library overhead {100 * (1 - ours['steps_per_second'] / fused['steps_per_second']):+.1f}%)")
     print(f"{a.seeds} seeds:")
     seq = _child("sequential", ["--steps", str(a.steps), "--seeds", str(a.seeds)])
-    vm1 = _child("rljax", ["--steps", str(a.steps), "--seeds", str(a.seeds), "--devices", "1"])
+    vm1 = _child("rljax", ["--steps", str(a.steps), "--seeds", str(a.seeds), "--devices", "1", "--repeats", "1"])
     cores = os.cpu_count() or 1
-    vmn = _child("rljax", ["--steps", str(a.steps), "--seeds", str(a.seeds), "--devices", str(cores)]) if cores > 1 else None
+    vmn = _child("rljax", ["--steps", str(a.steps), "--seeds", str(a.seeds), "--devices", str(cores), "--repeats", "1"]) if cores > 1 else None
     base = seq["steps_per_second"] if seq else None
     _row(f"{a.seeds} seeds one after another (reference)", seq)
     _row(f"{a.seeds} seeds vmapped, 1 XLA device", vm1, base)

@@ -164,17 +164,20 @@ class Runner:
         latest_return = np.full(len(self.members), np.nan)
         eval_return = None
         last_eval = None
-        train_seconds = 0.0
+        # Training throughput counts the loop's wall time (chunks, transfers, logging) minus
+        # compilation, evaluation, checkpoint writes and callbacks, which are reported apart:
+        # they are fixed costs that do not scale with steps (a save is ~0.1 s).
+        loop_start, excluded = time.perf_counter(), -self.compile_seconds
+        self.eval_seconds = self.checkpoint_seconds = 0.0
+        train_seconds = lambda: time.perf_counter() - loop_start - excluded - self.compile_seconds
         last_save = time.monotonic()
         update = start
         try:
             while update < self.num_updates:
                 k = min(self.chunk_updates, self.num_updates - update)
                 fn = self.chunk_fn(k, ts)
-                t0 = time.perf_counter()
                 ts, metrics = fn(ts)
                 metrics = jax.tree.map(np.asarray, metrics)
-                train_seconds += time.perf_counter() - t0
                 episodes = metrics.pop("episodes", None) if isinstance(metrics.get("episodes"), dict) else None
                 logger.log_updates(update, batch, metrics)
                 if episodes is not None:
@@ -184,21 +187,32 @@ class Runner:
                 eval_now = update == self.num_updates or (rc.eval_every and update // rc.eval_every > prev // rc.eval_every)
                 eval_return = None
                 if eval_now:
+                    t0 = time.perf_counter()
                     last_eval = self.evaluate(ts)["return"]
                     eval_return = last_eval.mean(axis=1)
                     logger.log_eval(update, batch, eval_return)
+                    self.eval_seconds += time.perf_counter() - t0
+                    excluded += time.perf_counter() - t0
                 if rc.checkpoint_every:
                     ckpt_now = update // rc.checkpoint_every > prev // rc.checkpoint_every
                 else:  # saving costs a few % of a short run; bound the work lost to a crash instead
                     ckpt_now = time.monotonic() - last_save >= 60 * rc.checkpoint_minutes
                 if ckpt_now or update == self.num_updates:
-                    last_save = time.monotonic()
+                    t0 = last_save = time.monotonic()
                     ckpt.save(update, ts, None if eval_return is None else float(np.mean(eval_return)))
+                    if update == self.num_updates:
+                        ckpt.wait()
+                    self.checkpoint_seconds += time.monotonic() - t0
+                    excluded += time.monotonic() - t0
                 bar.update(k * batch)
-                bar.set_postfix_str(_postfix(update * batch * len(self.members), train_seconds, latest_return, eval_return))
+                bar.set_postfix_str(_postfix((update - start) * batch * len(self.members), train_seconds(),
+                                             latest_return, eval_return))
+                t0 = time.perf_counter()
                 for cb in self.on_chunk_end:
                     cb(ChunkContext(self, update, ts, metrics))
+                excluded += time.perf_counter() - t0
             ckpt.wait()
+            train_seconds = train_seconds()
         finally:
             bar.close()
             logger.close()
@@ -246,6 +260,8 @@ class Runner:
             "total_steps_per_second": sps * len(self.members),
             "train_seconds": train_seconds,
             "compile_seconds": self.compile_seconds,
+            "eval_seconds": self.eval_seconds,
+            "checkpoint_seconds": self.checkpoint_seconds,
             "resumed_from_update": start,
         }
 
