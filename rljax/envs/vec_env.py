@@ -59,8 +59,16 @@ class VecEnv:
         self.has_tag = "tag" in env.info_keys()
 
     # -- helpers ---------------------------------------------------------------------------
+    @property
+    def shared_params(self) -> bool:
+        """Without a sampler or batched params every instance uses ``base_params`` as is:
+        they are then not copied per instance (scalar parameters keep the env step cheaper)."""
+        return self.param_sampler is None and not self.batched_params
+
     def _instance_params(self, keys: Array, base_params: Any) -> Any:
         in_axes = 0 if self.batched_params else None
+        if self.shared_params:
+            return ()
         if self.param_sampler is None:
             if self.batched_params:
                 return base_params
@@ -70,8 +78,14 @@ class VecEnv:
     def _reset_all(self, key: Array, base_params: Any) -> tuple[Array, Any, Any]:
         pkey, rkey = jax.random.split(key)
         params = self._instance_params(jax.random.split(pkey, self.num_envs), base_params)
-        obs, state = jax.vmap(self.env.reset)(jax.random.split(rkey, self.num_envs), params)
+        obs, state = self._vmap(self.env.reset)(jax.random.split(rkey, self.num_envs), params, base_params)
         return obs, state, params
+
+    def _vmap(self, fn):
+        """``fn(*args, params)`` over instances; ``params`` is per instance unless shared."""
+        if self.shared_params:
+            return lambda *args: jax.vmap(fn, in_axes=(0,) * (len(args) - 2) + (None,))(*args[:-2], args[-1])
+        return lambda *args: jax.vmap(fn)(*args[:-1])
 
     # -- protocol --------------------------------------------------------------------------
     def reset(self, key: Array, base_params: Any) -> tuple[Array, VecEnvState]:
@@ -96,8 +110,8 @@ class VecEnv:
         ``episode_return``, ``episode_length`` and ``episode_<k>`` for every summed ``ep_<k>``.
         """
         skey, rkey = jax.random.split(key)
-        obs, state, reward, terminated, truncated, env_info = jax.vmap(self.env.step)(
-            jax.random.split(skey, self.num_envs), vstate.env_state, action, vstate.params
+        obs, state, reward, terminated, truncated, env_info = self._vmap(self.env.step)(
+            jax.random.split(skey, self.num_envs), vstate.env_state, action, vstate.params, base_params
         )
         terminated = jnp.asarray(terminated, bool)
         # A step that both terminates and hits the limit is a termination: no bootstrap.
@@ -113,7 +127,7 @@ class VecEnv:
             return (
                 jnp.where(done.reshape((-1,) + (1,) * (obs.ndim - 1)), r_obs, obs),
                 jax.vmap(tree_select)(done, r_state, state),
-                jax.vmap(tree_select)(done, r_params, vstate.params),
+                r_params if self.shared_params else jax.vmap(tree_select)(done, r_params, vstate.params),
             )
 
         new_obs, new_state, new_params = jax.lax.cond(
