@@ -78,14 +78,14 @@ class VecEnv:
     def _reset_all(self, key: Array, base_params: Any) -> tuple[Array, Any, Any]:
         pkey, rkey = jax.random.split(key)
         params = self._instance_params(jax.random.split(pkey, self.num_envs), base_params)
-        obs, state = self._vmap(self.env.reset)(jax.random.split(rkey, self.num_envs), params, base_params)
+        obs, state = self._batched(self.env.reset, (jax.random.split(rkey, self.num_envs),), params, base_params)
         return obs, state, params
 
-    def _vmap(self, fn):
-        """``fn(*args, params)`` over instances; ``params`` is per instance unless shared."""
+    def _batched(self, fn: Callable, args: tuple, instance_params: Any, base_params: Any) -> Any:
+        """``fn(*args, params)`` over instances, with shared or per-instance ``params``."""
         if self.shared_params:
-            return lambda *args: jax.vmap(fn, in_axes=(0,) * (len(args) - 2) + (None,))(*args[:-2], args[-1])
-        return lambda *args: jax.vmap(fn)(*args[:-1])
+            return jax.vmap(fn, in_axes=(0,) * len(args) + (None,))(*args, base_params)
+        return jax.vmap(fn)(*args, instance_params)
 
     # -- protocol --------------------------------------------------------------------------
     def reset(self, key: Array, base_params: Any) -> tuple[Array, VecEnvState]:
@@ -110,8 +110,8 @@ class VecEnv:
         ``episode_return``, ``episode_length`` and ``episode_<k>`` for every summed ``ep_<k>``.
         """
         skey, rkey = jax.random.split(key)
-        obs, state, reward, terminated, truncated, env_info = self._vmap(self.env.step)(
-            jax.random.split(skey, self.num_envs), vstate.env_state, action, vstate.params, base_params
+        obs, state, reward, terminated, truncated, env_info = self._batched(
+            self.env.step, (jax.random.split(skey, self.num_envs), vstate.env_state, action), vstate.params, base_params
         )
         terminated = jnp.asarray(terminated, bool)
         # A step that both terminates and hits the limit is a termination: no bootstrap.
