@@ -18,6 +18,7 @@ from flax import struct
 
 from rljax.distributions import make_distribution, num_heads
 from rljax.envs.environment import Environment
+from rljax.envs.spaces import Discrete
 from rljax.envs.vec_env import VecEnv, VecEnvState
 from rljax.extensions import Extension
 from rljax.gae import gae
@@ -219,6 +220,9 @@ class Trainer:
         metrics.update(ext_metrics)
         metrics.update(self._episode_metrics(traj["info"]))
         metrics["lr"] = make_lr(h, cfg, ts.update_step)
+        if isinstance(space, Discrete) and space.n <= 32:
+            freq = jax.nn.one_hot(traj["action"], space.n).mean(axis=(0, 1))
+            metrics.update({f"action_frac{i}": freq[i] for i in range(space.n)})
         if self.log_episodes:
             metrics["episodes"] = {k: v for k, v in traj["info"].items() if k.startswith("episode_") or k == "tag"}
 
