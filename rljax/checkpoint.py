@@ -25,7 +25,9 @@ class Checkpointer:
             metadata=metadata or {},
         )
         self.best = None
-        if keep_best > 0:
+        # Two managers saving the same step collide on orbax's per-step barrier names when
+        # several processes save; multi-process runs keep latest-N only.
+        if keep_best > 0 and jax.process_count() == 1:
             self.best = ocp.CheckpointManager(
                 os.path.join(root, "best"),
                 options=ocp.CheckpointManagerOptions(

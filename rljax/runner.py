@@ -26,7 +26,7 @@ from rljax.errors import ConfigError
 from rljax.experiment import Experiment, Setup, load_experiment, validate_config
 from rljax.logger import RunLogger
 from rljax.ppo import NUMERIC_FIELDS
-from rljax.sharding import place_members
+from rljax.sharding import is_primary, place_members, to_host
 from rljax.trainer import TrainState, Trainer
 
 
@@ -136,8 +136,7 @@ class Runner:
 
     def evaluate(self, ts: TrainState) -> dict[str, np.ndarray]:
         """Greedy evaluation of every member on the same fixed keys; ``[M, E]`` per entry."""
-        out = self._eval_fn(ts.params, ts.obs_stats, ts.env_params, self.eval_keys)
-        return jax.tree.map(np.asarray, out)
+        return to_host(self._eval_fn(ts.params, ts.obs_stats, ts.env_params, self.eval_keys))
 
     # -- the loop --------------------------------------------------------------------------
     def run(self) -> dict:
@@ -154,13 +153,16 @@ class Runner:
                 raise ConfigError(f"no complete checkpoint to resume from in {self.out_dir}")
             ts = place_members(ckpt.restore(abstract_like(ts), step))
             start = int(np.asarray(ts.update_step)[0])
-        else:
+        elif is_primary():
             with open(os.path.join(self.out_dir, "run.json"), "w") as f:
                 json.dump(meta, f, indent=1)
-        logger = RunLogger(self.out_dir, [m.name for m in self.members], rc.tensorboard, rc.wandb, rc.wandb_project,
+        # In a multi-process run only process 0 writes logs; the others log into their own folder.
+        log_dir = self.out_dir if is_primary() else os.path.join(self.out_dir, f"process{jax.process_index()}")
+        os.makedirs(log_dir, exist_ok=True)
+        logger = RunLogger(log_dir, [m.name for m in self.members], rc.tensorboard, rc.wandb, rc.wandb_project,
                            rc.wandb_offline, meta["config"], resume_from=start if self.resume else None,
                            log_episodes=rc.log_episodes)
-        bar = _progress(rc.progress, self.num_updates * batch, start * batch, self.experiment.name)
+        bar = _progress(rc.progress and is_primary(), self.num_updates * batch, start * batch, self.experiment.name)
         latest_return = np.full(len(self.members), np.nan)
         eval_return = None
         last_eval = None
@@ -177,7 +179,7 @@ class Runner:
                 k = min(self.chunk_updates, self.num_updates - update)
                 fn = self.chunk_fn(k, ts)
                 ts, metrics = fn(ts)
-                metrics = jax.tree.map(np.asarray, metrics)
+                metrics = to_host(metrics)
                 episodes = metrics.pop("episodes", None) if isinstance(metrics.get("episodes"), dict) else None
                 logger.log_updates(update, batch, metrics)
                 if episodes is not None:
@@ -221,8 +223,9 @@ class Runner:
         if last_eval is None:  # resumed a finished run: nothing was trained here
             last_eval = self.evaluate(ts)["return"]
         summary = self._summary(last_eval, train_seconds, start, latest_return)
-        with open(os.path.join(self.out_dir, "summary.json"), "w") as f:
-            json.dump(summary, f, indent=1)
+        if is_primary():
+            with open(os.path.join(self.out_dir, "summary.json"), "w") as f:
+                json.dump(summary, f, indent=1)
         return summary
 
     # -- records ---------------------------------------------------------------------------
