@@ -90,6 +90,8 @@ class JointDistribution:
         return jnp.stack(parts, axis=-1) if self.stack else parts[0]
 
     def sample(self, key: Array) -> Array:
+        if self.num_heads == 1:  # a split costs a threefry kernel per env step
+            return self.heads[0].sample(key)
         keys = jax.random.split(key, self.num_heads)
         return self._join([h.sample(k) for h, k in zip(self.heads, keys)])
 
@@ -98,7 +100,8 @@ class JointDistribution:
 
     def log_prob(self, action: Array) -> Array:
         """Sum of the heads' log-probabilities, shape ``B``."""
-        return sum(h.log_prob(a) for h, a in zip(self.heads, self._split(action)))
+        parts = [h.log_prob(a) for h, a in zip(self.heads, self._split(action))]
+        return parts[0] if len(parts) == 1 else sum(parts[1:], parts[0])
 
     def entropy(self) -> Array:
         """Per-head entropies, shape ``B + (num_heads,)``."""
