@@ -195,17 +195,17 @@ def success_criteria(summary: Summary, sweep_score: float | None, baseline: Summ
     else:
         thr = sweep_score - (1.0 - mean_fraction) * abs(sweep_score)
         out["mean_vs_sweep"] = Criterion("mean_vs_sweep", bool(summary.mean >= thr), summary.mean, thr,
-                                         f"mean {summary.mean:.4g} >= {thr:.4g} ({mean_fraction:.0%} of sweep "
-                                         f"score {sweep_score:.4g})")
+                                         f"mean {summary.mean:.4g}, needs >= {thr:.4g} ({mean_fraction:.0%} of "
+                                         f"sweep score {sweep_score:.4g})")
     thr = std_fraction * abs(summary.mean)
     out["std_vs_mean"] = Criterion("std_vs_mean", bool(summary.std < thr), summary.std, thr,
-                                   f"std {summary.std:.4g} < {thr:.4g} ({std_fraction:.0%} of abs(mean))")
+                                   f"std {summary.std:.4g}, needs < {thr:.4g} ({std_fraction:.0%} of |mean|)")
     if baseline is None:
         out["ci_vs_baseline"] = Criterion("ci_vs_baseline", None, summary.ci_low, float("nan"), "no baseline")
     else:
         out["ci_vs_baseline"] = Criterion(
             "ci_vs_baseline", bool(summary.ci_low > baseline.ci_high), summary.ci_low, baseline.ci_high,
-            f"CI [{summary.ci_low:.4g}, {summary.ci_high:.4g}] above baseline CI "
+            f"CI [{summary.ci_low:.4g}, {summary.ci_high:.4g}], needs to lie above baseline CI "
             f"[{baseline.ci_low:.4g}, {baseline.ci_high:.4g}]")
     return out
 
