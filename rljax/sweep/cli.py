@@ -24,6 +24,8 @@ def add_sweep_commands(sub: argparse._SubParsersAction) -> None:
     sw.add_argument("--batch", type=int, default=16, help="trials per compiled program")
     sw.add_argument("--steps", type=int, default=None, help="env steps per trial (ppo.total_timesteps)")
     sw.add_argument("--seed", type=int, default=0, help="sampling seed and the trials' training seed")
+    sw.add_argument("--sampler", choices=("random", "tpe"), default="random",
+                    help="tpe: Optuna's TPE through ask/tell after 20 random trials (pip install optuna)")
     sw.add_argument("--preset", default=None)
     sw.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     sw.add_argument("--out", default=None)
@@ -87,7 +89,7 @@ def _sweep(args: argparse.Namespace) -> int:
     out = args.out or os.path.join("checkpoints", f"sweep-{exp.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     t0 = time.perf_counter()
     sweep = run_sweep(exp.name, to_dict(cfg), space, args.trials, args.batch, args.seed, out,
-                      make_train_fn(exp, cfg, os.path.join(out, "runs")))
+                      make_train_fn(exp, cfg, os.path.join(out, "runs")), sampler=args.sampler)
     print(f"\nsweep finished in {time.perf_counter() - t0:.0f}s; best trials:")
     for r in sweep["ranked"][:5]:
         hp = ", ".join(f"{k}={v:.3g}" for k, v in r["hparams"].items())
