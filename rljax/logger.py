@@ -87,7 +87,7 @@ class RunLogger:
 
     def log_updates(self, first_update: int, batch_size: int, metrics: dict[str, np.ndarray]) -> None:
         """``metrics[name]``: ``[M, K]`` for K consecutive updates starting at ``first_update``."""
-        scalars = {k: v for k, v in metrics.items() if k != "episodes" or np.ndim(v) == 2}
+        scalars = {k: v for k, v in metrics.items() if np.ndim(v) == 2}
         num = next(iter(scalars.values())).shape[1]
         for i, series in enumerate(self.updates):
             for j in range(num):

@@ -180,7 +180,7 @@ class Runner:
                 fn = self.chunk_fn(k, ts)
                 ts, metrics = fn(ts)
                 metrics = to_host(metrics)
-                episodes = metrics.pop("episodes", None) if isinstance(metrics.get("episodes"), dict) else None
+                episodes = metrics.pop("episode_records", None)
                 logger.log_updates(update, batch, metrics)
                 if episodes is not None:
                     logger.log_episode_records(update, batch, cfg.ppo.num_envs, episodes)

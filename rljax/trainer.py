@@ -117,9 +117,13 @@ class Trainer:
         key, rollout_key, epoch_key, ext_key = jax.random.split(ts.key, 4)
         info_keys = self._logged_info_keys()
 
-        def env_step(carry, step_key):
-            env_state, obs, obs_stats, rew_norm = carry
-            act_key, env_key = jax.random.split(step_key)
+        # Episode statistics are summed in the scan carry rather than stacked per step: on CPU
+        # every stacked output and carried-but-unused value costs kernels in the step loop.
+        acc_keys = [k for k in info_keys if k not in ("episode_done", "tag")]
+
+        def env_step(carry, step_keys):
+            env_state, obs, obs_stats, rew_norm, acc = carry
+            act_key, env_key = step_keys[0], step_keys[1:]
             obs_in = self._norm_obs(obs_stats, obs)
             pi_out, value = self.apply(ts.params, obs_in)
             dist = make_distribution(space, pi_out)
@@ -140,22 +144,36 @@ class Trainer:
                 train_reward = reward
             if cfg.normalize_obs:
                 obs_stats = obs_stats.update(next_obs.astype(jnp.float32))
+            ended = info["episode_done"].astype(jnp.float32)
+            acc = {"episodes": acc["episodes"] + ended.sum(),
+                   **{k: acc[k] + (info[k] * ended).sum() for k in acc_keys}}
+            if self.num_tags:
+                by_tag = jax.nn.one_hot(info["tag"], self.num_tags) * ended[:, None]
+                acc["tag_episodes"] = acc["tag_episodes"] + by_tag.sum(0)
+                acc["tag_return"] = acc["tag_return"] + (by_tag * info["episode_return"][:, None]).sum(0)
             out = {
                 "obs": obs_in, "action": action, "log_prob": log_prob, "value": value,
                 "reward": train_reward, "terminated": term, "truncated": trunc, "boot": boot,
-                "info": {k: info[k] for k in info_keys},
             }
-            # Every stacked output costs an update per step inside XLA's while loop (unused ones
-            # are not pruned there); on CartPole they were a measurable share of the step.
+            if self.log_episodes:
+                out["info"] = {k: info[k] for k in info_keys}
             if self.extensions:
                 out.update(raw_obs=obs, final_obs=info["final_obs"])
-            return (env_state, next_obs, obs_stats, rew_norm), out
+            return (env_state, next_obs, obs_stats, rew_norm, acc), out
 
-        (env_state, last_obs, obs_stats, rew_norm), traj = jax.lax.scan(
+        acc0 = {"episodes": jnp.zeros(()), **{k: jnp.zeros(()) for k in acc_keys}}
+        if self.num_tags:
+            acc0.update(tag_episodes=jnp.zeros(self.num_tags), tag_return=jnp.zeros(self.num_tags))
+        # Normalisation statistics ride in the carry only when they are used.
+        (env_state, last_obs, obs_stats, rew_norm, acc), traj = jax.lax.scan(
             env_step,
-            (ts.env_state, ts.obs, ts.obs_stats, ts.rew_norm),
-            jax.random.split(rollout_key, cfg.num_steps),
+            (ts.env_state, ts.obs, ts.obs_stats if cfg.normalize_obs else None,
+             ts.rew_norm if cfg.normalize_reward else None, acc0),
+            # every key of the rollout in one op: [T, 1 + venv keys, 2]
+            jax.random.split(rollout_key, cfg.num_steps * (1 + venv.num_keys)).reshape(cfg.num_steps, 1 + venv.num_keys, -1),
         )
+        obs_stats = obs_stats if cfg.normalize_obs else ts.obs_stats
+        rew_norm = rew_norm if cfg.normalize_reward else ts.rew_norm
         _, last_value = self.apply(ts.params, self._norm_obs(obs_stats, last_obs))
 
         rewards = traj["reward"]
@@ -218,13 +236,13 @@ class Trainer:
             ext_state[e.name], em = e.update(ts.ext[e.name], params, flat(traj["raw_obs"]), flat(traj["final_obs"]), k)
             ext_metrics.update({f"{e.name}/{n}": v for n, v in em.items()})
         metrics.update(ext_metrics)
-        metrics.update(self._episode_metrics(traj["info"]))
+        metrics.update(self._episode_metrics(acc))
         metrics["lr"] = make_lr(h, cfg, ts.update_step)
         if isinstance(space, Discrete) and space.n <= 32:
             freq = jax.nn.one_hot(traj["action"], space.n).mean(axis=(0, 1))
             metrics.update({f"action_frac{i}": freq[i] for i in range(space.n)})
         if self.log_episodes:
-            metrics["episodes"] = {k: v for k, v in traj["info"].items() if k.startswith("episode_") or k == "tag"}
+            metrics["episode_records"] = traj["info"]
 
         new_ts = ts.replace(
             params=params, opt_state=opt_state, env_state=env_state, obs=last_obs, obs_stats=obs_stats,
@@ -241,23 +259,20 @@ class Trainer:
             keys.append("tag")
         return tuple(keys)
 
-    def _episode_metrics(self, info: dict[str, Array]) -> dict[str, Array]:
-        """Sums over the episodes that ended in this rollout (``count`` may be 0: the runner
+    def _episode_metrics(self, acc: dict[str, Array]) -> dict[str, Array]:
+        """Means over the episodes that ended in this rollout (NaN when none did: the runner
         keeps the latest finite value)."""
-        done = info["episode_done"].astype(jnp.float32)
-        count = done.sum()
+        count = acc["episodes"]
         safe = jnp.maximum(count, 1.0)
         out = {"episodes": count}
-        for k, v in info.items():
-            if k.startswith("episode_") and k != "episode_done":
-                out[k] = jnp.where(count > 0, (v * done).sum() / safe, jnp.nan)
+        for k, v in acc.items():
+            if k.startswith("episode_"):
+                out[k] = jnp.where(count > 0, v / safe, jnp.nan)
         if self.num_tags:
-            tags = jax.nn.one_hot(info["tag"], self.num_tags) * done[..., None]  # [T, N, tags]
-            per_tag = tags.sum((0, 1))
-            ret = (tags * info["episode_return"][..., None]).sum((0, 1))
             for i in range(self.num_tags):
-                out[f"episodes_tag{i}"] = per_tag[i]
-                out[f"episode_return_tag{i}"] = jnp.where(per_tag[i] > 0, ret[i] / jnp.maximum(per_tag[i], 1.0), jnp.nan)
+                n = acc["tag_episodes"][i]
+                out[f"episodes_tag{i}"] = n
+                out[f"episode_return_tag{i}"] = jnp.where(n > 0, acc["tag_return"][i] / jnp.maximum(n, 1.0), jnp.nan)
         return out
 
     # -- compositions ----------------------------------------------------------------------

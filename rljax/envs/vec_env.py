@@ -87,6 +87,11 @@ class VecEnv:
             return jax.vmap(fn, in_axes=(0,) * len(args) + (None,))(*args, base_params)
         return jax.vmap(fn)(*args, instance_params)
 
+    @property
+    def num_keys(self) -> int:
+        """Keys one :meth:`step` consumes: one per instance and one for resets."""
+        return self.num_envs + 1
+
     # -- protocol --------------------------------------------------------------------------
     def reset(self, key: Array, base_params: Any) -> tuple[Array, VecEnvState]:
         """Returns ``obs[N, ...]`` and the batched state."""
@@ -109,9 +114,12 @@ class VecEnv:
         environment's own per-step entries, and per finished episode: ``episode_done``,
         ``episode_return``, ``episode_length`` and ``episode_<k>`` for every summed ``ep_<k>``.
         """
-        skey, rkey = jax.random.split(key)
+        # ``key`` may come pre-split as ``[N + 1, 2]`` (see ``num_keys``): splitting all keys of a
+        # rollout in one batched op outside the step loop saves several small kernels per step.
+        keys = key if key.ndim == 2 else jax.random.split(key, self.num_keys)
+        rkey = keys[self.num_envs]
         obs, state, reward, terminated, truncated, env_info = self._batched(
-            self.env.step, (jax.random.split(skey, self.num_envs), vstate.env_state, action), vstate.params, base_params
+            self.env.step, (keys[: self.num_envs], vstate.env_state, action), vstate.params, base_params
         )
         terminated = jnp.asarray(terminated, bool)
         # A step that both terminates and hits the limit is a termination: no bootstrap.
