@@ -199,7 +199,7 @@ def success_criteria(summary: Summary, sweep_score: float | None, baseline: Summ
                                          f"sweep score {sweep_score:.4g})")
     thr = std_fraction * abs(summary.mean)
     out["std_vs_mean"] = Criterion("std_vs_mean", bool(summary.std < thr), summary.std, thr,
-                                   f"std {summary.std:.4g}, needs < {thr:.4g} ({std_fraction:.0%} of |mean|)")
+                                   f"std {summary.std:.4g}, needs < {thr:.4g} ({std_fraction:.0%} of abs(mean))")
     if baseline is None:
         out["ci_vs_baseline"] = Criterion("ci_vs_baseline", None, summary.ci_low, float("nan"), "no baseline")
     else:
