@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from rljax.envs.environment import Environment
-from rljax.envs.spaces import Discrete
+from rljax.envs.spaces import Box, Discrete
 
 
 @struct.dataclass
@@ -93,3 +93,19 @@ class TruncationProbe(_Probe):
 
     def info_keys(self):
         return ("ep_ones",)
+
+
+class ContinuousTargetProbe(_Probe):
+    """Observation +-1; one continuous action; reward -(action - observation)^2; one step.
+    The optimal mean action equals the observation (return 0); a zero-mean policy earns -1."""
+
+    def action_space(self, params) -> Box:
+        return Box(-2.0, 2.0, (1,))
+
+    def reset(self, key, params):
+        obs = jnp.where(jax.random.bernoulli(key), 1.0, -1.0).reshape((1,))
+        return obs, ProbeState(jnp.zeros((), jnp.int32), obs)
+
+    def step(self, key, state, action, params):
+        reward = -jnp.sum((action - state.obs) ** 2)
+        return state.obs, state, reward, jnp.asarray(True), jnp.asarray(False), {}
