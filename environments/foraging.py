@@ -275,7 +275,7 @@ class Foraging(Environment[ForagingState, ForagingParams]):
     # -- pieces (pure, public for tests and the verification suite) ------------------------
     def observe(self, grid: Array, pos: Array, params: ForagingParams) -> Array:
         """The mode's ``[V, V, 6]`` float32 view centred on ``pos`` (wrapping), centre zeroed."""
-        s, r = self.grid_size, self.view_size // 2
+        s = self.grid_size
         rows = (pos[1] + jnp.asarray(self._dy)) % s
         cols = (pos[0] + jnp.asarray(self._dx)) % s
         cells = grid[rows, cols].astype(jnp.int32)

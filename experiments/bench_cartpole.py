@@ -224,7 +224,6 @@ def measure_handfused(steps: int, repeats: int) -> dict:
 
 def measure_sb3(steps: int) -> dict:
     import gymnasium as gym
-    import numpy as np
     import torch
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env

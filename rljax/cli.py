@@ -6,8 +6,6 @@ and one line naming the problem; tracebacks are reserved for bugs.
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import os
 import sys
 import time

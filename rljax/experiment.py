@@ -10,7 +10,6 @@ from typing import Any, Callable
 
 from rljax.config import from_dict, load_yaml, merge, parse_overrides
 from rljax.errors import ConfigError
-from rljax.ppo import PPOConfig
 from rljax.trainer import Trainer
 
 

@@ -1,7 +1,7 @@
 """PPO: configuration, vmappable hyperparameters, optimiser and the clipped loss."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import jax

@@ -3,7 +3,6 @@ import json
 import os
 
 import matplotlib
-import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

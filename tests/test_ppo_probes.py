@@ -4,7 +4,6 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
 from environments import probes
 from rljax.distributions import gaussian, make_distribution, multi_categorical

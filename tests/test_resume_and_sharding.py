@@ -1,6 +1,5 @@
 """Resume after SIGKILL gives the uninterrupted result; sharding members over 4 CPU devices
 gives the unsharded result."""
-import json
 import os
 import subprocess
 import sys

@@ -1,7 +1,6 @@
 """Runner: determinism, chunked == compiled, vmapped seeds == single runs, no retracing,
 outputs on disk, many-seed initialisation."""
 import json
-import os
 
 import chex
 import jax

@@ -30,7 +30,12 @@ def test_sweep_then_validate_end_to_end(sweep_dir, capsys):
     assert n_seeds == [3, 5, 5]  # the phase-1 runner-up keeps 3 seeds; the best and the baseline get 5
     for name in ("report.md", "report.json", "scores.png", "profile.png"):
         assert (sweep_dir / name).exists()
-    assert "PASS" in (sweep_dir / "report.md").read_text() or "FAIL" in (sweep_dir / "report.md").read_text()
+    report = json.loads((sweep_dir / "report.json").read_text())
+    verdicts = {n: r["pass"] for n, r in report["configs"].items() if n != "baseline"}
+    assert len(verdicts) == 2 and all(isinstance(v, bool) for v in verdicts.values())
+    # every candidate's verdict is the conjunction of its three criteria, shown in the markdown
+    md = (sweep_dir / "report.md").read_text()
+    assert all(("**PASS**" if v else "**FAIL**") in md for v in verdicts.values())
     # A rerun finds every job in the table and trains nothing.
     before = (sweep_dir / "results.jsonl").read_text()
     runs_before = len(os.listdir(sweep_dir / "runs"))

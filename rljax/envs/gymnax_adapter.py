@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 import gymnax
-import jax
 import jax.numpy as jnp
 from gymnax.environments import spaces as gspaces
 
