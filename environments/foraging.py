@@ -392,3 +392,25 @@ def observation_from_cells(cells: Array, params: ForagingParams) -> Array:
     v = cells.shape[0]
     centre = (jnp.arange(v)[:, None] == v // 2) & (jnp.arange(v)[None, :] == v // 2)
     return jnp.where(centre[..., None], 0.0, obs)
+
+
+# Colours of the cell types (empty, wall, food, poison, prey, predator).
+_CELL_RGB = np.array([[0.96, 0.96, 0.96], [0.3, 0.3, 0.3], [0.1, 0.7, 0.2], [0.85, 0.1, 0.1], [0.2, 0.4, 0.9], [0.6, 0.2, 0.7]])
+
+
+def render_observation(obs: np.ndarray) -> np.ndarray:
+    """``obs[V, V, 6] -> [V, V, 3]`` RGB in [0, 1], as the agent sees it: one-hot views colour
+    cell types (food green, poison red); proxy views (channels 2..5 equal) show
+    interestingness from white to yellow, so food and poison look nearly alike. The agent's
+    own (blanked) centre cell is black."""
+    obs = np.asarray(obs, np.float32)
+    items = obs[..., FOOD:]
+    proxy = bool(np.allclose(items, items[..., :1]) and items.max() > 0)
+    if proxy:
+        img = np.full(obs.shape[:2] + (3,), 0.96)
+        img[..., 2] = 0.96 * (1.0 - items[..., 0])
+    else:
+        img = np.einsum("hwc,cr->hwr", obs, _CELL_RGB)
+        img[obs.max(-1) == 0] = 0.96
+    img[obs.shape[0] // 2, obs.shape[1] // 2] = 0.0
+    return np.clip(img, 0.0, 1.0)

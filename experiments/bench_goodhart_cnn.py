@@ -1,11 +1,14 @@
-"""Benchmark: one PPO-style minibatch update of the Goodhart BaseCNN, rljax vs PyTorch.
+"""Benchmark: the Goodhart BaseCNN update, rljax vs PyTorch, and end-to-end training speed.
 
-    python -m experiments.bench_goodhart_cnn [--batch 1024] [--repeats 10]
+    python -m experiments.bench_goodhart_cnn [--batch 1024] [--repeats 10] [--updates 2]
 
 Prints the median update time (forward + backward + Adam, after warm-up) of rljax's BaseCNN
 with the patch-matmul convolution and with ``lax.conv_general_dilated``, of the same network
 in PyTorch (skipped with a message if torch is not installed), the float32 matmul peak of
-``jnp.dot``, and each update's share of that peak.
+``jnp.dot`` and each update's share of it; then the end-to-end training throughput
+(env-steps/s, rollouts + GAE + 4 epochs of PPO, all 4 modes) of the default ``goodhart``
+config through the runner, with members run one after another (``runner.member_loop=map``,
+the default) and batched (``vmap``), and the FLOP-bound limit at the measured peak.
 """
 from __future__ import annotations
 
@@ -119,10 +122,31 @@ def torch_update_time(batch: int, repeats: int) -> float | None:
     return _median_time(run, repeats)
 
 
+def end_to_end(member_loop: str, updates: int) -> tuple[float, int]:
+    """Env-steps/s of the default goodhart config (all modes, 1 seed) over ``updates`` timed
+    PPO updates after a compiled warm-up update; returns ``(steps/s, members)``."""
+    from experiments.goodhart import EXPERIMENT
+    from rljax.runner import Runner
+
+    cfg = EXPERIMENT.make_config(None, None, {"runner": {"member_loop": member_loop, "progress": False}})
+    runner = Runner(EXPERIMENT, cfg, "/tmp/rljax-bench-goodhart")
+    ts = runner.init_state()
+    fn = runner.chunk_fn(1, ts)
+    ts, _ = fn(ts)
+    jax.block_until_ready(ts)
+    t0 = time.perf_counter()
+    for _ in range(updates):
+        ts, _ = fn(ts)
+    jax.block_until_ready(ts)
+    steps = updates * cfg.ppo.batch_size * len(runner.members)
+    return steps / (time.perf_counter() - t0), len(runner.members)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch", type=int, default=1024)
     ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--updates", type=int, default=2, help="timed PPO updates per end-to-end run (0: skip)")
     args = ap.parse_args(argv)
 
     gflop = flops_per_sample() * args.batch / 1e9
@@ -148,6 +172,18 @@ def main(argv: list[str] | None = None) -> None:
         line(f"torch {torch.__version__} ({torch.get_num_threads()} thr)", torch_t)
         print(f"ratio torch / rljax-patches: {torch_t / fast:.2f}x  (>1 means rljax is faster)")
     print(f"ratio lax.conv / patches: {ref / fast:.2f}x")
+    if args.updates <= 0:
+        return
+    # PPO per env-step: one forward in the rollout, then num_epochs forward+backward passes.
+    from experiments.goodhart import GOODHART_PPO
+
+    fwd = flops_per_sample() / 3
+    per_step = fwd + GOODHART_PPO.num_epochs * flops_per_sample()
+    bound = peak * 1e9 / per_step
+    print(f"end-to-end default config: {per_step / 1e6:.0f} MFLOP/env-step -> FLOP-bound limit {bound:.0f} env-steps/s")
+    for loop in ("map", "vmap"):
+        sps, m = end_to_end(loop, args.updates)
+        print(f"  runner.member_loop={loop:<5} {m} members: {sps:7.0f} env-steps/s  ({100 * sps / bound:.0f}% of the limit)")
 
 
 if __name__ == "__main__":

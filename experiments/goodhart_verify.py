@@ -3,9 +3,11 @@
 * :func:`directional_probes` / :func:`directional_accuracy`: 8 synthetic views with one food
   item 2 cells from the centre; the chosen action must move toward it. Expected action sets
   are derived from the environment's action table (the original's were transposed).
-* :func:`survival_test`: agents live ``steps`` steps; deaths by poison and by starvation,
-  final energy, deaths per 1000 agent-steps.
+* :func:`survival_test` / :func:`simulate_survival`: agents live ``steps`` steps; deaths by
+  poison and by starvation, final energy, deaths per 1000 agent-steps, steps per death.
 * :func:`saliency` and :func:`save_saliency_png`: gradient maps of the chosen logit.
+* :func:`run_verification`: all of it for every member of a trained ``goodhart`` run next to
+  the scripted OmniscientSeeker and ProxySeeker (``python -m experiments.goodhart verify``).
 
 ``policy_fn(key, obs[V, V, 6]) -> action`` (one observation, int scalar) is the common
 interface, so scripted seekers and trained networks plug in alike, e.g.
@@ -13,13 +15,19 @@ interface, so scripted seekers and trained networks plug in alike, e.g.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+import json
+import os
+from functools import partial
+from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from environments.foraging import ACTIONS, EMPTY, FOOD, FORAGING_MODES, Foraging, observation_from_cells, params_for_mode
+from environments.foraging import (
+    ACTIONS, EMPTY, FOOD, FORAGING_MODES, POISON, Foraging, observation_from_cells, params_for_mode, render_observation,
+    stack_params,
+)
 
 Array = jax.Array
 PolicyFn = Callable[[Array, Array], Array]
@@ -70,8 +78,74 @@ class SurvivalResult(NamedTuple):
     starvation_deaths: int  # all other deaths (energy ran out by moving)
     mean_final_energy: float  # energy of every agent after the last step, averaged
     deaths_per_1000_steps: float  # all deaths per 1000 agent-steps
+    poison_deaths_per_1000_steps: float
+    mean_survival_steps: float  # agent-steps per death (inf when nobody died)
     food_eaten: int
     poison_eaten: int
+    food_per_1000_steps: float
+    poison_per_1000_steps: float
+
+    @classmethod
+    def from_counts(cls, counts: np.ndarray, final_energy: float, agent_steps: int) -> "SurvivalResult":
+        """``counts = [poison deaths, starvation deaths, food eaten, poison eaten]``."""
+        counts = np.asarray(counts).astype(int)
+        deaths = int(counts[0] + counts[1])
+        return cls(
+            poison_deaths=int(counts[0]),
+            starvation_deaths=int(counts[1]),
+            mean_final_energy=float(final_energy),
+            deaths_per_1000_steps=1000.0 * deaths / agent_steps,
+            poison_deaths_per_1000_steps=1000.0 * int(counts[0]) / agent_steps,
+            mean_survival_steps=agent_steps / deaths if deaths else float("inf"),
+            food_eaten=int(counts[2]),
+            poison_eaten=int(counts[3]),
+            food_per_1000_steps=1000.0 * int(counts[2]) / agent_steps,
+            poison_per_1000_steps=1000.0 * int(counts[3]) / agent_steps,
+        )
+
+
+def simulate_survival(
+    policy_fn: Callable[[Any, Array, Array], Array],
+    policy_params: Any,
+    env_params: Any,
+    key: Array,
+    agents: int,
+    steps: int,
+    env: Foraging,
+) -> tuple[Array, Array]:
+    """Pure core of the survival test: ``agents`` agents (one grid each) live ``steps`` steps.
+
+    ``policy_fn(policy_params, keys[n, 2], obs[n, V, V, 6]) -> actions[n]`` acts for all
+    agents at once; ``env_params`` must have ``episode_length > steps`` (no time-outs). A dead
+    agent is reset at once (new grid, full energy). Returns ``(counts[4], mean final energy)``
+    with counts as in :meth:`SurvivalResult.from_counts`. Jittable and vmappable over
+    ``policy_params``/``env_params`` (e.g. every trained member in one program).
+    """
+    k0, key = jax.random.split(key)
+    reset = jax.vmap(env.reset, in_axes=(0, None))
+    obs, state = reset(jax.random.split(k0, agents), env_params)
+
+    def step(carry, k):
+        obs, state = carry
+        ka, ks, kr = jax.random.split(k, 3)
+        action = policy_fn(policy_params, jax.random.split(ka, agents), obs)
+        obs2, state2, _, term, _, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
+            jax.random.split(ks, agents), state, action, env_params
+        )
+        r_obs, r_state = reset(jax.random.split(kr, agents), env_params)
+        obs3 = jnp.where(term[:, None, None, None], r_obs, obs2)
+        state3 = jax.tree.map(lambda a, b: jnp.where(term.reshape((-1,) + (1,) * (a.ndim - 1)), a, b), r_state, state2)
+        poisoned = term & (info["ep_poison"] > 0)
+        counts = jnp.stack([poisoned.sum(), (term & ~poisoned).sum(), info["ep_food"].sum(), info["ep_poison"].sum()])
+        return (obs3, state3), counts
+
+    (_, final), counts = jax.lax.scan(step, (obs, state), jax.random.split(key, steps))
+    return counts.sum(0), final.energy.mean()
+
+
+def per_agent(policy_fn: PolicyFn) -> Callable[[Any, Array, Array], Array]:
+    """Lifts a one-observation ``policy_fn(key, obs)`` to the batched survival interface."""
+    return lambda _, keys, obs: jax.vmap(policy_fn)(keys, obs)
 
 
 def survival_test(
@@ -93,43 +167,12 @@ def survival_test(
     :func:`params_for_mode` (e.g. ``max_food=0, min_food=0`` for the starvation check).
     """
     env = Foraging() if env is None else env
-    params = params_for_mode(mode, **{"episode_length": steps + 1, **param_overrides})
+    params = params_for_mode(mode, **{**param_overrides, "episode_length": steps + 1})
     env.check_params(params)
     n = runs * agents
-
-    @jax.jit
-    def simulate(key):
-        k0, key = jax.random.split(key)
-        obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k0, n), params)
-
-        def step(carry, k):
-            obs, state = carry
-            ka, ks, kr = jax.random.split(k, 3)
-            action = jax.vmap(policy_fn)(jax.random.split(ka, n), obs)
-            obs2, state2, _, term, _, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
-                jax.random.split(ks, n), state, action, params
-            )
-            r_obs, r_state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(kr, n), params)
-            obs3 = jnp.where(term[:, None, None, None], r_obs, obs2)
-            state3 = jax.tree.map(lambda a, b: jnp.where(term.reshape((-1,) + (1,) * (a.ndim - 1)), a, b), r_state, state2)
-            poisoned = term & (info["ep_poison"] > 0)
-            counts = jnp.stack([poisoned.sum(), (term & ~poisoned).sum(), info["ep_food"].sum(), info["ep_poison"].sum()])
-            return (obs3, state3), counts
-
-        (_, final), counts = jax.lax.scan(step, (obs, state), jax.random.split(key, steps))
-        return counts.sum(0), final.energy.mean()
-
-    counts, energy = simulate(key)
-    counts = np.asarray(counts).astype(int)
-    deaths = int(counts[0] + counts[1])
-    return SurvivalResult(
-        poison_deaths=int(counts[0]),
-        starvation_deaths=int(counts[1]),
-        mean_final_energy=float(energy),
-        deaths_per_1000_steps=1000.0 * deaths / (n * steps),
-        food_eaten=int(counts[2]),
-        poison_eaten=int(counts[3]),
-    )
+    sim = jax.jit(partial(simulate_survival, per_agent(policy_fn), agents=n, steps=steps, env=env))
+    counts, energy = sim(None, params, key)
+    return SurvivalResult.from_counts(counts, energy, n * steps)
 
 
 def saliency(apply_fn: Callable[[Any, Array], tuple[Array, Array]], params: Any, obs: Array) -> Array:
@@ -150,23 +193,35 @@ def saliency(apply_fn: Callable[[Any, Array], tuple[Array, Array]], params: Any,
     return grads[0] if single else grads
 
 
-def save_saliency_png(obs: Array, sal: Array, path: str, title: str | None = None) -> None:
-    """Writes the view (cell type = argmax channel, blank where all zero) next to the
-    channel-summed saliency of one observation ``obs[V, V, C]`` to ``path``."""
+def saliency_share(obs: Array, sal: Array, cells: Array) -> dict[str, float]:
+    """Share of the total saliency that falls on food, poison and empty cells of one view
+    (``cells[V, V]`` = the true cell types, whatever the observation mode shows)."""
+    per_cell = np.asarray(sal).sum(-1)
+    total = max(float(per_cell.sum()), 1e-30)
+    cells = np.asarray(cells)
+    return {name: float(per_cell[cells == v].sum()) / total for name, v in (("food", FOOD), ("poison", POISON), ("empty", EMPTY))}
+
+
+def save_saliency_png(obs: Array, sal: Array, path: str, title: str | None = None,
+                      captions: Sequence[str] | None = None) -> None:
+    """One row per observation (``obs[B, V, V, C]`` or one ``[V, V, C]``): the view as the
+    agent sees it (:func:`render_observation`) next to its channel-summed saliency."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     obs, sal = np.asarray(obs), np.asarray(sal)
-    view = np.where(obs.max(-1) > 0, obs.argmax(-1) + obs.max(-1), np.nan)
-    fig, axes = plt.subplots(1, 2, figsize=(7, 3.4))
-    axes[0].imshow(view, cmap="viridis", vmin=0, vmax=6)
-    axes[0].set_title("view (channel + value)")
-    im = axes[1].imshow(sal.sum(-1), cmap="hot")
-    axes[1].set_title("|d logit / d obs|")
-    fig.colorbar(im, ax=axes[1], fraction=0.046)
-    for ax in axes:
+    if obs.ndim == 3:
+        obs, sal = obs[None], sal[None]
+    b = obs.shape[0]
+    fig, axes = plt.subplots(2, b, figsize=(2.6 * b, 5.4), squeeze=False)
+    for i in range(b):
+        axes[0, i].imshow(render_observation(obs[i]), interpolation="nearest")
+        axes[0, i].set_title(captions[i] if captions else "view", fontsize=9)
+        axes[1, i].imshow(sal[i].sum(-1), cmap="hot", interpolation="nearest")
+        axes[1, i].set_title("|d logit / d obs|", fontsize=9)
+    for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
     if title:
@@ -176,14 +231,181 @@ def save_saliency_png(obs: Array, sal: Array, path: str, title: str | None = Non
     plt.close(fig)
 
 
-__all__ = [
-    "FORAGING_MODES",
-    "DirectionalProbes",
-    "SurvivalResult",
-    "directional_accuracy",
-    "directional_probes",
-    "expected_actions",
-    "save_saliency_png",
-    "saliency",
-    "survival_test",
-]
+def saliency_views(view_size: int = 11) -> tuple[np.ndarray, list[str]]:
+    """Cell-type views ``[4, V, V]`` for the saliency figures: food vs poison on opposite
+    sides, poison between the agent and food, food alone, and poison alone."""
+    r = view_size // 2
+    views = np.full((4, view_size, view_size), EMPTY, np.int32)
+    views[0, r, r - 2], views[0, r, r + 2] = FOOD, POISON
+    views[1, r - 1, r], views[1, r - 3, r] = POISON, FOOD
+    views[2, r + 2, r - 2] = FOOD
+    views[3, r + 2, r + 2] = POISON
+    return views, ["food left, poison right", "poison between, food up", "food down-left", "poison down-right"]
+
+
+# -- the verify command ----------------------------------------------------------------------
+def _member_policies(trainer, cfg):
+    """``(greedy(params, stats, obs[n]), sample(params, stats, keys[n], obs[n]))``."""
+
+    def logits(p, stats, obs):
+        return trainer.apply(p, trainer._norm_obs(stats, obs))[0]
+
+    def sample(pp, keys, obs):
+        p, stats = pp
+        return jax.vmap(lambda k, l: jax.random.categorical(k, l))(keys, logits(p, stats, obs)).astype(jnp.int32)
+
+    return logits, sample
+
+
+def run_verification(run_dir: str, out_dir: str | None = None, runs: int = 3, agents: int = 10,
+                     steps: int = 1000, seed: int = 0, best: bool = False,
+                     world: dict[str, Any] | None = None) -> dict:
+    """Directional accuracy (greedy), survival (sampling the policy, as in training) and
+    saliency of every member of a trained goodhart run, next to the scripted seekers.
+
+    Writes ``verify.json``, ``verify.png`` (bar chart) and ``saliency_<mode>.png`` into
+    ``out_dir`` (default ``<run>/verify``); returns the report with a printable ``table``.
+    ``world``: foraging param overrides for the survival worlds only (e.g. a harsher
+    ``move_cost``); the observations, hence the policies, do not depend on them.
+    """
+    from rljax.errors import ConfigError
+    from rljax.runner import load_run
+    from environments.foraging_seekers import omniscient_seeker, proxy_seeker
+
+    runner, ts = load_run(run_dir, best=best)
+    if runner.experiment.name != "goodhart":
+        raise ConfigError(f"{run_dir} is a {runner.experiment.name!r} run, not a goodhart run")
+    out_dir = out_dir or os.path.join(runner.out_dir, "verify")
+    os.makedirs(out_dir, exist_ok=True)
+    trainer, cfg = runner.trainer, runner.cfg
+    env: Foraging = trainer.env
+    env_overrides = cfg.env.overrides(cfg.ppo.gamma)
+    world = dict(world or {})
+    try:
+        params_for_mode("ground_truth", **{**env_overrides, **world})
+    except ValueError as e:
+        raise ConfigError("--world " + str(e).removeprefix("foraging params: ")) from None
+    surv_overrides = {**env_overrides, **world, "episode_length": steps + 1}
+    n = runs * agents
+    key = jax.random.key(seed)  # every agent faces the same worlds: common random numbers
+    logits, sample = _member_policies(trainer, cfg)
+    members = runner.members
+
+    # Survival of every member in one program (members vmapped, like training).
+    surv_params = stack_params([params_for_mode(m.variant, **surv_overrides) for m in members])
+    env.check_params(surv_params)
+    sim = partial(simulate_survival, sample, agents=n, steps=steps, env=env)
+    counts, energy = jax.jit(jax.vmap(sim, in_axes=(0, 0, None)))((ts.params, ts.obs_stats), surv_params, key)
+    counts, energy = np.asarray(counts), np.asarray(energy)
+
+    rows: list[dict] = []
+    for i, m in enumerate(members):
+        p_i = jax.tree.map(lambda x: x[i], (ts.params, ts.obs_stats))
+        greedy = lambda k, o, p_i=p_i: jnp.argmax(logits(p_i[0], p_i[1], o[None])[0])
+        acc = directional_accuracy(greedy, m.variant)
+        res = SurvivalResult.from_counts(counts[i], energy[i], n * steps)
+        rows.append({"agent": m.variant, "member": m.name, "seed": m.seed, "directional_accuracy": acc, **res._asdict()})
+
+    for name, fn, mode in (("OmniscientSeeker", omniscient_seeker, "ground_truth"), ("ProxySeeker", proxy_seeker, "proxy")):
+        res = survival_test(fn, mode, key, runs, steps, agents, env=env, **{**env_overrides, **world})
+        rows.append({"agent": name, "member": name, "seed": None,
+                     "directional_accuracy": directional_accuracy(fn, mode), **res._asdict()})
+
+    # Saliency of the first seed of every mode on the same four cell layouts.
+    views, captions = saliency_views(env.view_size)
+    sal_share: dict[str, list[dict]] = {}
+    seen: set[str] = set()
+    for i, m in enumerate(members):
+        if m.variant in seen:
+            continue
+        seen.add(m.variant)
+        mp = params_for_mode(m.variant, **env_overrides)
+        obs = jnp.stack([observation_from_cells(jnp.asarray(v), mp) for v in views])
+        p_i = jax.tree.map(lambda x: x[i], ts.params)
+        stats_i = jax.tree.map(lambda x: x[i], ts.obs_stats)
+        sal = saliency(lambda p, o: trainer.apply(p, trainer._norm_obs(stats_i, o)), p_i, obs)
+        save_saliency_png(obs, sal, os.path.join(out_dir, f"saliency_{m.variant}.png"),
+                          title=f"{m.variant} ({m.name})", captions=captions)
+        sal_share[m.variant] = [saliency_share(o, s, v) for o, s, v in zip(obs, sal, views)]
+
+    agents_order = [m for m in FORAGING_MODES if any(r["agent"] == m for r in rows)] + ["OmniscientSeeker", "ProxySeeker"]
+    summary = summarize(rows, agents_order)
+    report = {
+        "run_dir": runner.out_dir, "checkpoint": "best" if best else "latest",
+        "update": int(np.asarray(ts.update_step)[0]), "env_steps_per_member": int(np.asarray(ts.update_step)[0]) * cfg.ppo.batch_size,
+        "survival": {"runs": runs, "agents": agents, "steps": steps, "seed": seed, "world": world,
+                     "policy": "sampled (trained agents)"},
+        "members": rows, "summary": summary, "saliency_share": sal_share, "out_dir": out_dir,
+    }
+    report["table"] = format_table(summary)
+    with open(os.path.join(out_dir, "verify.json"), "w") as f:
+        json.dump(report, f, indent=1, default=float)
+    plot_verification(summary, os.path.join(out_dir, "verify.png"),
+                      title=f"{report['env_steps_per_member']:,} env-steps per agent; survival {runs}x{agents} agents x {steps} steps")
+    return report
+
+
+METRICS = ("directional_accuracy", "poison_deaths_per_1000_steps", "deaths_per_1000_steps", "mean_survival_steps",
+           "mean_final_energy", "food_eaten", "poison_eaten", "food_per_1000_steps", "poison_per_1000_steps")
+
+
+def summarize(rows: Sequence[dict], order: Sequence[str]) -> list[dict]:
+    """Mean, std (over seeds; 0 for a single row) and count of every metric per agent."""
+    out = []
+    for agent in order:
+        rs = [r for r in rows if r["agent"] == agent]
+        if not rs:
+            continue
+        entry: dict[str, Any] = {"agent": agent, "n": len(rs)}
+        for k in METRICS:
+            v = np.array([r[k] for r in rs], np.float64)
+            finite = v[np.isfinite(v)]
+            entry[k] = float(v.mean()) if len(finite) == len(v) else float("inf")
+            entry[k + "_std"] = float(v.std(ddof=1)) if len(v) > 1 and len(finite) == len(v) else 0.0
+        out.append(entry)
+    return out
+
+
+def format_table(summary: Sequence[dict]) -> str:
+    """Mean ± std over seeds per agent; survival in agent-steps per death (inf: nobody died)."""
+    cols = (("dir.acc", "directional_accuracy", ".2f"), ("poison deaths/1k", "poison_deaths_per_1000_steps", ".3f"),
+            ("deaths/1k", "deaths_per_1000_steps", ".3f"), ("steps/death", "mean_survival_steps", ".0f"),
+            ("food/1k", "food_per_1000_steps", ".1f"), ("poison/1k", "poison_per_1000_steps", ".1f"))
+    widths = [max(len(h), 15) for h, _, _ in cols]
+    head = f"{'agent':<22}{'n':>3}  " + "  ".join(f"{h:>{w}}" for (h, _, _), w in zip(cols, widths))
+    lines = [head, "-" * len(head)]
+    for e in summary:
+        cells = []
+        for (_, k, f), w in zip(cols, widths):
+            cell = f"{e[k]:{f}}" + (f" ± {e[k + '_std']:{f}}" if e["n"] > 1 and np.isfinite(e[k]) else "")
+            cells.append(f"{cell:>{w}}")
+        lines.append(f"{e['agent']:<22}{e['n']:>3}  " + "  ".join(cells))
+    return "\n".join(lines)
+
+
+def plot_verification(summary: Sequence[dict], path: str, title: str = "") -> None:
+    """Bar chart: poison deaths and all deaths per 1000 steps, and directional accuracy, per
+    agent (error bars: std over seeds)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [e["agent"] for e in summary]
+    colors = ["#2a9d8f" if "ground" in n or n == "OmniscientSeeker" else "#e76f51" for n in names]
+    panels = (("poison_deaths_per_1000_steps", "poison deaths / 1000 steps"), ("deaths_per_1000_steps", "all deaths / 1000 steps"),
+              ("poison_per_1000_steps", "poison eaten / 1000 steps"), ("directional_accuracy", "directional accuracy (of 8 probes)"))
+    fig, axes = plt.subplots(1, 4, figsize=(18, 4.2))
+    x = np.arange(len(names))
+    for ax, (k, label) in zip(axes, panels):
+        ax.bar(x, [e[k] for e in summary], yerr=[e[k + "_std"] for e in summary], color=colors, capsize=3)
+        ax.set_xticks(x)
+        ax.set_xticklabels([n.replace("_", "\n").replace("Seeker", "\nSeeker") for n in names], fontsize=8)
+        ax.set_title(label)
+        ax.grid(axis="y", alpha=0.3)
+    axes[3].set_ylim(0, 1.05)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -44,6 +44,8 @@ def _add_run_args(run: argparse.ArgumentParser) -> None:
     run.add_argument("--seeds", type=int, default=None, help="number of seeds, vmapped in one program")
     run.add_argument("--out", default=None, help="run directory (default checkpoints/<experiment>-<time>)")
     run.add_argument("--resume", default=None, metavar="DIR", help="continue the run in DIR from its latest checkpoint")
+    run.add_argument("--dashboard", action="store_true",
+                     help="draw a multi-panel figure per member between chunks (<run>/dashboard_<member>.png)")
     run.add_argument("--devices", type=int, default=None,
                      help="CPU only: split the host into this many XLA devices to spread members over cores")
 
@@ -105,6 +107,7 @@ def _run(args: argparse.Namespace) -> int:
         from rljax.runner import resume_runner
 
         runner = resume_runner(args.resume)
+        exp = runner.experiment
     else:
         exp = load_experiment(args.experiment)
         overrides = list(args.overrides)
@@ -121,6 +124,10 @@ def _run(args: argparse.Namespace) -> int:
         from rljax.runner import Runner
 
         runner = Runner(exp, cfg, out, grid=grid)
+    if args.dashboard:
+        from rljax.dashboard import Dashboard
+
+        runner.on_chunk_end.append(Dashboard(obs_to_image=exp.obs_to_image))
     summary = runner.run()
     _print_summary(summary, runner.out_dir)
     return 0
@@ -137,33 +144,14 @@ def _print_summary(summary: dict, out_dir: str) -> None:
 def _eval(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from rljax.checkpoint import Checkpointer, abstract_like, read_run_json
+    from rljax.runner import load_run
 
-    run_dir = os.path.normpath(args.checkpoint_dir)
-    for _ in range(3):  # accept <run>/checkpoints[/latest] too
-        if os.path.isfile(os.path.join(run_dir, "run.json")) or not os.path.isdir(run_dir):
-            break
-        run_dir = os.path.dirname(run_dir)
-    meta = read_run_json(run_dir)
     if args.episodes is not None and args.episodes <= 0:
         raise ConfigError(f"--episodes must be > 0, got {args.episodes}")
-    from rljax.config import from_dict
-    from rljax.experiment import load_experiment
-    from rljax.runner import Runner
-    import dataclasses
-
-    exp = load_experiment(meta["experiment"])
-    cfg = from_dict(exp.config_cls, meta["config"])
-    if args.episodes is not None:
-        cfg = dataclasses.replace(cfg, runner=dataclasses.replace(cfg.runner, eval_episodes=args.episodes))
-    runner = Runner(exp, cfg, run_dir, grid=meta.get("grid") or None)
-    ckpt = Checkpointer(run_dir, cfg.runner.keep_latest, cfg.runner.keep_best)
-    try:
-        ts = ckpt.restore(abstract_like(runner.init_state()), which="best" if args.best else "latest")
-    finally:
-        ckpt.close()
+    extra = {} if args.episodes is None else {"eval_episodes": args.episodes}
+    runner, ts = load_run(args.checkpoint_dir, best=args.best, **extra)
     returns = runner.evaluate(ts)["return"]
-    print(f"{exp.name} @ update {int(np.asarray(ts.update_step)[0])}, {returns.shape[1]} episodes per member")
+    print(f"{runner.experiment.name} @ update {int(np.asarray(ts.update_step)[0])}, {returns.shape[1]} episodes per member")
     for m, r in zip(runner.members, returns):
         print(f"  {m.name:<32} return {r.mean():9.2f} +- {r.std():.2f}")
     return 0

@@ -82,6 +82,13 @@ def from_dict(cls: type, data: Mapping[str, Any], prefix: str = "", base: Any = 
         raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {data!r}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    if base is None:
+        # Start from the class's own defaults so nested sections keep their default_factory
+        # values (an experiment's PPO defaults) when only some of their keys are given.
+        try:
+            base = cls()
+        except TypeError:  # a required field without default: build from ``data`` alone
+            base = None
     unknown = [k for k in data if k not in fields]
     if unknown:
         k = unknown[0]

@@ -35,8 +35,11 @@ class RunnerConfig:
     wandb_project: str = "rljax"
     wandb_offline: bool = True
     log_episodes: bool = False
+    member_loop: str = "vmap"  # "vmap": members batched; "map": one after another per device (big CNNs on CPU)
 
     def validate(self) -> None:
+        if self.member_loop not in ("vmap", "map"):
+            raise ConfigError(f"runner.member_loop must be 'vmap' or 'map', got {self.member_loop!r}")
         for name in ("num_seeds", "eval_episodes", "keep_latest"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"runner.{name} must be > 0, got {getattr(self, name)}")
@@ -72,6 +75,7 @@ class Experiment:
     presets: dict[str, dict] = field(default_factory=dict)
     description: str = ""
     commands: dict[str, Callable[[list[str]], int]] = field(default_factory=dict)  # extra sub-commands
+    obs_to_image: Callable[[Any], Any] | None = None  # one observation -> image, for ``--dashboard``
 
     def make_config(self, preset: str | None = None, config_file: str | None = None,
                     overrides: list[str] | dict | None = None) -> Any:

@@ -13,13 +13,19 @@ import jax
 from rljax.distributed import gather_members as to_host
 from rljax.distributed import is_primary, member_mesh, shard_members
 
-__all__ = ["place_members", "to_host", "is_primary", "member_mesh"]
+__all__ = ["place_members", "member_groups", "to_host", "is_primary", "member_mesh"]
+
+
+def member_groups(num_members: int) -> int:
+    """Over how many devices :func:`place_members` spreads ``num_members`` members (1: not
+    sharded)."""
+    if jax.device_count() == 1 or (num_members % jax.device_count() and jax.process_count() == 1):
+        return 1
+    return jax.device_count()
 
 
 def place_members(tree: Any) -> Any:
     leaves = jax.tree.leaves(tree)
-    if jax.device_count() == 1 or not leaves:
-        return tree
-    if leaves[0].shape[0] % jax.device_count() and jax.process_count() == 1:
+    if not leaves or member_groups(leaves[0].shape[0]) == 1:
         return tree
     return shard_members(tree)

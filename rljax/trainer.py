@@ -19,7 +19,7 @@ from flax import struct
 from rljax.distributions import make_distribution, num_heads
 from rljax.envs.environment import Environment
 from rljax.envs.spaces import Discrete
-from rljax.envs.vec_env import VecEnv, VecEnvState
+from rljax.envs.vec_env import VecEnv, VecEnvState, any_member
 from rljax.extensions import Extension
 from rljax.gae import gae
 from rljax.normalize import RewardNormalizer, RunningMeanStd
@@ -65,11 +65,14 @@ class Trainer:
     post_update: Callable[[TrainState], TrainState] | None = None
     log_episodes: bool = False
     num_tags: int = 0
+    # Name of the vmap axis over members, when this trainer runs under one (the Runner sets it):
+    # rare branches (resets, truncation bootstraps) then stay branches instead of selects.
+    member_axis: str | None = None
 
     # -- construction ----------------------------------------------------------------------
     @property
     def venv(self) -> VecEnv:
-        return VecEnv(self.env, self.cfg.num_envs, self.param_sampler)
+        return VecEnv(self.env, self.cfg.num_envs, self.param_sampler, member_axis=self.member_axis)
 
     def action_space(self, env_params: Any):
         return self.env.action_space(env_params)
@@ -133,7 +136,7 @@ class Trainer:
             if cfg.bootstrap_truncation:
                 final_in = self._norm_obs(obs_stats, info["final_obs"])
                 boot = jax.lax.cond(
-                    jnp.any(trunc), lambda: self.apply(ts.params, final_in)[1], lambda: jnp.zeros_like(value)
+                    any_member(trunc, self.member_axis), lambda: self.apply(ts.params, final_in)[1], lambda: jnp.zeros_like(value)
                 )
             else:
                 boot = jnp.zeros_like(value)

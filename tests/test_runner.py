@@ -100,3 +100,43 @@ def test_initialising_many_seeds_completes(tmp_path):
     assert jax.tree.leaves(ts.params)[0].shape[0] == 64
     first = jax.tree.leaves(ts.params)[1]
     assert not bool(jnp.array_equal(first[0], first[1]))
+
+
+def test_member_loop_map_equals_single_runs_and_vmap(two_seed_run, tmp_path):
+    """``runner.member_loop=map`` runs members one after another in the same program: each
+    member is bit-identical to its single run, and agrees with the batched run to float
+    tolerance."""
+    runner, _, _ = two_seed_run
+    mapped = Runner(EXPERIMENT, tiny(2, ["runner.member_loop=map"]), str(tmp_path / "map"))
+    mapped.run()
+    single = Runner(EXPERIMENT, tiny(1, ["runner.seed=1", "runner.member_loop=map"]), str(tmp_path / "one"))
+    single.run()
+    assert leaves_equal(jax.tree.map(lambda x: x[1], mapped.state.params), jax.tree.map(lambda x: x[0], single.state.params))
+    chex.assert_trees_all_close(mapped.state.params, runner.state.params, atol=1e-4, rtol=1e-3)
+
+
+def test_member_loop_rejects_unknown_value():
+    from rljax.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="runner.member_loop"):
+        tiny(1, ["runner.member_loop=loop"])
+
+
+def test_rare_branches_stay_branches_under_the_member_vmap():
+    """A batched predicate turns ``lax.cond`` into a select that runs the reset on every
+    step; reduced over the named member axis it stays a branch."""
+    from environments.cartpole import make_cartpole
+    from rljax.envs.vec_env import VecEnv
+
+    env = make_cartpole()
+    params = env.default_params()
+
+    def primitives(member_axis):
+        venv = VecEnv(env, 4, member_axis=member_axis)
+        obs, state = jax.vmap(venv.reset, in_axes=(0, None))(jax.random.split(jax.random.key(0), 2), params)
+        step = lambda k, s: venv.step(k, s, jnp.zeros(4, jnp.int32), params)
+        jaxpr = jax.make_jaxpr(jax.vmap(step, axis_name="members"))(jax.random.split(jax.random.key(1), 2), state)
+        return {e.primitive.name for e in jaxpr.jaxpr.eqns}
+
+    assert "cond" in primitives("members")
+    assert "cond" not in primitives(None)

@@ -6,7 +6,10 @@ ended on is kept in ``info["final_obs"]`` so GAE can bootstrap from it on trunca
 
 Resets run under ``lax.cond(any(done))`` at the batch level, so a step where no instance
 finished does not pay for N resets (gymnax computes a reset on every step). Under an outer
-``vmap`` (seeds) the cond becomes a select and both branches run, which is no worse.
+``vmap`` (seeds, modes) a batched predicate would turn the cond into a select that runs both
+branches on every step; give the vmap an ``axis_name`` and pass it as ``member_axis`` and the
+predicate is reduced over that axis instead (any member's reset triggers the branch), so the
+cond survives.
 """
 from __future__ import annotations
 
@@ -33,6 +36,20 @@ class VecEnvState:
     ep_sums: dict[str, Array]
 
 
+def any_member(pred: Array, member_axis: str | None) -> Array:
+    """``any(pred)``, also over the named vmap axis ``member_axis`` when given. The result is
+    then the same for every member, so a ``lax.cond`` on it stays a branch under that vmap
+    instead of becoming a select that evaluates both sides. Outside such a vmap (the axis name
+    unbound, e.g. a trainer taken from a Runner and vmapped by hand) it is plain ``any``."""
+    out = jnp.any(pred)
+    if member_axis is not None:
+        try:
+            out = jax.lax.pmax(out.astype(jnp.int32), member_axis) > 0
+        except NameError:
+            pass
+    return out
+
+
 class VecEnv:
     """``num_envs`` instances of ``env`` with auto-reset.
 
@@ -48,6 +65,7 @@ class VecEnv:
         num_envs: int,
         param_sampler: ParamSampler | None = None,
         batched_params: bool = False,
+        member_axis: str | None = None,
     ):
         if num_envs <= 0:
             raise ValueError(f"num_envs must be positive, got {num_envs}")
@@ -55,6 +73,7 @@ class VecEnv:
         self.num_envs = num_envs
         self.param_sampler = param_sampler
         self.batched_params = batched_params
+        self.member_axis = member_axis
         self.ep_keys = tuple(k for k in env.info_keys() if k.startswith("ep_"))
         self.has_tag = "tag" in env.info_keys()
 
@@ -139,7 +158,7 @@ class VecEnv:
             )
 
         new_obs, new_state, new_params = jax.lax.cond(
-            jnp.any(done), do_reset, lambda _: (obs, state, vstate.params), None
+            any_member(done, self.member_axis), do_reset, lambda _: (obs, state, vstate.params), None
         )
         info = dict(env_info)
         info.update(
