@@ -8,7 +8,8 @@ in PyTorch (skipped with a message if torch is not installed), the float32 matmu
 ``jnp.dot`` and each update's share of it; then the end-to-end training throughput
 (env-steps/s, rollouts + GAE + 4 epochs of PPO, all 4 modes) of the default ``goodhart``
 config through the runner, with members run one after another (``runner.member_loop=map``,
-the default) and batched (``vmap``), and the FLOP-bound limit at the measured peak.
+the default; ``--compare-vmap`` adds batched members), and the FLOP-bound limit at the
+measured peak.
 """
 from __future__ import annotations
 
@@ -147,6 +148,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch", type=int, default=1024)
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--updates", type=int, default=2, help="timed PPO updates per end-to-end run (0: skip)")
+    ap.add_argument("--compare-vmap", action="store_true", help="also time runner.member_loop=vmap (~4 more minutes)")
     args = ap.parse_args(argv)
 
     gflop = flops_per_sample() * args.batch / 1e9
@@ -181,7 +183,7 @@ def main(argv: list[str] | None = None) -> None:
     per_step = fwd + GOODHART_PPO.num_epochs * flops_per_sample()
     bound = peak * 1e9 / per_step
     print(f"end-to-end default config: {per_step / 1e6:.0f} MFLOP/env-step -> FLOP-bound limit {bound:.0f} env-steps/s")
-    for loop in ("map", "vmap"):
+    for loop in ("map", "vmap") if args.compare_vmap else ("map",):
         sps, m = end_to_end(loop, args.updates)
         print(f"  runner.member_loop={loop:<5} {m} members: {sps:7.0f} env-steps/s  ({100 * sps / bound:.0f}% of the limit)")
 
