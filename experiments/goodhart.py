@@ -88,7 +88,8 @@ class NetworkConfig:
 
 def _default_runner() -> RunnerConfig:
     # member_loop="map": on CPU the CNN update is 1.5x faster run member by member than with
-    # per-member weights batched (measured in experiments/bench_goodhart_cnn.py).
+    # per-member weights batched (46 s vs 68 s per 4-member update here; compare with
+    # ``python -m experiments.bench_goodhart_cnn --compare-vmap``).
     return RunnerConfig(log_episodes=True, eval_episodes=8, checkpoint_minutes=5.0, member_loop="map")
 
 

@@ -244,7 +244,7 @@ def saliency_views(view_size: int = 11) -> tuple[np.ndarray, list[str]]:
 
 
 # -- the verify command ----------------------------------------------------------------------
-def _member_policies(trainer, cfg):
+def _member_policies(trainer):
     """``(greedy(params, stats, obs[n]), sample(params, stats, keys[n], obs[n]))``."""
 
     def logits(p, stats, obs):
@@ -288,7 +288,7 @@ def run_verification(run_dir: str, out_dir: str | None = None, runs: int = 3, ag
     surv_overrides = {**env_overrides, **world, "episode_length": steps + 1}
     n = runs * agents
     key = jax.random.key(seed)  # every agent faces the same worlds: common random numbers
-    logits, sample = _member_policies(trainer, cfg)
+    logits, sample = _member_policies(trainer)
     members = runner.members
 
     # Survival of every member in one program (members vmapped, like training).
