@@ -15,16 +15,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 
+from rljax.machine import host_description
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# PureJaxRL's CartPole settings.
-NUM_ENVS, NUM_STEPS, EPOCHS, MINIBATCHES, LR = 4, 128, 4, 4, 2.5e-4
-GAMMA, LAMBDA, CLIP, ENT, VF, MAX_GRAD = 0.99, 0.95, 0.2, 0.01, 0.5, 0.5
+from experiments.bench_handfused import EPOCHS, ENT, GAMMA, LAMBDA, LR, MAX_GRAD, MINIBATCHES, NUM_ENVS, NUM_STEPS, VF, CLIP
 
 
 # ----------------------------------------------------------------------------------------
@@ -87,128 +86,14 @@ def measure_sequential(steps: int, seeds: int) -> dict:
 
 
 def measure_handfused(steps: int, repeats: int) -> dict:
-    """The tightest single-function PPO we could write for this config: plain jnp MLPs, gymnax
-    physics with reset only where done, everything in one jit."""
-    import gymnax
+    """The hand-fused reference loop (:mod:`experiments.bench_handfused`)."""
     import jax
-    import jax.numpy as jnp
-    import numpy as np
-    import optax
 
-    env, env_params = gymnax.make("CartPole-v1")
+    from experiments.bench_handfused import make_handfused
+
+    train, evaluate = make_handfused(steps)
     num_updates = steps // (NUM_ENVS * NUM_STEPS)
     batch = NUM_ENVS * NUM_STEPS
-    mb = batch // MINIBATCHES
-
-    def dense(key, n_in, n_out, gain):
-        return {"w": jax.nn.initializers.orthogonal(gain)(key, (n_in, n_out)), "b": jnp.zeros(n_out)}
-
-    def init(key):
-        k = jax.random.split(key, 6)
-        g = np.sqrt(2)
-        return {"a": [dense(k[0], 4, 64, g), dense(k[1], 64, 64, g), dense(k[2], 64, 2, 0.01)],
-                "c": [dense(k[3], 4, 64, g), dense(k[4], 64, 64, g), dense(k[5], 64, 1, 1.0)]}
-
-    def mlp(layers, x):
-        for l in layers[:-1]:
-            x = jnp.tanh(x @ l["w"] + l["b"])
-        return x @ layers[-1]["w"] + layers[-1]["b"]
-
-    def forward(p, obs):
-        return mlp(p["a"], obs), mlp(p["c"], obs)[..., 0]
-
-    tx = optax.chain(optax.clip_by_global_norm(MAX_GRAD),
-                     optax.adam(lambda c: LR * (1 - (c // (EPOCHS * MINIBATCHES)) / num_updates), eps=1e-5))
-
-    def train(key):
-        key, pk, rk = jax.random.split(key, 3)
-        params = init(pk)
-        opt = tx.init(params)
-        obs, st = jax.vmap(env.reset_env, (0, None))(jax.random.split(rk, NUM_ENVS), env_params)
-
-        def update(carry, _):
-            params, opt, st, obs, key = carry
-
-            def step(c, _):
-                st, obs, key = c
-                key, ak, rk = jax.random.split(key, 3)
-                logits, v = forward(params, obs)
-                a = jax.random.categorical(ak, logits)
-                logp = jax.nn.log_softmax(logits)[jnp.arange(NUM_ENVS), a]
-                nobs, nst, r, term, _ = jax.vmap(env.step_env, (None, 0, 0, None))(rk, st, a, env_params)
-                trunc = nst.time >= env_params.max_steps_in_episode
-                done = term | trunc
-                bv = jnp.where(trunc & ~term, forward(params, nobs)[1], 0.0)
-
-                def reset(_):
-                    ro, rs = jax.vmap(env.reset_env, (0, None))(jax.random.split(rk, NUM_ENVS), env_params)
-                    sel = lambda x, y: jnp.where(done.reshape((-1,) + (1,) * (x.ndim - 1)), x, y)
-                    return sel(ro, nobs), jax.tree.map(sel, rs, nst)
-
-                nobs2, nst2 = jax.lax.cond(done.any(), reset, lambda _: (nobs, nst), None)
-                return (nst2, nobs2, key), (obs, a, logp, v, r, term, done, bv)
-
-            (st, obs, key), (o, a, lp, v, r, term, done, bv) = jax.lax.scan(step, (st, obs, key), None, NUM_STEPS)
-            last_v = forward(params, obs)[1]
-            nv = jnp.where(done, bv, jnp.concatenate([v[1:], last_v[None]]))
-            delta = r + GAMMA * nv * (1 - term) - v
-
-            def back(g, x):
-                d, dn = x
-                g = d + GAMMA * LAMBDA * (1 - dn) * g
-                return g, g
-
-            _, adv = jax.lax.scan(back, jnp.zeros(NUM_ENVS), (delta, done), reverse=True)
-            tgt = adv + v
-            data = jax.tree.map(lambda x: x.reshape((batch,) + x.shape[2:]), (o, a, lp, v, adv, tgt))
-
-            def loss(p, d):
-                o, a, lp, v, adv, tgt = d
-                logits, nv = forward(p, o)
-                logps = jax.nn.log_softmax(logits)
-                ratio = jnp.exp(logps[jnp.arange(mb), a] - lp)
-                adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-                pg = -jnp.minimum(ratio * adv, jnp.clip(ratio, 1 - CLIP, 1 + CLIP) * adv).mean()
-                vc = v + jnp.clip(nv - v, -CLIP, CLIP)
-                vl = 0.5 * jnp.maximum((nv - tgt) ** 2, (vc - tgt) ** 2).mean()
-                ent = -(jnp.exp(logps) * logps).sum(-1).mean()
-                return pg + VF * vl - ENT * ent
-
-            def epoch(c, k):
-                perm = jax.random.permutation(k, batch)
-                mbs = jax.tree.map(lambda x: x[perm].reshape((MINIBATCHES, mb) + x.shape[1:]), data)
-
-                def mstep(c, d):
-                    p, s = c
-                    g = jax.grad(loss)(p, d)
-                    u, s = tx.update(g, s, p)
-                    return (optax.apply_updates(p, u), s), None
-
-                return jax.lax.scan(mstep, c, mbs)[0], None
-
-            key, ek = jax.random.split(key)
-            (params, opt), _ = jax.lax.scan(epoch, (params, opt), jax.random.split(ek, EPOCHS))
-            return (params, opt, st, obs, key), None
-
-        (params, *_), _ = jax.lax.scan(update, (params, opt, st, obs, key), None, num_updates)
-        return params
-
-    def evaluate(params, key):
-        def episode(k):
-            obs, st = env.reset_env(k, env_params)
-
-            def step(c, _):
-                obs, st, alive, ret = c
-                a = jnp.argmax(forward(params, obs)[0])
-                obs, st, r, term, _ = env.step_env(k, st, a, env_params)
-                ret = ret + alive * r
-                alive = alive * (1 - (term | (st.time >= env_params.max_steps_in_episode)))
-                return (obs, st, alive, ret), None
-
-            return jax.lax.scan(step, (obs, st, 1.0, 0.0), None, 500)[0][3]
-
-        return jax.vmap(episode)(jax.random.split(key, 20)).mean()
-
     t0 = time.perf_counter()
     fn = jax.jit(train).lower(jax.random.PRNGKey(0)).compile()
     compile_s = time.perf_counter() - t0
@@ -282,13 +167,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(fn()))
         return 0
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     print(f"CartPole PPO benchmark: {a.steps:,} steps, {NUM_ENVS} envs x {NUM_STEPS} steps, "
-          f"{os.cpu_count()} CPU cores ({cpu})")
+          f"{host_description()}")
     print("single seed:")
     rep = ["--repeats", str(a.repeats)]
     ours = _child("rljax", ["--steps", str(a.steps), "--seeds", "1", *rep])

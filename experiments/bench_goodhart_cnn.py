@@ -131,14 +131,14 @@ def end_to_end(member_loop: str, updates: int) -> tuple[float, int]:
 
     cfg = EXPERIMENT.make_config(None, None, {"runner": {"member_loop": member_loop, "progress": False}})
     runner = Runner(EXPERIMENT, cfg, "/tmp/rljax-bench-goodhart")
-    ts = runner.init_state()
-    fn = runner.chunk_fn(1, ts)
-    ts, _ = fn(ts)
-    jax.block_until_ready(ts)
+    carry = (runner.init_state(), runner.initial_frozen())
+    fn = runner.chunk_fn(1, *carry)
+    carry, _ = fn(*carry)
+    jax.block_until_ready(carry)
     t0 = time.perf_counter()
     for _ in range(updates):
-        ts, _ = fn(ts)
-    jax.block_until_ready(ts)
+        carry, _ = fn(*carry)
+    jax.block_until_ready(carry)
     steps = updates * cfg.ppo.batch_size * len(runner.members)
     return steps / (time.perf_counter() - t0), len(runner.members)
 

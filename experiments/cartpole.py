@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 from environments.cartpole import make_cartpole
 from rljax.experiment import Experiment, RunnerConfig, Setup
 from rljax.networks.mlp import ActorCriticMLP
-from rljax.ppo import PPOConfig
-from rljax.trainer import Trainer
+from rljax.ppo import PPOConfig, Trainer
 
 
 @dataclass(frozen=True)

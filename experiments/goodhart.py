@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from environments.foraging import FORAGING_MODES, Foraging, params_for_mode, render_observation
+from rljax import backend
 from rljax.errors import ConfigError
 from rljax.experiment import Experiment, RunnerConfig, Setup
-from rljax.networks.cnn import CONV_IMPLS, BaseCNN
-from rljax.ppo import PPOConfig
-from rljax.trainer import Trainer
+from rljax.networks.cnn import BaseCNN
+from rljax.ppo import PPOConfig, Trainer
 
 # d987f31's PPOConfig as the trainer actually used it (spec §5.6): constant lr 5e-4, 64 envs x
 # 128 steps, 4 epochs of 4 minibatches, entropy 0.02, clipped values, per-update advantages.
@@ -83,14 +83,15 @@ class EnvConfig:
 class NetworkConfig:
     channels: tuple[int, ...] = (32, 64, 64)
     hidden: int = 512
-    conv_impl: str = "patches"  # "lax" = XLA's convolution (same function, ~2x slower on CPU)
+    # "patches" (patch-matmul, fastest on CPU), "lax" (XLA's convolution, fastest on GPU) or
+    # "auto" (the backend's fastest, rljax.backend.conv_impl); the same function either way.
+    conv_impl: str = "auto"
 
 
 def _default_runner() -> RunnerConfig:
-    # member_loop="map": on CPU the CNN update is 1.5x faster run member by member than with
-    # per-member weights batched (46 s vs 68 s per 4-member update here; compare with
-    # ``python -m experiments.bench_goodhart_cnn --compare-vmap``).
-    return RunnerConfig(log_episodes=True, eval_episodes=8, checkpoint_minutes=5.0, member_loop="map")
+    # member_loop stays "auto": the network is conv-heavy (Setup.conv_heavy), so on CPU the
+    # members run one after another (1.5x faster for this CNN, rljax.backend.member_loop).
+    return RunnerConfig(log_episodes=True, eval_episodes=8, checkpoint_minutes=5.0)
 
 
 @dataclass(frozen=True)
@@ -108,8 +109,9 @@ class GoodhartConfig:
                 raise ConfigError(f"env.modes: unknown mode {m!r}; choose from {', '.join(FORAGING_MODES)}")
         if len(set(self.env.modes)) != len(self.env.modes):
             raise ConfigError(f"env.modes has duplicates: {list(self.env.modes)}")
-        if self.network.conv_impl not in CONV_IMPLS:
-            raise ConfigError(f"network.conv_impl must be one of {sorted(CONV_IMPLS)}, got {self.network.conv_impl!r}")
+        if self.network.conv_impl not in backend.CONV_IMPLS:
+            raise ConfigError(f"network.conv_impl must be one of {', '.join(backend.CONV_IMPLS)}, "
+                              f"got {self.network.conv_impl!r}")
         if not self.network.channels or min(self.network.channels) <= 0 or self.network.hidden <= 0:
             raise ConfigError(f"network.channels/hidden must be positive, got {list(self.network.channels)}/{self.network.hidden}")
         try:
@@ -123,8 +125,9 @@ class GoodhartConfig:
 def build(cfg: GoodhartConfig) -> Setup:
     env = Foraging(cfg.env.grid_size, cfg.env.view_size)
     variants = tuple((m, params_for_mode(m, **cfg.env.overrides(cfg.ppo.gamma))) for m in cfg.env.modes)
-    net = BaseCNN(num_actions=8, channels=cfg.network.channels, hidden=cfg.network.hidden, conv_impl=cfg.network.conv_impl)
-    return Setup(Trainer(env, net, cfg.ppo, log_episodes=cfg.runner.log_episodes), variants)
+    net = BaseCNN(num_actions=8, channels=cfg.network.channels, hidden=cfg.network.hidden,
+                  conv_impl=backend.conv_impl(cfg.network.conv_impl))
+    return Setup(Trainer(env, net, cfg.ppo, log_episodes=cfg.runner.log_episodes), variants, conv_heavy=True)
 
 
 def verify_main(argv: Sequence[str]) -> int:

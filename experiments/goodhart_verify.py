@@ -272,7 +272,7 @@ def run_verification(run_dir: str, out_dir: str | None = None, runs: int = 3, ag
     from rljax.runner import load_run
     from environments.foraging_seekers import omniscient_seeker, proxy_seeker
 
-    runner, ts = load_run(run_dir, best=best)
+    runner, ts = load_run(run_dir, best=best)  # ts: PPO's member-batched TrainState
     if runner.experiment.name != "goodhart":
         raise ConfigError(f"{run_dir} is a {runner.experiment.name!r} run, not a goodhart run")
     out_dir = out_dir or os.path.join(runner.out_dir, "verify")

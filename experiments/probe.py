@@ -10,8 +10,7 @@ from environments import probes
 from rljax.errors import ConfigError
 from rljax.experiment import Experiment, RunnerConfig, Setup
 from rljax.networks.mlp import ActorCriticMLP
-from rljax.ppo import PPOConfig
-from rljax.trainer import Trainer
+from rljax.ppo import PPOConfig, Trainer
 
 PROBES = {
     "constant": probes.ConstantRewardProbe,

@@ -11,7 +11,7 @@ import sys
 import time
 from typing import Sequence
 
-from rljax.errors import ConfigError
+from rljax.errors import ConfigError, DivergenceError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,21 +50,24 @@ def _add_run_args(run: argparse.ArgumentParser) -> None:
                      help="CPU only: split the host into this many XLA devices to spread members over cores")
 
 
-def parse_grid(items: Sequence[str]) -> list[dict]:
-    """``["ppo.lr=1e-3,3e-4", "ppo.ent_coef=0,0.01"]`` -> Cartesian product of settings."""
+def parse_grid(items: Sequence[str], section: str = "ppo", vary_keys: Sequence[str] | None = None) -> list[dict]:
+    """``["ppo.lr=1e-3,3e-4", "ppo.ent_coef=0,0.01"]`` -> Cartesian product of settings.
+
+    ``section``/``vary_keys``: the algorithm's config section and its vmappable keys."""
     import itertools
 
-    from rljax.ppo import NUMERIC_FIELDS
+    if vary_keys is None:
+        from rljax.ppo import NUMERIC_FIELDS as vary_keys
 
     axes = []
     for item in items:
         if "=" not in item:
             raise ConfigError(f"--vary {item!r} is not of the form key=v1,v2")
         key, raw = item.split("=", 1)
-        name = key.removeprefix("ppo.")
-        if name not in NUMERIC_FIELDS:
+        name = key.removeprefix(f"{section}.")
+        if name not in vary_keys:
             raise ConfigError(f"--vary: {key!r} is not a vmappable hyperparameter; use one of "
-                              + ", ".join(f"ppo.{k}" for k in NUMERIC_FIELDS))
+                              + ", ".join(f"{section}.{k}" for k in vary_keys))
         try:
             values = [float(v) for v in raw.split(",") if v.strip()]
         except ValueError:
@@ -75,12 +78,41 @@ def parse_grid(items: Sequence[str]) -> list[dict]:
     return [dict(c) for c in itertools.product(*axes)] if axes else []
 
 
-def configure_devices(requested: int | None, members: int) -> None:
-    """On CPU, expose several host devices so members spread over cores (one XLA CPU device
-    keeps only about one core busy on small ops). Must run before JAX creates any array."""
+def accelerator_expected() -> bool:
+    """Whether JAX will run on a GPU/TPU, decided without initialising its backends: the
+    platforms asked for (``JAX_PLATFORMS`` / ``jax_platforms``), else whether an accelerator
+    plugin is installed."""
+    import importlib.metadata
+    import importlib.util
+    import pkgutil
+
     import jax
 
-    if jax.config.jax_platforms not in (None, "", "cpu") or os.environ.get("JAX_PLATFORMS", "cpu") != "cpu":
+    asked = os.environ.get("JAX_PLATFORMS") or jax.config.jax_platforms or ""
+    if asked:
+        return any(p.strip() not in ("cpu", "") for p in asked.split(","))
+    if importlib.util.find_spec("libtpu") is not None:
+        return True
+    try:
+        plugins = list(importlib.metadata.entry_points(group="jax_plugins"))
+    except Exception:  # pragma: no cover - broken metadata
+        plugins = []
+    if plugins:
+        return True
+    try:
+        import jax_plugins
+    except ImportError:
+        return False
+    return any(True for _ in pkgutil.iter_modules(jax_plugins.__path__))
+
+
+def configure_devices(requested: int | None, members: int) -> None:
+    """On CPU, expose several host devices so members spread over cores (one XLA CPU device
+    keeps only about one core busy on small ops). Never on a GPU/TPU host. Must run before JAX
+    creates any array."""
+    import jax
+
+    if accelerator_expected():
         return
     cores = os.cpu_count() or 1
     if requested is not None:
@@ -116,7 +148,8 @@ def _run(args: argparse.Namespace) -> int:
                 raise ConfigError(f"--seeds must be > 0, got {args.seeds}")
             overrides.append(f"runner.num_seeds={args.seeds}")
         cfg = exp.make_config(args.preset, args.config, overrides)
-        grid = parse_grid(args.vary)
+        algorithm = exp.build(cfg).algorithm
+        grid = parse_grid(args.vary, algorithm.config_section, algorithm.vary_keys)
         configure_devices(args.devices, len(cfg.runner.seed_list()) * max(len(grid), 1))
         out = args.out or os.path.join("checkpoints", f"{exp.name}-{time.strftime('%Y%m%d-%H%M%S')}")
         if os.path.exists(os.path.join(out, "run.json")):
@@ -149,9 +182,9 @@ def _eval(args: argparse.Namespace) -> int:
     if args.episodes is not None and args.episodes <= 0:
         raise ConfigError(f"--episodes must be > 0, got {args.episodes}")
     extra = {} if args.episodes is None else {"eval_episodes": args.episodes}
-    runner, ts = load_run(args.checkpoint_dir, best=args.best, **extra)
-    returns = runner.evaluate(ts)["return"]
-    print(f"{runner.experiment.name} @ update {int(np.asarray(ts.update_step)[0])}, {returns.shape[1]} episodes per member")
+    runner, state = load_run(args.checkpoint_dir, best=args.best, **extra)
+    returns = runner.evaluate(state)["return"]
+    print(f"{runner.experiment.name} @ update {runner.update_count(state)}, {returns.shape[1]} episodes per member")
     for m, r in zip(runner.members, returns):
         print(f"  {m.name:<32} return {r.mean():9.2f} +- {r.std():.2f}")
     return 0
@@ -180,6 +213,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as e:
         print(f"rljax: error: {e}", file=sys.stderr)
         return 2
+    except DivergenceError as e:
+        print(f"rljax: diverged: {e}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print("rljax: interrupted; resume with --resume <run dir>", file=sys.stderr)
         return 130
@@ -201,6 +237,9 @@ def experiment_main(name: str, argv: Sequence[str] | None = None) -> int:
         except ConfigError as e:
             print(f"rljax: error: {e}", file=sys.stderr)
             return 2
+        except DivergenceError as e:
+            print(f"rljax: diverged: {e}", file=sys.stderr)
+            return 3
     return main(["run", name, *argv])
 
 

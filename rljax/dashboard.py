@@ -20,8 +20,10 @@ class Dashboard:
     """``obs_to_image(obs) -> HxW or HxWx3`` array for the observation panel (optional).
     Keeps one float per metric per update in memory (a few MB for a million updates)."""
 
-    def __init__(self, obs_to_image: ObsToImage | None = None, every: int = 1, inline: bool | None = None):
+    def __init__(self, obs_to_image: ObsToImage | None = None, every: int = 1, inline: bool | None = None,
+                 max_members: int = 16):
         self.obs_to_image = obs_to_image
+        self.max_members = max_members  # figures for the first members only: one PNG each
         self.every = max(1, every)
         self.history: dict[str, list[np.ndarray]] = {}
         self.steps: list[np.ndarray] = []
@@ -30,7 +32,7 @@ class Dashboard:
         self.paths: list[str] = []
 
     def __call__(self, ctx: ChunkContext) -> None:
-        batch = ctx.runner.cfg.ppo.batch_size
+        batch = ctx.runner.steps_per_update
         k = next(iter(ctx.metrics.values())).shape[1]
         self.steps.append((ctx.update - k + 1 + np.arange(k)) * batch)
         for name, v in ctx.metrics.items():
@@ -51,11 +53,11 @@ class Dashboard:
         import matplotlib.pyplot as plt
 
         steps = np.concatenate(self.steps)
-        obs = np.asarray(ctx.state.obs)  # [M, N, ...]
+        obs = ctx.runner.algorithm.observation(ctx.state)  # [M, N, ...] or None
         self.paths = []
-        for i, member in enumerate(ctx.runner.members):
+        for i, member in enumerate(ctx.runner.members[: self.max_members]):
             fig, axes = plt.subplots(2, 3, figsize=(13, 7))
-            fig.suptitle(f"{ctx.runner.experiment.name} / {member.name} @ {ctx.update * ctx.runner.cfg.ppo.batch_size:,} steps")
+            fig.suptitle(f"{ctx.runner.experiment.name} / {member.name} @ {ctx.update * ctx.runner.steps_per_update:,} steps")
             self._line(axes[0, 0], steps, ["episode_return"], i, "episode return")
             self._line(axes[0, 1], steps, ["episode_length"], i, "episode length")
             self._line(axes[0, 2], steps, ["pg_loss", "v_loss"], i, "losses")
@@ -67,8 +69,8 @@ class Dashboard:
                 ax.set_xticks(range(len(acts)))
             ax.set_title("action distribution (latest update)")
             ax = axes[1, 2]
-            if self.obs_to_image is not None:
-                ax.imshow(self.obs_to_image(obs[i, 0]), interpolation="nearest")
+            if self.obs_to_image is not None and obs is not None:
+                ax.imshow(self.obs_to_image(np.asarray(obs[i, 0])), interpolation="nearest")
             ax.set_title("observation, env 0")
             ax.axis("off")
             fig.tight_layout()

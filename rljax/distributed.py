@@ -102,6 +102,8 @@ def shard_members(tree: Any, mesh: Mesh | None = None, *, process_local: bool = 
         return jax.device_put(tree, sharding)
     else:
         def place(x):
+            if isinstance(x, jax.Array) and not x.is_fully_addressable:
+                return x  # already a global array (the output of a member-sharded program)
             x = np.asarray(x)
             return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
     return jax.tree.map(place, tree)

@@ -1,16 +1,21 @@
-"""Experiments: a config class, presets and a ``build`` that returns the trainer and its
+"""Experiments: a config class, presets and a ``build`` that returns the algorithm and its
 task variants. The registry finds every module in the ``experiments`` package that defines
 ``EXPERIMENT``."""
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import inspect
 import pkgutil
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from rljax.algorithm import Algorithm
+from rljax.backend import BRANCH_MODES, LOOP_MODES
 from rljax.config import from_dict, load_yaml, merge, parse_overrides
 from rljax.errors import ConfigError
-from rljax.trainer import Trainer
+
+DIVERGENCE_ACTIONS = ("stop", "freeze")
 
 
 @dataclass(frozen=True)
@@ -35,11 +40,28 @@ class RunnerConfig:
     wandb_project: str = "rljax"
     wandb_offline: bool = True
     log_episodes: bool = False
-    member_loop: str = "vmap"  # "vmap": members batched; "map": one after another per device (big CNNs on CPU)
+    # Backend-dependent ways to run the same maths; "auto" = measured fastest (rljax.backend).
+    member_loop: str = "auto"  # "vmap": members batched; "map": one after another per device
+    init_loop: str = "auto"  # how the one initialisation program maps over members
+    reset_branch: str = "auto"  # "cond" or "select" for the auto-reset of finished environments
+    bootstrap_branch: str = "auto"  # "cond" or "select" for the critic value on truncation
+    # Runs with at most this many members also get one metrics/episodes CSV per member; every
+    # run writes the columnar metrics.csv (member as a column).
+    per_member_files: int = 16
+    on_divergence: str = "stop"  # NaN/inf in a member: "stop" the run, or "freeze" that member
 
     def validate(self) -> None:
-        if self.member_loop not in ("vmap", "map"):
-            raise ConfigError(f"runner.member_loop must be 'vmap' or 'map', got {self.member_loop!r}")
+        for name in ("member_loop", "init_loop"):
+            if getattr(self, name) not in LOOP_MODES:
+                raise ConfigError(f"runner.{name} must be one of {', '.join(LOOP_MODES)}, got {getattr(self, name)!r}")
+        for name in ("reset_branch", "bootstrap_branch"):
+            if getattr(self, name) not in BRANCH_MODES:
+                raise ConfigError(f"runner.{name} must be one of {', '.join(BRANCH_MODES)}, got {getattr(self, name)!r}")
+        if self.on_divergence not in DIVERGENCE_ACTIONS:
+            raise ConfigError(f"runner.on_divergence must be one of {', '.join(DIVERGENCE_ACTIONS)}, "
+                              f"got {self.on_divergence!r}")
+        if self.per_member_files < 0:
+            raise ConfigError(f"runner.per_member_files must be >= 0, got {self.per_member_files}")
         for name in ("num_seeds", "eval_episodes", "keep_latest"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"runner.{name} must be > 0, got {getattr(self, name)}")
@@ -59,18 +81,28 @@ class RunnerConfig:
 class Setup:
     """What an experiment's ``build(cfg)`` returns.
 
+    ``algorithm``: what the runner drives (:class:`rljax.algorithm.Algorithm`, e.g. PPO's
+    :class:`rljax.ppo.Trainer`).
     ``variants``: named task parameters trained side by side as members of one program (e.g.
     observation modes); each is combined with every seed and hyperparameter setting.
+    ``conv_heavy``: the network is dominated by convolutions (picks ``member_loop``, see
+    :mod:`rljax.backend`).
     """
 
-    trainer: Trainer
+    algorithm: Algorithm
     variants: tuple[tuple[str, Any], ...]
+    conv_heavy: bool = False
+
+    @property
+    def trainer(self) -> Algorithm:
+        """The algorithm under its first name (PPO experiments call it the trainer)."""
+        return self.algorithm
 
 
 @dataclass(frozen=True)
 class Experiment:
     name: str
-    config_cls: type  # frozen dataclass with fields ``ppo: PPOConfig`` and ``runner: RunnerConfig``
+    config_cls: type  # frozen dataclass with a ``runner: RunnerConfig`` field and the algorithm's section(s)
     build: Callable[[Any], Setup]
     presets: dict[str, dict] = field(default_factory=dict)
     description: str = ""
@@ -95,8 +127,14 @@ class Experiment:
 
 
 def validate_config(cfg: Any) -> None:
-    cfg.ppo.validate()
-    cfg.runner.validate()
+    """Validates every section that can (``ppo``, ``runner``, ...), then the whole config."""
+    for f in dataclasses.fields(cfg):
+        section = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(section) and hasattr(section, "validate"):
+            if "prefix" in inspect.signature(section.validate).parameters:
+                section.validate(prefix=f"{f.name}.")
+            else:
+                section.validate()
     if hasattr(cfg, "validate"):
         cfg.validate()
 

@@ -1,9 +1,13 @@
 """Drives a compiled training program from Python: members, chunks, logs, evaluation,
-checkpoints, resume.
+checkpoints, resume, divergence checks.
 
-Members (variants x hyperparameter settings x seeds) form the leading axis of one train state;
-``jit(vmap(chunk))`` advances all of them by ``chunk_updates`` updates per call. Python only
-runs between chunks: it writes metrics, shows progress, evaluates and checkpoints.
+Members (variants x hyperparameter settings x seeds) form the leading axis of one state; one
+program initialises all of them and ``jit(members(scan of K updates))`` advances all of them by
+``chunk_updates`` updates per call. What is trained is an :class:`~rljax.algorithm.Algorithm`
+(PPO, EMPO, self-play, ...). Python only runs between chunks, and its work there does not grow
+with the number of members: metrics come back as one ``[M, K]`` array per name and go to
+columnar files (:mod:`rljax.logger`), the progress bar shows quantiles across members, the
+checkpoint holds the whole member-batched state once.
 """
 from __future__ import annotations
 
@@ -21,16 +25,17 @@ import jax.numpy as jnp
 import numpy as np
 
 import rljax
+from rljax import backend
+from rljax.algorithm import Algorithm
 from rljax.checkpoint import Checkpointer, abstract_like, read_run_json
 from rljax.config import from_dict, to_dict
-from rljax.errors import ConfigError
+from rljax.envs.environment import tree_select
+from rljax.errors import ConfigError, DivergenceError
 from rljax.experiment import Experiment, Setup, load_experiment, validate_config
 from rljax.logger import RunLogger
-from rljax.ppo import NUMERIC_FIELDS
-from rljax.sharding import is_primary, member_groups, place_members, to_host
-from rljax.trainer import TrainState, Trainer
+from rljax.sharding import is_primary, member_groups, member_mesh, place_members, to_host
 
-MEMBER_AXIS = "members"  # the vmap axis over members; the trainer reduces rare-branch predicates over it
+MEMBER_AXIS = "members"  # the vmap axis over members; algorithms reduce rare-branch predicates over it
 
 
 @dataclass(frozen=True)
@@ -41,13 +46,16 @@ class Member:
     hparams: dict
 
 
-def build_members(seeds: Sequence[int], variants: Sequence[str], grid: Sequence[dict] | None) -> list[Member]:
+def build_members(seeds: Sequence[int], variants: Sequence[str], grid: Sequence[dict] | None,
+                  vary_keys: Sequence[str] | None = None, section: str = "ppo") -> list[Member]:
     """Every combination of variant x hyperparameter setting x seed, in that nesting order."""
     grid = list(grid) if grid else [{}]
+    if vary_keys is None:
+        from rljax.ppo import NUMERIC_FIELDS as vary_keys
     for overrides in grid:
         for k in overrides:
-            if k not in NUMERIC_FIELDS:
-                raise ConfigError(f"ppo.{k} cannot vary across members; vmappable keys: {', '.join(NUMERIC_FIELDS)}")
+            if k not in vary_keys:
+                raise ConfigError(f"{section}.{k} cannot vary across members; vmappable keys: {', '.join(vary_keys)}")
     members = []
     for v in variants:
         for j, hp in enumerate(grid):
@@ -67,186 +75,295 @@ class ChunkContext:
 
     runner: "Runner"
     update: int
-    state: TrainState
+    state: Any  # the algorithm's member-batched state
     metrics: dict[str, np.ndarray]  # [M, K] per scalar metric of the last chunk
 
 
 class Runner:
     """One run of ``experiment`` with config ``cfg`` into ``out_dir``.
 
-    ``grid``: optional list of hyperparameter overrides (keys from ``ppo.NUMERIC_FIELDS``), one
-    per setting; members are variants x grid x seeds. ``on_chunk_end``: callbacks run between
-    chunks (dashboards, tests).
+    ``grid``: optional list of hyperparameter overrides (keys from the algorithm's
+    ``vary_keys``), one per setting; members are variants x grid x seeds. ``on_chunk_end``:
+    callbacks run between chunks (dashboards, tests).
     """
 
     def __init__(self, experiment: Experiment, cfg: Any, out_dir: str, grid: Sequence[dict] | None = None,
                  on_chunk_end: Sequence[Callable[[ChunkContext], None]] = (), resume: bool = False):
+        t0 = time.perf_counter()
         validate_config(cfg)
         self.experiment, self.cfg, self.out_dir = experiment, cfg, out_dir
         self.resume = resume
         self.on_chunk_end = list(on_chunk_end)
         self.setup: Setup = experiment.build(cfg)
-        self.trainer: Trainer = dataclasses.replace(self.setup.trainer, member_axis=MEMBER_AXIS)
-        variant_params = dict(self.setup.variants)
-        self.members = build_members(cfg.runner.seed_list(), [v for v, _ in self.setup.variants], grid)
+        self.choices = backend.resolve(cfg.runner, self.setup.conv_heavy)
+        self.algorithm: Algorithm = self.setup.algorithm.with_options(
+            member_axis=MEMBER_AXIS, reset_branch=self.choices.reset_branch, bootstrap_branch=self.choices.bootstrap_branch)
+        self.trainer = self.algorithm  # PPO experiments' name for it
+        alg = self.algorithm
+        variant_names = [v for v, _ in self.setup.variants]
         self.grid = list(grid) if grid else []
-        self.env_params = stack([variant_params[m.variant] for m in self.members])
-        self.hparams = stack([self.trainer.hparams(variant_params[m.variant], **m.hparams) for m in self.members])
-        ppo = cfg.ppo
-        self.num_updates = ppo.num_updates
+        self.members = build_members(cfg.runner.seed_list(), variant_names, grid, alg.vary_keys, alg.config_section)
+        self.num_members = len(self.members)
+        settings = self.grid or [{}]
+        # Per-member task parameters and hyperparameters are gathered from the few distinct
+        # (variant, setting) values with one indexing op per leaf, not built per member.
+        per_variant = len(settings) * len(cfg.runner.seed_list())
+        variant_idx = np.arange(self.num_members) // per_variant
+        combo_idx = np.arange(self.num_members) // len(cfg.runner.seed_list())
+        variants = stack([p for _, p in self.setup.variants])
+        self.env_params = jax.tree.map(lambda x: x[variant_idx], variants)
+        combos = stack([alg.hparams(p, **hp) for _, p in self.setup.variants for hp in settings])
+        self.hparams = jax.tree.map(lambda x: x[combo_idx], combos)
+        self.seeds = np.asarray([m.seed for m in self.members])
+        self.num_updates = alg.num_updates
+        self.steps_per_update = alg.steps_per_update
         self.chunk_updates = cfg.runner.chunk_updates or default_chunk(self.num_updates)
-        self.compile_seconds = 0.0
-        first = self.setup.variants[0][1]
-        self.eval_max_steps = cfg.runner.eval_max_steps or self.trainer.env.max_steps(first)
+        self.eval_max_steps = cfg.runner.eval_max_steps or alg.eval_steps(self.setup.variants[0][1])
         self.eval_keys = jax.random.split(jax.random.PRNGKey(cfg.runner.eval_seed), cfg.runner.eval_episodes)
         self._chunk_fns: dict[int, Callable] = {}
-        self._eval_fn = jax.jit(
-            jax.vmap(partial(self.trainer.evaluate, max_steps=self.eval_max_steps), in_axes=(0, 0, 0, None))
-        )
+        self._eval_fn: Callable | None = None
+        self._check_names: list[str] = []
+        self.training_started_at: float | None = None  # time.time() when the first chunk was launched
+        self.timings = {"construct": time.perf_counter() - t0, "init": 0.0, "compile": 0.0, "train": 0.0,
+                        "eval": 0.0, "logging": 0.0, "checkpoint": 0.0, "callbacks": 0.0}
 
-    # -- compiled pieces -------------------------------------------------------------------
-    def init_params(self) -> tuple[jax.Array, Any]:
-        """Per-member state keys ``[M, 2]`` and parameters, made one member at a time (see
-        Trainer.init_params). A member's key depends only on its seed, so seed i of a batch
-        starts exactly like a single run of seed i."""
-        init_params = jax.jit(self.trainer.init_params)
-        keys = [jax.random.split(jax.random.PRNGKey(m.seed)) for m in self.members]
-        params = stack([init_params(k[0], jax.tree.map(lambda x: x[i], self.env_params)) for i, k in enumerate(keys)])
-        return jnp.stack([k[1] for k in keys]), params
+    @property
+    def compile_seconds(self) -> float:
+        return self.timings["compile"]
 
-    def init_state(self) -> TrainState:
-        state_keys, params = self.init_params()
-        ts = jax.jit(jax.vmap(self.trainer.init))(state_keys, params, self.hparams, self.env_params)
-        return place_members(ts)
+    # -- mapping over members --------------------------------------------------------------
+    def _members(self, fn: Callable, loop: str | None = None) -> Callable:
+        """``fn`` (of one member's arguments) over the leading member axis of every argument.
 
-    def train_compiled(self) -> tuple[TrainState, dict[str, jax.Array]]:
-        """All updates of all members as ONE program, with no Python between updates; gives
-        the same bits as :meth:`run`'s chunked loop. Initialisation stays a separate program:
-        fused with the first update, XLA simplifies around the known-zero optimiser state and
-        the first update's floats change in the last bit."""
-        ts = self.init_state()
-        return jax.jit(self._members(partial(self.trainer.chunk, num_updates=self.num_updates)))(ts)
+        ``"vmap"`` batches members (best for small networks, where per-op overhead dominates);
+        ``"map"`` runs the members of each device one after another inside the same program
+        (see :mod:`rljax.backend`)."""
+        loop = loop or self.choices.member_loop
+        if loop == "vmap":
+            return jax.vmap(fn, axis_name=MEMBER_AXIS)
+        groups = member_groups(self.num_members)
 
-    def chunk_fn(self, k: int, ts: TrainState) -> Callable:
-        """The compiled chunk of ``k`` updates (compiled ahead of time so that compile time is
-        reported apart from training throughput)."""
-        if k not in self._chunk_fns:
-            t0 = time.perf_counter()
-            fn = jax.jit(self._members(partial(self.trainer.chunk, num_updates=k)), donate_argnums=0)
-            self._chunk_fns[k] = fn.lower(ts).compile()
-            self.compile_seconds += time.perf_counter() - t0
-        return self._chunk_fns[k]
-
-    def _members(self, fn: Callable) -> Callable:
-        """``fn`` over the member axis. ``runner.member_loop="vmap"`` batches members (best for
-        small networks, where per-op overhead dominates); ``"map"`` runs the members of each
-        device one after another inside the same program (best for large convolutions on CPU,
-        where batching per-member weights makes the matmuls slower: 1.5x for Goodhart's CNN)."""
-        members = jax.vmap(fn, axis_name=MEMBER_AXIS)
-        if self.cfg.runner.member_loop == "vmap":
-            return members
-        groups = member_groups(len(self.members))
-
-        def grouped(tree):
-            split = jax.tree.map(lambda x: x.reshape((groups, -1) + x.shape[1:]), tree)
-            out = jax.vmap(lambda t: jax.lax.map(fn, t), axis_name=MEMBER_AXIS)(split)
+        def grouped(*args):
+            split = jax.tree.map(lambda x: x.reshape((groups, -1) + x.shape[1:]), args)
+            out = jax.vmap(lambda *a: jax.lax.map(lambda t: fn(*t), a), axis_name=MEMBER_AXIS)(*split)
             return jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), out)
 
         return grouped
 
-    def evaluate(self, ts: TrainState) -> dict[str, np.ndarray]:
-        """Greedy evaluation of every member on the same fixed keys; ``[M, E]`` per entry."""
-        return to_host(self._eval_fn(ts.params, ts.obs_stats, ts.env_params, self.eval_keys))
+    # -- compiled pieces -------------------------------------------------------------------
+    def init_state(self) -> Any:
+        """The initial states of all members, built by ONE program (placed on the member
+        sharding). Member i starts from ``PRNGKey(seed_i)`` alone, so seed i of a batch starts
+        exactly like a single run of seed i. On CPU the members are mapped one at a time
+        (``init_loop="map"``): batched QR of orthogonal initialisers inside a big program was
+        seen to hang XLA's CPU thread pool."""
+        t0 = time.perf_counter()
+        keys = jax.vmap(jax.random.PRNGKey)(jnp.asarray(self.seeds, jnp.uint32))
+        args = place_members((keys, self.env_params, self.hparams))
+        init = self.algorithm.init_state
+        if self.choices.init_loop == "vmap":
+            fn = jax.vmap(init)
+        elif member_groups(self.num_members) > 1:
+            # One lax.map per device, with no batching across devices either.
+            from jax.sharding import PartitionSpec as P
+
+            fn = jax.shard_map(lambda *a: jax.lax.map(lambda t: init(*t), a), mesh=member_mesh(),
+                               in_specs=P(MEMBER_AXIS), out_specs=P(MEMBER_AXIS))
+        else:
+            fn = lambda *a: jax.lax.map(lambda t: init(*t), a)
+        state = place_members(jax.jit(fn)(*args))
+        jax.block_until_ready(state)
+        self.timings["init"] += time.perf_counter() - t0
+        return state
+
+    def init_params(self) -> tuple[jax.Array, Any]:
+        """PPO-style view of the initial state: per-member state keys ``[M, 2]`` and network
+        parameters (for algorithms whose state has ``params``)."""
+        keys = jax.vmap(lambda s: jax.random.split(jax.random.PRNGKey(s))[1])(jnp.asarray(self.seeds, jnp.uint32))
+        return keys, self.init_state().params
+
+    def _member_chunk(self, num_updates: int) -> Callable:
+        """``(state, frozen) -> ((state, frozen), metrics[K])`` of ONE member: ``num_updates``
+        updates, each followed by the algorithm's divergence checks, folded into the metric
+        ``nonfinite`` (bit i = check i). With ``runner.on_divergence=freeze`` a member whose
+        update turned something non-finite keeps its state from before that update."""
+        alg, freeze = self.algorithm, self.cfg.runner.on_divergence == "freeze"
+
+        def body(carry, _):
+            state, frozen = carry
+            new, metrics = alg.update(state)
+            checks = alg.nonfinite(new, metrics)
+            self._check_names = list(checks)
+            code = jnp.zeros((), jnp.int32)
+            for i, bad in enumerate(checks.values()):
+                code = code | (jnp.asarray(bad).astype(jnp.int32) << i)
+            metrics = dict(metrics, nonfinite=code)
+            if freeze:
+                frozen = frozen | (code > 0)
+                new = tree_select(frozen, state, new)
+            return (new, frozen), metrics
+
+        return lambda state, frozen: jax.lax.scan(body, (state, frozen), None, length=num_updates)
+
+    def chunk_fn(self, k: int, state: Any, frozen: Any) -> Callable:
+        """The compiled chunk of ``k`` updates of all members, ``(state, frozen) -> ((state,
+        frozen), metrics)``, for arguments shaped like ``state`` and ``frozen[M]``; compiled
+        ahead of time so compile time is reported apart from training. Its arguments are
+        donated (their buffers are reused for the result)."""
+        if k not in self._chunk_fns:
+            t0 = time.perf_counter()
+            fn = jax.jit(self._members(self._member_chunk(k)), donate_argnums=(0, 1))
+            self._chunk_fns[k] = fn.lower(*abstract_like((state, frozen))).compile()
+            self.timings["compile"] += time.perf_counter() - t0
+        return self._chunk_fns[k]
+
+    def initial_frozen(self) -> Any:
+        """No member frozen: ``bool[M]`` on the member sharding."""
+        return place_members(jnp.zeros((self.num_members,), bool))
+
+    def train_compiled(self) -> tuple[Any, dict[str, jax.Array]]:
+        """All updates of all members as ONE program, with no Python between updates; gives
+        the same bits as :meth:`run`'s chunked loop. Initialisation stays a separate program:
+        fused with the first update, XLA simplifies around the known-zero optimiser state and
+        the first update's floats change in the last bit."""
+        state, frozen = self.init_state(), self.initial_frozen()
+        (state, _), metrics = jax.jit(self._members(self._member_chunk(self.num_updates)))(state, frozen)
+        return state, metrics
+
+    def evaluate(self, state: Any) -> dict[str, np.ndarray]:
+        """Evaluation of every member on the same fixed keys; ``[M, E]`` per entry."""
+        if self._eval_fn is None:
+            t0 = time.perf_counter()
+            fn = partial(self.algorithm.evaluation, keys=self.eval_keys, max_steps=self.eval_max_steps)
+            self._eval_fn = jax.jit(self._members(lambda s: fn(s))).lower(state).compile()
+            self.timings["compile"] += time.perf_counter() - t0
+        return to_host(self._eval_fn(state))
+
+    def update_count(self, state: Any) -> int:
+        """Updates done: the furthest member (a frozen member's own count stops)."""
+        return int(np.max(to_host(self.algorithm.update_count(state))))
 
     # -- the loop --------------------------------------------------------------------------
     def run(self) -> dict:
         cfg, rc = self.cfg, self.cfg.runner
         os.makedirs(self.out_dir, exist_ok=True)
-        batch = cfg.ppo.batch_size
         meta = self._metadata()
         ckpt = Checkpointer(self.out_dir, rc.keep_latest, rc.keep_best, metadata=meta)
-        ts = self.init_state()
+        carry = {"state": self.init_state(), "frozen": self.initial_frozen()}
         start = 0
         if self.resume:
             step = ckpt.latest_step()
             if step is None:
                 raise ConfigError(f"no complete checkpoint to resume from in {self.out_dir}")
-            ts = place_members(ckpt.restore(abstract_like(ts), step))
-            start = int(np.asarray(ts.update_step)[0])
+            carry = place_members(ckpt.restore(abstract_like(carry), step))
+            start = self.update_count(carry["state"])
         elif is_primary():
             with open(os.path.join(self.out_dir, "run.json"), "w") as f:
                 json.dump(meta, f, indent=1)
         # In a multi-process run only process 0 writes logs; the others log into their own folder.
         log_dir = self.out_dir if is_primary() else os.path.join(self.out_dir, f"process{jax.process_index()}")
         os.makedirs(log_dir, exist_ok=True)
-        logger = RunLogger(log_dir, [m.name for m in self.members], rc.tensorboard, rc.wandb, rc.wandb_project,
-                           rc.wandb_offline, meta["config"], resume_from=start if self.resume else None,
-                           log_episodes=rc.log_episodes)
-        bar = _progress(rc.progress and is_primary(), self.num_updates * batch, start * batch, self.experiment.name)
-        latest_return = np.full(len(self.members), np.nan)
-        eval_return = None
-        last_eval = None
-        # Training throughput counts the loop's wall time (chunks, transfers, logging) minus
-        # compilation, evaluation, checkpoint writes and callbacks, which are reported apart:
-        # they are fixed costs that do not scale with steps (a save is ~0.1 s).
-        loop_start, excluded = time.perf_counter(), -self.compile_seconds
-        self.eval_seconds = self.checkpoint_seconds = 0.0
-        train_seconds = lambda: time.perf_counter() - loop_start - excluded - self.compile_seconds
-        last_save = time.monotonic()
+        spu = self.steps_per_update
+        logger = RunLogger(log_dir, [m.name for m in self.members], spu, self.num_members <= rc.per_member_files,
+                           rc.tensorboard, rc.wandb, rc.wandb_project, rc.wandb_offline, meta["config"],
+                           resume_from=start if self.resume else None, log_episodes=rc.log_episodes)
+        bar = _progress(rc.progress and is_primary(), self.num_updates * spu, start * spu, self.experiment.name)
+        latest_return = np.full(self.num_members, np.nan)
+        frozen_at = np.full(self.num_members, -1)
+        frozen_at[np.asarray(to_host(carry["frozen"]), bool)] = start
+        last_eval, last_saved = None, ckpt.latest_step()
+        last_save_time = time.monotonic()
         update = start
+        state, frozen = carry["state"], carry["frozen"]
+        timings = self.timings
         try:
             while update < self.num_updates:
                 k = min(self.chunk_updates, self.num_updates - update)
-                fn = self.chunk_fn(k, ts)
-                ts, metrics = fn(ts)
+                fn = self.chunk_fn(k, state, frozen)
+                t0 = time.perf_counter()
+                if self.training_started_at is None:
+                    self.training_started_at = time.time()
+                (state, frozen), metrics = fn(state, frozen)
                 metrics = to_host(metrics)
+                timings["train"] += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                codes = metrics.pop("nonfinite")
                 episodes = metrics.pop("episode_records", None)
-                logger.log_updates(update, batch, metrics)
+                logger.log_updates(update, metrics)
                 if episodes is not None:
-                    logger.log_episode_records(update, batch, cfg.ppo.num_envs, episodes)
-                prev, update = update, update + k
+                    logger.log_episode_records(update, episodes["episode_done"].shape[-1], episodes)
                 latest_return = _latest_finite(metrics.get("episode_return"), latest_return)
+                timings["logging"] += time.perf_counter() - t0
+                prev, update = update, update + k
+                if codes.any():
+                    newly = self._diverged(codes, prev, frozen_at, last_saved)
+                    if rc.on_divergence == "stop":
+                        raise DivergenceError(newly[0] + (f" ({len(newly) - 1} more member(s) diverged)" if len(newly) > 1 else ""))
+                    for line in newly:
+                        bar.write("rljax: " + line)
+                    if (frozen_at >= 0).all():
+                        raise DivergenceError("every member diverged and is frozen; " + newly[0])
                 eval_now = update == self.num_updates or (rc.eval_every and update // rc.eval_every > prev // rc.eval_every)
                 eval_return = None
                 if eval_now:
                     t0 = time.perf_counter()
-                    last_eval = self.evaluate(ts)
+                    last_eval = self.evaluate(state)
                     eval_return = last_eval["return"].mean(axis=1)
-                    logger.log_eval(update, batch, eval_return)
-                    self.eval_seconds += time.perf_counter() - t0
-                    excluded += time.perf_counter() - t0
+                    logger.log_eval(update, last_eval)
+                    timings["eval"] += time.perf_counter() - t0
                 if rc.checkpoint_every:
                     ckpt_now = update // rc.checkpoint_every > prev // rc.checkpoint_every
                 else:  # saving costs a few % of a short run; bound the work lost to a crash instead
-                    ckpt_now = time.monotonic() - last_save >= 60 * rc.checkpoint_minutes
+                    ckpt_now = time.monotonic() - last_save_time >= 60 * rc.checkpoint_minutes
                 if ckpt_now or update == self.num_updates:
-                    t0 = last_save = time.monotonic()
-                    ckpt.save(update, ts, None if eval_return is None else float(np.mean(eval_return)))
+                    t0 = time.perf_counter()
+                    last_save_time = time.monotonic()
+                    best = None if eval_return is None else float(np.mean(eval_return[frozen_at < 0]))
+                    ckpt.save(update, {"state": state, "frozen": frozen}, best)
+                    last_saved = update
                     if update == self.num_updates:
                         ckpt.wait()
-                    self.checkpoint_seconds += time.monotonic() - t0
-                    excluded += time.monotonic() - t0
-                bar.update(k * batch)
-                bar.set_postfix_str(_postfix((update - start) * batch * len(self.members), train_seconds(),
+                    timings["checkpoint"] += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                bar.update(k * spu)
+                bar.set_postfix_str(_postfix((update - start) * spu * self.num_members, timings["train"],
                                              latest_return, eval_return))
+                timings["logging"] += time.perf_counter() - t0
                 t0 = time.perf_counter()
                 for cb in self.on_chunk_end:
-                    cb(ChunkContext(self, update, ts, metrics))
-                excluded += time.perf_counter() - t0
+                    cb(ChunkContext(self, update, state, metrics))
+                timings["callbacks"] += time.perf_counter() - t0
+            t0 = time.perf_counter()
             ckpt.wait()
-            train_seconds = train_seconds()
+            timings["checkpoint"] += time.perf_counter() - t0
         finally:
             bar.close()
             logger.close()
             ckpt.close()
-        self.state = ts
+        self.state = state
         if last_eval is None:  # resumed a finished run: nothing was trained here
-            last_eval = self.evaluate(ts)
-        summary = self._summary(last_eval, train_seconds, start, latest_return)
+            last_eval = self.evaluate(state)
+        summary = self._summary(last_eval, start, latest_return, frozen_at)
         if is_primary():
-            with open(os.path.join(self.out_dir, "summary.json"), "w") as f:
-                json.dump(summary, f, indent=1)
+            write_summary(os.path.join(self.out_dir, "summary.json"), summary)
         return summary
+
+    def _diverged(self, codes: np.ndarray, first_update: int, frozen_at: np.ndarray, last_saved: int | None) -> list[str]:
+        """Marks members whose checks failed in this chunk; one line per newly diverged member,
+        earliest update first."""
+        lines = []
+        bad = (codes != 0) & (frozen_at < 0)[:, None]
+        first = np.where(bad.any(axis=1), np.argmax(bad, axis=1), codes.shape[1])
+        where = f"checkpoints/latest step {last_saved}" if last_saved is not None else "no checkpoint was saved yet"
+        for i in np.argsort(first, kind="stable"):
+            if first[i] >= codes.shape[1]:
+                break
+            frozen_at[i] = first_update + first[i] + 1
+            what = ", ".join(n for b, n in enumerate(self._check_names) if codes[i, first[i]] >> b & 1)
+            action = "run stopped" if self.cfg.runner.on_divergence == "stop" else "member frozen at its last finite state"
+            lines.append(f"member {self.members[i].name} diverged at update {frozen_at[i]}: non-finite {what}; "
+                         f"{action}; last good checkpoint: {where}")
+        return lines
 
     # -- records ---------------------------------------------------------------------------
     def _metadata(self) -> dict:
@@ -256,40 +373,79 @@ class Runner:
             "grid": self.grid,
             "members": [m.__dict__ for m in self.members],
             "seeds": self.cfg.runner.seed_list(),
+            "backend": dataclasses.asdict(self.choices),
             "rljax_version": rljax.__version__,
             "jax_version": jax.__version__,
             "jaxlib_version": jax.lib.__version__ if hasattr(jax.lib, "__version__") else jax.__version__,
-            "devices": [str(d) for d in jax.devices()],
+            "devices": [str(d) for d in jax.devices()[:16]] + ([f"... {jax.device_count()} in all"] if jax.device_count() > 16 else []),
         }
 
-    def _summary(self, evaluation: dict[str, np.ndarray], train_seconds: float, start: int, latest_return: np.ndarray) -> dict:
+    def _summary(self, evaluation: dict[str, np.ndarray], start: int, latest_return: np.ndarray,
+                 frozen_at: np.ndarray) -> dict:
         eval_returns = evaluation["return"]
-        steps = self.num_updates * self.cfg.ppo.batch_size
-        run_steps = (self.num_updates - start) * self.cfg.ppo.batch_size
-        sps = run_steps / train_seconds if train_seconds > 0 else float("nan")
+        per_member = eval_returns.mean(axis=1)
+        steps = self.num_updates * self.steps_per_update
+        run_steps = (self.num_updates - start) * self.steps_per_update
+        train = self.timings["train"]
+        sps = run_steps / train if train > 0 else float("nan")
+        others = {k.removeprefix("ep_"): v.mean(axis=1) for k, v in evaluation.items() if k != "return"}
+        small = self.num_members <= max(self.cfg.runner.per_member_files, 16)
         members = []
         for i, m in enumerate(self.members):
-            members.append({
-                "name": m.name, "seed": m.seed, "variant": m.variant, "hparams": m.hparams,
-                "eval_return": float(eval_returns[i].mean()), "eval_return_std": float(eval_returns[i].std()),
-                "eval_returns": [float(x) for x in eval_returns[i]],
-                # per-episode means of everything else evaluation counts (length, ep_* sums)
-                "eval_episode": {k.removeprefix("ep_"): float(np.mean(v[i])) for k, v in evaluation.items() if k != "return"},
-                "train_episode_return": float(latest_return[i]),
-                "env_steps": steps, "steps_per_second": sps,
-            })
+            row = {"name": m.name, "seed": m.seed, "variant": m.variant, "hparams": m.hparams,
+                   "eval_return": float(per_member[i]), "eval_return_std": float(eval_returns[i].std()),
+                   # per-episode means of everything else evaluation counts (length, ep_* sums)
+                   "eval_episode": {k: float(v[i]) for k, v in others.items()},
+                   "train_episode_return": float(latest_return[i]),
+                   "env_steps": steps, "steps_per_second": sps}
+            if small:
+                row["eval_returns"] = [float(x) for x in eval_returns[i]]
+            if frozen_at[i] >= 0:
+                row["diverged_at_update"] = int(frozen_at[i])
+            members.append(row)
+        finite = per_member[np.isfinite(per_member)]
+        variants = {}
+        for v, _ in self.setup.variants:
+            sel = np.asarray([m.variant == v for m in self.members])
+            variants[v] = _aggregate(per_member[sel])
         return {
             "experiment": self.experiment.name,
-            "members": members,
+            "num_members": self.num_members,
             "eval_return_mean": float(eval_returns.mean()),
+            "eval_return_across_members": _aggregate(finite),
+            "eval_return_by_variant": variants,
+            "diverged_members": int((frozen_at >= 0).sum()),
             "env_steps_per_member": steps,
-            "total_steps_per_second": sps * len(self.members),
-            "train_seconds": train_seconds,
-            "compile_seconds": self.compile_seconds,
-            "eval_seconds": self.eval_seconds,
-            "checkpoint_seconds": self.checkpoint_seconds,
+            "total_steps_per_second": sps * self.num_members,
+            "train_seconds": train,
+            "compile_seconds": self.timings["compile"],
+            "init_seconds": self.timings["init"],
+            "eval_seconds": self.timings["eval"],
+            "logging_seconds": self.timings["logging"],
+            "checkpoint_seconds": self.timings["checkpoint"],
+            "callback_seconds": self.timings["callbacks"],
             "resumed_from_update": start,
+            "backend": dataclasses.asdict(self.choices),
+            "members": members,
         }
+
+
+def _aggregate(x: np.ndarray) -> dict:
+    if x.size == 0:
+        return {"members": 0}
+    q = np.quantile(x, [0.0, 0.25, 0.5, 0.75, 1.0])
+    return {"members": int(x.size), "mean": float(x.mean()), "std": float(x.std()),
+            **{k: float(v) for k, v in zip(("min", "p25", "median", "p75", "max"), q)}}
+
+
+def write_summary(path: str, summary: dict) -> None:
+    """JSON with the aggregates first and one line per member, so it stays readable with
+    thousands of members."""
+    head = {k: v for k, v in summary.items() if k != "members"}
+    text = json.dumps(head, indent=1)[:-2]
+    rows = ",\n  ".join(json.dumps(m) for m in summary.get("members", []))
+    with open(path, "w") as f:
+        f.write(f'{text},\n "members": [\n  {rows}\n ]\n}}\n')
 
 
 def default_chunk(num_updates: int) -> int:
@@ -301,20 +457,22 @@ def default_chunk(num_updates: int) -> int:
 
 
 def _latest_finite(values: np.ndarray | None, previous: np.ndarray) -> np.ndarray:
+    """Per member, the last finite value of ``values[M, K]`` (else ``previous``); vectorised."""
     if values is None:
         return previous
-    out = previous.copy()
-    for i, row in enumerate(values):
-        finite = row[np.isfinite(row)]
-        if finite.size:
-            out[i] = finite[-1]
-    return out
+    finite = np.isfinite(values)
+    last = values.shape[1] - 1 - np.argmax(finite[:, ::-1], axis=1)
+    return np.where(finite.any(axis=1), values[np.arange(values.shape[0]), last], previous)
 
 
 def _postfix(steps: int, seconds: float, returns: np.ndarray, eval_return: np.ndarray | None) -> str:
     sps = steps / seconds if seconds > 0 else 0.0
-    shown = returns if returns.size <= 4 else np.array([np.nanmin(returns), np.nanmean(returns), np.nanmax(returns)])
-    label = "ret" if returns.size <= 4 else "ret min/mean/max"
+    if returns.size <= 4:
+        label, shown = "ret", returns
+    else:  # quantiles across members: the bar costs the same at 4 or 4096 members
+        with np.errstate(all="ignore"):
+            shown = np.nanquantile(returns, [0.1, 0.5, 0.9]) if np.isfinite(returns).any() else np.full(3, np.nan)
+        label = "ret p10/50/90"
     text = f"{sps:,.0f} steps/s {label} " + " ".join(f"{r:.1f}" for r in shown)
     if eval_return is not None:
         text += f" eval {np.mean(eval_return):.1f}"
@@ -346,8 +504,8 @@ def find_run_dir(path: str) -> str:
     return run_dir
 
 
-def load_run(path: str, best: bool = False, **runner_overrides: Any) -> tuple[Runner, TrainState]:
-    """The runner of the run at ``path`` and its latest (or best) checkpointed train state.
+def load_run(path: str, best: bool = False, **runner_overrides: Any) -> tuple[Runner, Any]:
+    """The runner of the run at ``path`` and its latest (or best) checkpointed state.
 
     ``runner_overrides`` replace ``runner.*`` config fields (e.g. ``eval_episodes``)."""
     run_dir = find_run_dir(path)
@@ -358,8 +516,9 @@ def load_run(path: str, best: bool = False, **runner_overrides: Any) -> tuple[Ru
         cfg = dataclasses.replace(cfg, runner=dataclasses.replace(cfg.runner, **runner_overrides))
     runner = Runner(exp, cfg, run_dir, grid=meta.get("grid") or None)
     ckpt = Checkpointer(run_dir, cfg.runner.keep_latest, cfg.runner.keep_best)
+    target = {"state": runner.init_state(), "frozen": jnp.zeros((runner.num_members,), bool)}
     try:
-        ts = ckpt.restore(abstract_like(runner.init_state()), which="best" if best else "latest")
+        restored = ckpt.restore(abstract_like(target), which="best" if best else "latest")
     finally:
         ckpt.close()
-    return runner, ts
+    return runner, restored["state"]

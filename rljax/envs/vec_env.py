@@ -4,12 +4,13 @@ This is the only place that batches an :class:`~rljax.envs.Environment`: ``N`` i
 stepped with ``vmap``; finished instances are reset in place and the observation the episode
 ended on is kept in ``info["final_obs"]`` so GAE can bootstrap from it on truncation.
 
-Resets run under ``lax.cond(any(done))`` at the batch level, so a step where no instance
-finished does not pay for N resets (gymnax computes a reset on every step). Under an outer
-``vmap`` (seeds, modes) a batched predicate would turn the cond into a select that runs both
-branches on every step; give the vmap an ``axis_name`` and pass it as ``member_axis`` and the
-predicate is reduced over that axis instead (any member's reset triggers the branch), so the
-cond survives.
+With ``reset_branch="cond"`` resets run under ``lax.cond(any(done))`` at the batch level, so
+a step where no instance finished does not pay for N resets (gymnax computes a reset on every
+step). Under an outer ``vmap`` (seeds, modes) a batched predicate would turn the cond into a
+select that runs both branches on every step; give the vmap an ``axis_name`` and pass it as
+``member_axis`` and the predicate is reduced over that axis instead (any member's reset
+triggers the branch), so the cond survives. ``reset_branch="select"`` computes the reset on
+every step and selects, which is faster on GPUs (see :mod:`rljax.backend`).
 """
 from __future__ import annotations
 
@@ -66,9 +67,13 @@ class VecEnv:
         param_sampler: ParamSampler | None = None,
         batched_params: bool = False,
         member_axis: str | None = None,
+        reset_branch: str = "cond",
     ):
         if num_envs <= 0:
             raise ValueError(f"num_envs must be positive, got {num_envs}")
+        if reset_branch not in ("cond", "select"):
+            raise ValueError(f"reset_branch must be 'cond' or 'select', got {reset_branch!r}")
+        self.reset_branch = reset_branch
         self.env = env
         self.num_envs = num_envs
         self.param_sampler = param_sampler
@@ -157,9 +162,12 @@ class VecEnv:
                 r_params if self.shared_params else jax.vmap(tree_select)(done, r_params, vstate.params),
             )
 
-        new_obs, new_state, new_params = jax.lax.cond(
-            any_member(done, self.member_axis), do_reset, lambda _: (obs, state, vstate.params), None
-        )
+        if self.reset_branch == "select":
+            new_obs, new_state, new_params = do_reset(None)
+        else:
+            new_obs, new_state, new_params = jax.lax.cond(
+                any_member(done, self.member_axis), do_reset, lambda _: (obs, state, vstate.params), None
+            )
         info = dict(env_info)
         info.update(
             final_obs=obs,

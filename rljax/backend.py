@@ -1,0 +1,124 @@
+"""Choices whose fastest answer depends on the backend, made in ONE place.
+
+Every choice here is a config value that may be ``"auto"``; :func:`resolve` turns ``"auto"``
+into the answer measured fastest on the backend JAX runs on, and passes explicit values
+through unchanged. Results do not depend on the choice beyond float tolerance
+(``tests/test_backend_choices.py`` checks that on CPU); only speed does.
+
+The figures that chose each default (CPU: this project's 2-core AMD EPYC VM, jax 0.10.2; GPU:
+one NVIDIA H100, jax 0.11.2, measured by the project before this module existed, see
+``docs/backend_choices.md`` for the commands):
+
+``reset_branch`` / ``bootstrap_branch`` -- how the rare branches of a rollout step run: the
+auto-reset of finished environments and the critic value of the final observation on
+truncation. ``"cond"`` runs the branch only on steps where some environment needs it;
+``"select"`` computes it on every step and selects.
+
+- CPU: ``cond``. A conditional is a cheap host-side branch on the CPU, while a select pays the
+  branch's full cost every step. Goodhart's reset (an item placement on a 100x100 grid) under a
+  select cost 2 s of a 6.5 s update; CartPole: see ``docs/backend_choices.md``.
+- GPU/TPU: ``select``. A conditional costs a device-to-host round trip of the predicate per
+  step. Replacing every cond by a select made CartPole PPO 30% faster with 1 seed
+  (49.9k -> 64.8k env-steps/s) and 16% faster with 1024 seeds on the H100.
+
+``conv_impl`` -- small same-padded convolutions (Goodhart's BaseCNN).
+
+- CPU: ``patches`` (patch extraction + one matmul, :mod:`rljax.networks.cnn`): 329-375 ms
+  per batch-1024 update against 723-748 ms for XLA's convolution.
+- GPU/TPU: ``lax`` (XLA's convolution, cuDNN on NVIDIA): 1.28 ms per update against 6.13 ms
+  for the patch path on the H100; end to end 141k vs 34k env-steps/s.
+
+``member_loop`` -- how the members (seeds x settings x variants) of one device run.
+
+- ``vmap`` batches them: best when per-op overhead dominates (MLPs, many seeds). Default
+  everywhere except below.
+- ``map`` runs them one after another inside the same program. CPU with a convolutional
+  network (``conv_heavy``): the CNN update is 1.5x faster (46 s vs 68 s per 4-member Goodhart
+  update), because batched per-member weights turn the convolution matmuls into slower
+  batched ones. On a GPU we have no measurement of this; ``vmap`` keeps the device busy.
+
+``init_loop`` -- how the members' initial states (orthogonal initialisers use QR) are built in
+the one initialisation program.
+
+- CPU: ``map``. Batched QR inside a large vmapped program was seen to hang XLA's CPU
+  intra-op pool on 2 cores (DESIGN.md); one QR at a time inside ``lax.map`` avoids batched
+  LAPACK calls and still runs as one program (1024 CartPole members: see
+  ``docs/backend_choices.md``).
+- GPU/TPU: ``vmap`` (batched QR is a single cuSOLVER call there).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax
+
+from rljax.errors import ConfigError
+
+BRANCH_MODES = ("auto", "cond", "select")
+CONV_IMPLS = ("auto", "patches", "lax")
+LOOP_MODES = ("auto", "vmap", "map")
+
+
+def platform() -> str:
+    """``"cpu"``, ``"gpu"`` or ``"tpu"`` for the default backend (initialises JAX's backends)."""
+    p = jax.default_backend()
+    return "gpu" if p in ("cuda", "rocm", "gpu") else p
+
+
+def _check(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+
+
+def branch_mode(value: str, name: str = "branch") -> str:
+    """``"cond"`` or ``"select"`` for a rare branch (see the module docstring)."""
+    _check(name, value, BRANCH_MODES)
+    if value != "auto":
+        return value
+    return "cond" if platform() == "cpu" else "select"
+
+
+def conv_impl(value: str, name: str = "network.conv_impl") -> str:
+    """``"patches"`` or ``"lax"`` for small same-padded convolutions."""
+    _check(name, value, CONV_IMPLS)
+    if value != "auto":
+        return value
+    return "patches" if platform() == "cpu" else "lax"
+
+
+def member_loop(value: str, conv_heavy: bool = False, name: str = "runner.member_loop") -> str:
+    """``"vmap"`` or ``"map"`` for the members of one device."""
+    _check(name, value, LOOP_MODES)
+    if value != "auto":
+        return value
+    return "map" if conv_heavy and platform() == "cpu" else "vmap"
+
+
+def init_loop(value: str, name: str = "runner.init_loop") -> str:
+    """``"vmap"`` or ``"map"`` for building the members' initial states."""
+    _check(name, value, LOOP_MODES)
+    if value != "auto":
+        return value
+    return "map" if platform() == "cpu" else "vmap"
+
+
+@dataclass(frozen=True)
+class Choices:
+    """The resolved choices of one run (no ``"auto"`` left); recorded in ``run.json``."""
+
+    reset_branch: str
+    bootstrap_branch: str
+    member_loop: str
+    init_loop: str
+    platform: str
+
+
+def resolve(runner_cfg, conv_heavy: bool = False) -> Choices:
+    """Resolves a :class:`~rljax.experiment.RunnerConfig`'s ``"auto"`` fields."""
+    return Choices(
+        reset_branch=branch_mode(runner_cfg.reset_branch, "runner.reset_branch"),
+        bootstrap_branch=branch_mode(runner_cfg.bootstrap_branch, "runner.bootstrap_branch"),
+        member_loop=member_loop(runner_cfg.member_loop, conv_heavy),
+        init_loop=init_loop(runner_cfg.init_loop),
+        platform=platform(),
+    )
