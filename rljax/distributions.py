@@ -65,6 +65,50 @@ class DiagGaussian:
 
 
 @struct.dataclass
+class GatedCategorical:
+    """One discrete action of ``n`` from two heads: a gate (Bernoulli with logit
+    ``gate_logit[B]``) chooses action ``gate_action``; otherwise a categorical over the other
+    ``n - 1`` actions (``logits[B, n-1]``, in action order with ``gate_action`` left out) picks
+    one. So ``p(gate_action) = sigmoid(gate_logit)`` and ``p(a) = (1 - sigmoid(gate_logit)) *
+    softmax(logits)[a']`` otherwise.
+
+    It reports TWO entropy terms, ``[H(rest), H(gate)]``: the entropy of the renormalised
+    categorical and the binary entropy of the gate, so each can have its own coefficient (the
+    harvest FiLM policy's game head and sanction head).
+    """
+
+    logits: Array
+    gate_logit: Array
+    gate_action: int = struct.field(pytree_node=False, default=0)
+    num_entropy_terms = 2
+
+    def full_log_probs(self) -> Array:
+        """``log p(a)`` for all ``n`` actions, ``[B, n]``."""
+        rest = jax.nn.log_softmax(self.logits) + jax.nn.log_sigmoid(-self.gate_logit)[..., None]
+        k = self.gate_action
+        gate = jax.nn.log_sigmoid(self.gate_logit)[..., None]
+        return jnp.concatenate([rest[..., :k], gate, rest[..., k:]], axis=-1)
+
+    def sample(self, seed: Array) -> Array:
+        return jax.random.categorical(seed, self.full_log_probs())
+
+    def mode(self) -> Array:
+        return jnp.argmax(self.full_log_probs(), axis=-1)
+
+    def log_prob(self, action: Array) -> Array:
+        logp = self.full_log_probs()
+        return jnp.take_along_axis(logp, action[..., None].astype(jnp.int32), axis=-1)[..., 0]
+
+    def entropy(self) -> Array:
+        """``[B, 2]``: entropy of the non-gated categorical, binary entropy of the gate."""
+        logp = jax.nn.log_softmax(self.logits)
+        h_rest = -jnp.sum(jnp.exp(logp) * logp, axis=-1)
+        p = jax.nn.sigmoid(self.gate_logit)
+        h_gate = -(p * jax.nn.log_sigmoid(self.gate_logit) + (1 - p) * jax.nn.log_sigmoid(-self.gate_logit))
+        return jnp.stack([h_rest, h_gate], axis=-1)
+
+
+@struct.dataclass
 class JointDistribution:
     """Independent heads; actions are stacked along the last axis when there are several.
 
@@ -104,8 +148,11 @@ class JointDistribution:
         return parts[0] if len(parts) == 1 else sum(parts[1:], parts[0])
 
     def entropy(self) -> Array:
-        """Per-head entropies, shape ``B + (num_heads,)``."""
-        return jnp.stack([h.entropy() for h in self.heads], axis=-1)
+        """Entropy terms, shape ``B + (terms,)``: one per head, or more for a head that reports
+        several (``num_entropy_terms``, e.g. :class:`GatedCategorical`); PPO gives each term its
+        own coefficient."""
+        terms = [h.entropy() if getattr(h, "num_entropy_terms", 1) > 1 else h.entropy()[..., None] for h in self.heads]
+        return terms[0] if len(terms) == 1 else jnp.concatenate(terms, axis=-1)
 
 
 def categorical(logits: Array) -> JointDistribution:
@@ -115,6 +162,12 @@ def categorical(logits: Array) -> JointDistribution:
 def gaussian(mean: Array, log_std: Array) -> JointDistribution:
     """Diagonal Gaussian over the last axis; one head (entropy summed over dimensions)."""
     return JointDistribution((DiagGaussian(mean, log_std),))
+
+
+def gated_categorical(logits: Array, gate_logit: Array, gate_action: int) -> JointDistribution:
+    """A :class:`GatedCategorical` as the policy's joint distribution (one action, two
+    entropy terms)."""
+    return JointDistribution((GatedCategorical(logits, gate_logit, gate_action),))
 
 
 def multi_categorical(logits: Sequence[Array]) -> JointDistribution:

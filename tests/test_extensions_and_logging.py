@@ -116,3 +116,40 @@ def test_episode_csv_tensorboard_and_eval_command(tmp_path, capsys):
     assert main(["eval", str(tmp_path), "--episodes", "3"]) == 0
     out = capsys.readouterr().out
     assert "seed0" in out and "return      5.00" in out
+
+
+def test_per_tag_episode_metrics_and_post_update_sees_them():
+    """Episodes tagged by the environment get per-tag means of every episode statistic, and a
+    two-argument post_update receives this update's metrics inside the compiled program."""
+    from rljax.envs.environment import Environment
+
+    class Tagged(probes._Probe):
+        """One-step episodes; the tag is drawn at reset (0 or 1) and the reward equals 1 + tag."""
+
+        def reset(self, key, params):
+            tag = jax.random.bernoulli(key).astype(jnp.int32)
+            return jnp.zeros((1,)), probes.ProbeState(tag, jnp.zeros((1,)))
+
+        def step(self, key, state, action, params):
+            info = {"tag": state.t, "ep_bonus": 2.0 * state.t}
+            return state.obs, state, 1.0 + state.t.astype(jnp.float32), jnp.asarray(True), jnp.asarray(False), info
+
+        def info_keys(self):
+            return ("tag", "ep_bonus")
+
+    assert issubclass(Tagged, Environment)
+    env = Tagged()
+    p = env.default_params()
+    seen = []
+
+    def post(ts, metrics):
+        seen.append(sorted(metrics))
+        return ts.replace(ext={"ret1": metrics["episode_return_tag1"]})
+
+    tr = Trainer(env, ActorCriticMLP(env.action_space(p), hidden=(8,)), CFG, num_tags=2, post_update=post)
+    ts = tr.init_state(jax.random.PRNGKey(0), p, tr.hparams(p)).replace(ext={"ret1": jnp.zeros(())})
+    ts, m = jax.jit(tr.update)(ts)
+    assert float(m["episode_return_tag0"]) == 1.0 and float(m["episode_return_tag1"]) == 2.0
+    assert float(m["episode_bonus_tag1"]) == 2.0 and float(m["episode_bonus_tag0"]) == 0.0
+    assert float(m["episodes_tag0"]) + float(m["episodes_tag1"]) == float(m["episodes"]) == CFG.batch_size
+    assert float(ts.ext["ret1"]) == 2.0 and "episode_return_tag1" in seen[0]

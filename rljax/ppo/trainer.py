@@ -8,6 +8,7 @@ are reduced inside it, so nothing grows with the number of updates.
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -54,8 +55,9 @@ class Trainer(Algorithm):
 
     ``network``: a flax module ``obs[..., *obs_shape] -> (policy_out, value[...])``.
     ``param_sampler``: optional ``(key, base_env_params) -> env_params`` redrawn at every reset.
-    ``post_update``: optional ``TrainState -> TrainState`` run at the end of every update (inside
-    the compiled program), e.g. curricula or self-play phase switches.
+    ``post_update``: optional ``(TrainState) -> TrainState`` or ``(TrainState, metrics) ->
+    TrainState`` run at the end of every update (inside the compiled program), e.g. curricula
+    or adaptive task sampling that read this update's (per-tag) episode metrics.
     ``log_episodes``: also return the per-step episode records ``[T, N]`` of each update, for
     per-episode CSVs (bounded by one chunk).
     """
@@ -65,7 +67,7 @@ class Trainer(Algorithm):
     cfg: PPOConfig
     extensions: Sequence[Extension] = ()
     param_sampler: Callable | None = None
-    post_update: Callable[[TrainState], TrainState] | None = None
+    post_update: Callable[..., TrainState] | None = None
     log_episodes: bool = False
     num_tags: int = 0
     # Name of the vmap axis over members, when this trainer runs under one (the Runner sets it):
@@ -207,12 +209,15 @@ class Trainer(Algorithm):
             if cfg.normalize_obs:
                 obs_stats = obs_stats.update(next_obs.astype(jnp.float32))
             ended = info["episode_done"].astype(jnp.float32)
-            acc = {"episodes": acc["episodes"] + ended.sum(),
-                   **{k: acc[k] + (info[k] * ended).sum() for k in acc_keys}}
-            if self.num_tags:
+            new_acc = {"episodes": acc["episodes"] + ended.sum(),
+                       **{k: acc[k] + (info[k] * ended).sum() for k in acc_keys}}
+            if self.num_tags:  # per-tag sums of every episode statistic, in one matmul
                 by_tag = jax.nn.one_hot(info["tag"], self.num_tags) * ended[:, None]
-                acc["tag_episodes"] = acc["tag_episodes"] + by_tag.sum(0)
-                acc["tag_return"] = acc["tag_return"] + (by_tag * info["episode_return"][:, None]).sum(0)
+                values = jnp.stack([info[k].astype(jnp.float32) for k in acc_keys], axis=1)  # [N, S]
+                sums = by_tag.T @ values  # [tags, S]
+                new_acc["tag_episodes"] = acc["tag_episodes"] + by_tag.sum(0)
+                new_acc.update({f"tag_{k}": acc[f"tag_{k}"] + sums[:, j] for j, k in enumerate(acc_keys)})
+            acc = new_acc
             out = {
                 "obs": obs_in, "action": action, "log_prob": log_prob, "value": value,
                 "reward": train_reward, "terminated": term, "truncated": trunc, "boot": boot,
@@ -225,7 +230,7 @@ class Trainer(Algorithm):
 
         acc0 = {"episodes": jnp.zeros(()), **{k: jnp.zeros(()) for k in acc_keys}}
         if self.num_tags:
-            acc0.update(tag_episodes=jnp.zeros(self.num_tags), tag_return=jnp.zeros(self.num_tags))
+            acc0.update({f"tag_{k}": jnp.zeros(self.num_tags) for k in ["episodes", *acc_keys]})
         # Normalisation statistics ride in the carry only when they are used.
         (env_state, last_obs, obs_stats, rew_norm, acc), traj = jax.lax.scan(
             env_step,
@@ -312,7 +317,8 @@ class Trainer(Algorithm):
             rew_norm=rew_norm, key=key, update_step=ts.update_step + 1, ext=ext_state,
         )
         if self.post_update is not None:
-            new_ts = self.post_update(new_ts)
+            takes_metrics = len(inspect.signature(self.post_update).parameters) >= 2
+            new_ts = self.post_update(new_ts, metrics) if takes_metrics else self.post_update(new_ts)
         return new_ts, metrics
 
     def _logged_info_keys(self) -> tuple[str, ...]:
@@ -335,7 +341,9 @@ class Trainer(Algorithm):
             for i in range(self.num_tags):
                 n = acc["tag_episodes"][i]
                 out[f"episodes_tag{i}"] = n
-                out[f"episode_return_tag{i}"] = jnp.where(n > 0, acc["tag_return"][i] / jnp.maximum(n, 1.0), jnp.nan)
+                for k in acc:
+                    if k.startswith("tag_episode_"):
+                        out[f"{k[4:]}_tag{i}"] = jnp.where(n > 0, acc[k][i] / jnp.maximum(n, 1.0), jnp.nan)
         return out
 
     # -- compositions ----------------------------------------------------------------------
