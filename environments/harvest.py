@@ -243,6 +243,7 @@ class HarvestParams:
     ego_is_resident: Array  # 1: baseline, slot 0 runs the resident policy, the action is ignored
     community_probs: Array  # [3] distribution of the per-reset community draw (sample_community)
     resident_quirks: Array  # 1: the residents' original quirks (see harvest_residents)
+    resident_guard: Array  # 1: residents hold fire when the beam would also hit a compliant bystander
 
 
 _INT, _FLOAT = jnp.int32, jnp.float32
@@ -266,6 +267,7 @@ _FIELDS: dict[str, tuple[Any, Any]] = {
     "ego_is_resident": (0, _INT),
     "community_probs": ((1 / 3, 1 / 3, 1 / 3), _FLOAT),
     "resident_quirks": (0, _INT),
+    "resident_guard": (1, _INT),
 }
 assert tuple(_FIELDS) == tuple(f.name for f in dataclasses.fields(HarvestParams))
 
@@ -327,7 +329,7 @@ def harvest_params(preset: str = "default", **overrides: Any) -> HarvestParams:
     _check(0 <= v["ripen_base_rate"] <= 1.0 / NUM_PATCHES, "ripen_base_rate", v["ripen_base_rate"],
            f"must be in [0, 1/{NUM_PATCHES}] so that base_rate * N_c is a probability")
     _check(int(v["permitted"]) in (0, 1, 2), "permitted", v["permitted"], "must be 0 (RED), 1 (GREEN) or 2 (BLUE)")
-    for k in ("treatment", "ego_is_resident", "resident_quirks"):
+    for k in ("treatment", "ego_is_resident", "resident_quirks", "resident_guard"):
         _check(int(v[k]) in (0, 1), k, v[k], "must be 0 or 1")
     out = {k: jnp.asarray(val, _FIELDS[k][1]) for k, val in v.items() if k != "community_probs"}
     out["community_probs"] = jnp.asarray(p / p.sum(), _FLOAT)
@@ -475,6 +477,17 @@ def resolve_moves(pos: Array, target: Array, order: Array) -> tuple[Array, Array
 # ----------------------------------------------------------------------------------------
 # The 16-player step
 # ----------------------------------------------------------------------------------------
+def step_order(key: Array) -> Array:
+    """``[16]`` the random agent order :func:`step_all` draws from its ``key`` (players by turn)."""
+    return jax.random.permutation(jax.random.split(key, 3)[0], NUM_PLAYERS)
+
+
+def env_step_keys(key: Array) -> tuple[Array, Array]:
+    """``(world_key, residents_key)``: how :meth:`HarvestEnv.step` splits its key by purpose."""
+    k_world, k_res = jax.random.split(key)
+    return k_world, k_res
+
+
 EVENT_KEYS = ("eat_reward", "eaten", "received", "correct", "mis", "fizzle_immune", "fizzle_tie",
               "zap_press", "zap_fired", "planted")
 
@@ -490,7 +503,7 @@ def step_all(key: Array, state: HarvestState, actions: Array, params: HarvestPar
     k_perm, k_grey, k_ripen = jax.random.split(key, 3)
     actions = jnp.asarray(actions, jnp.int32)
     t = state.t
-    order = jax.random.permutation(k_perm, NUM_PLAYERS)
+    order = jax.random.permutation(k_perm, NUM_PLAYERS)  # = step_order(key)
 
     # -- turns and moves ---------------------------------------------------------------------
     f = state.facing
@@ -691,7 +704,7 @@ class HarvestEnv(Environment[HarvestState, HarvestParams]):
 
     def step(self, key, state, action, params):
         """Returns ``(obs[OBS_DIM], state, reward, terminated, truncated, info)``."""
-        k_world, k_res = jax.random.split(key)
+        k_world, k_res = env_step_keys(key)
         actions, state = self.joint_actions(k_res, state, action, params)
         t = state.t
         new_state, rewards, ev = step_all(k_world, state, actions, params)

@@ -5,7 +5,9 @@ Every step each resident takes the first rule that applies:
 
 P1 Enforce (only when its zap is ready, ``zap_timer == 0``). *Eligible* = violating the posted
    rule and not immune. If its zap would hit an eligible avatar now (the exact beam: the first
-   avatar on each ray, from the current positions) -> FIRE_ZAP. Otherwise, among eligible
+   avatar on each ray, from the current positions) -> FIRE_ZAP, unless the same beam would also
+   hit a compliant, non-immune bystander (``params.resident_guard=1``, the default; see below).
+   Otherwise, among eligible
    avatars it *could* zap (torus distance <= 3 and within 1 cell of a cardinal axis through it)
    pick the nearest (ties: lowest index) and turn one step toward the axis of its larger
    displacement (TURN_RIGHT when clockwise is not longer than anticlockwise). If it already faces
@@ -20,11 +22,18 @@ P4 Patrol: repeat the current patrol action (FORWARD, TURN_LEFT or TURN_RIGHT); 
 Distances are Euclidean over the torus (minimal image). Residents see everything (privileged)
 and read the permitted colour from ``params``, so they act identically in treatment and control.
 
+The bystander guard is an rljax addition for the original's acceptance test R1 (residents never
+mis-sanction): without it a resident fires at a violator even when another ray of the same beam
+meets a compliant avatar, and about one in seven of the residents' landed sanctions is a
+mis-sanction; with it the remaining mis-sanctions come only from avatars that move into the beam
+or change colour in the frame of the zap. ``params.resident_guard = 0`` turns it off (P1 as the
+original wrote it).
+
 ``params.resident_quirks = 1`` restores the original controller's quirks: the plant gate is
 shared by all residents (so it never closes), the turn maps the larger column offset to N/S and
 the larger row offset to E/W and turns right when already facing, readiness is read from
-``ready_to_shoot > 0.5`` (one frame early, so it may press while cooling down), and distances are
-taken without wrapping around the torus.
+``ready_to_shoot > 0.5`` (one frame early, so it may press while cooling down), distances are
+taken without wrapping around the torus, and there is no bystander guard.
 
 The random patrol draws come from the residents' key, one per slot per step whether used or not,
 so the random stream does not depend on what anybody did.
@@ -86,7 +95,12 @@ def resident_actions(key: Array, state: HarvestState, params: HarvestParams) -> 
     ready = jnp.where(quirks, 2 * state.zap_timer < params.zap_cooldown, state.zap_timer == 0)
     eligible = violating(state.body, t, params) & ~state.immune  # [16]
     hits = zap_hits(pos, facing)  # [16, 3]
-    fire = ready & jnp.any((hits >= 0) & eligible[jnp.maximum(hits, 0)], axis=1)
+    hit = jnp.maximum(hits, 0)
+    hit_eligible = (hits >= 0) & eligible[hit]
+    # A bystander: compliant and not immune, so hitting it would be a mis-sanction.
+    hit_bystander = (hits >= 0) & ~violating(state.body, t, params)[hit] & ~state.immune[hit]
+    guard = (params.resident_guard > 0) & ~quirks
+    fire = ready & jnp.any(hit_eligible, axis=1) & ~(guard & jnp.any(hit_bystander, axis=1))
 
     raw = pos[None, :, :] - pos[:, None, :]  # [i, j, 2] offset of j seen from i
     drow = jnp.where(quirks, raw[..., 0], _torus_delta(raw[..., 0], HEIGHT))
