@@ -35,7 +35,8 @@ One step (:func:`step_all`), in this order
    cell vacated earlier in the order can be entered).
 3. Eating: an avatar that *entered* a cell holding a ripe berry eats it (reward by taste), the
    berry turns unripe, and with probability ``1 - monoculture_fraction`` (start-of-step counts)
-   the eater's body turns grey, which clears its immunity.
+   the eater's body turns grey, which clears its immunity (also when it was grey already: the
+   original clears immunity on every such draw).
 4. Beams in permutation order. Zap (cooldown ``zap_cooldown``): three rays, left
    ``(-1,0),(-1,1),(-1,2)``, right ``(1,0),(1,1),(1,2)``, centre ``(0,1),(0,2),(0,3)`` as
    (lateral, forward) cells; each ray stops at the first avatar and hits it. A hit on an immune
@@ -380,13 +381,17 @@ class HarvestState:
 def reset_world(key: Array, params: HarvestParams) -> HarvestState:
     """16 avatars on distinct random spawn cells with random facing, grey, ready, not immune;
     every berry unripe in its map colour."""
-    k_spawn, k_face = jax.random.split(key)
-    cells = jax.random.choice(k_spawn, jnp.asarray(SPAWN_CELLS), (NUM_PLAYERS,), replace=False)
+    # One draw of random bits for everything: the 16 largest of 522 iid draws are a uniformly
+    # random set of distinct spawn cells (cheaper to compile and run than a shuffle).
+    bits = jax.random.bits(key, (len(SPAWN_CELLS) + NUM_PLAYERS,), jnp.uint32)
+    chosen = jax.lax.top_k(bits[: len(SPAWN_CELLS)], NUM_PLAYERS)[1]
+    cells = jnp.asarray(SPAWN_CELLS)[chosen]
+    facing = (bits[len(SPAWN_CELLS):] % 4).astype(jnp.int32)
     n = NUM_PLAYERS
     zeros = jnp.zeros((n,), jnp.int32)
     return HarvestState(
         pos=jnp.stack([cells // WIDTH, cells % WIDTH], -1).astype(jnp.int32),
-        facing=jax.random.randint(k_face, (n,), 0, 4, jnp.int32),
+        facing=facing,
         body=zeros,
         zap_timer=zeros,
         plant_timer=zeros,
@@ -477,9 +482,21 @@ def resolve_moves(pos: Array, target: Array, order: Array) -> tuple[Array, Array
 # ----------------------------------------------------------------------------------------
 # The 16-player step
 # ----------------------------------------------------------------------------------------
+# The random numbers of one step, drawn at once from the step key (one RNG call compiles and runs
+# faster than several) and sliced by purpose at fixed offsets: agent order, grey draws, ripening.
+_ORDER, _GREY, _RIPEN = slice(0, NUM_PLAYERS), slice(NUM_PLAYERS, 2 * NUM_PLAYERS), slice(2 * NUM_PLAYERS, 2 * NUM_PLAYERS + NUM_PATCHES)
+_NUM_BITS = 2 * NUM_PLAYERS + NUM_PATCHES
+
+
+def uniform_from_bits(bits: Array) -> Array:
+    """uint32 bits -> float32 uniforms in [0, 1) (23 random mantissa bits, as jax.random does)."""
+    return jax.lax.bitcast_convert_type((bits >> 9) | jnp.uint32(0x3F800000), jnp.float32) - 1.0
+
+
 def step_order(key: Array) -> Array:
-    """``[16]`` the random agent order :func:`step_all` draws from its ``key`` (players by turn)."""
-    return jax.random.permutation(jax.random.split(key, 3)[0], NUM_PLAYERS)
+    """``[16]`` the random agent order :func:`step_all` draws from its ``key`` (players by turn):
+    the ranks of 16 random 32-bit draws (ties, ~3e-8 a step, go to the lower index)."""
+    return jnp.argsort(jax.random.bits(key, (_NUM_BITS,), jnp.uint32)[_ORDER]).astype(jnp.int32)
 
 
 def env_step_keys(key: Array) -> tuple[Array, Array]:
@@ -488,7 +505,7 @@ def env_step_keys(key: Array) -> tuple[Array, Array]:
     return k_world, k_res
 
 
-EVENT_KEYS = ("eat_reward", "eaten", "received", "correct", "mis", "fizzle_immune", "fizzle_tie",
+EVENT_KEYS = ("eat_reward", "eaten", "greyed", "received", "correct", "mis", "fizzle_immune", "fizzle_tie",
               "zap_press", "zap_fired", "planted")
 
 
@@ -496,14 +513,15 @@ def step_all(key: Array, state: HarvestState, actions: Array, params: HarvestPar
     """All 16 players act once. ``actions[16]`` int in ``[0, 11)``.
 
     Returns ``(state, rewards[16], events)`` where ``events`` maps each of :data:`EVENT_KEYS` to
-    a ``[16]`` per-player array (berry reward, berries eaten, -10s received, correct and mis
+    a ``[16]`` per-player array (berry reward, berries eaten, turned grey after eating (this
+    clears immunity even when the body was grey already, as in the original), -10s received, correct and mis
     sanctions issued, issued hits that fizzled on immunity / on the one-per-frame rule, zap
     presses, zaps actually fired, successful plantings). Resident memory is left untouched.
     """
-    k_perm, k_grey, k_ripen = jax.random.split(key, 3)
+    bits = jax.random.bits(key, (_NUM_BITS,), jnp.uint32)
     actions = jnp.asarray(actions, jnp.int32)
     t = state.t
-    order = jax.random.permutation(k_perm, NUM_PLAYERS)  # = step_order(key)
+    order = jnp.argsort(bits[_ORDER]).astype(jnp.int32)  # = step_order(key)
 
     # -- turns and moves ---------------------------------------------------------------------
     f = state.facing
@@ -523,7 +541,7 @@ def step_all(key: Array, state: HarvestState, actions: Array, params: HarvestPar
     eat_idx = jnp.where(eats, patch, NUM_PATCHES)
     berry_ripe = state.berry_ripe.at[eat_idx].set(False, mode="drop")
     countdown = state.countdown.at[eat_idx].set(params.min_time_to_ripen, mode="drop")
-    to_grey = eats & (jax.random.uniform(k_grey, (NUM_PLAYERS,)) < 1.0 - monoculture)
+    to_grey = eats & (uniform_from_bits(bits[_GREY]) < 1.0 - monoculture)
     body = jnp.where(to_grey, GREY, state.body)
     immune = state.immune & ~to_grey
 
@@ -548,7 +566,7 @@ def step_all(key: Array, state: HarvestState, actions: Array, params: HarvestPar
     counts = color_counts(berry_color)
     prob = params.ripen_base_rate * counts[berry_color - 1]
     countdown = jnp.maximum(countdown - 1, 0)
-    ripen = ~berry_ripe & (countdown == 0) & (jax.random.uniform(k_ripen, (NUM_PATCHES,)) < prob)
+    ripen = ~berry_ripe & (countdown == 0) & (uniform_from_bits(bits[_RIPEN]) < prob)
     berry_ripe = berry_ripe | ripen
     countdown = jnp.where(ripen, params.min_time_to_ripen, countdown)
 
@@ -557,7 +575,7 @@ def step_all(key: Array, state: HarvestState, actions: Array, params: HarvestPar
         immune_set_t=immune_set_t, berry_color=berry_color, berry_ripe=berry_ripe, countdown=countdown, t=t + 1,
     )
     events = {
-        "eat_reward": eat_reward, "eaten": eats, "received": beams["received"], "correct": beams["correct"],
+        "eat_reward": eat_reward, "eaten": eats, "greyed": to_grey, "received": beams["received"], "correct": beams["correct"],
         "mis": beams["mis"], "fizzle_immune": beams["fizzle_immune"], "fizzle_tie": beams["fizzle_tie"],
         "zap_press": zap_press, "zap_fired": zap_fired, "planted": beams["planted"],
     }

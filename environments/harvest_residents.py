@@ -136,7 +136,8 @@ def resident_actions(key: Array, state: HarvestState, params: HarvestParams) -> 
     approach = gate_open & jnp.isfinite(nearest_unripe) & ~plant
 
     # -- P4 patrol ----------------------------------------------------------------------------------
-    draw = jnp.asarray(PATROL_ACTIONS)[jax.random.randint(key, (n,), 0, len(PATROL_ACTIONS))]
+    # bits % 3 is uniform up to 2**-32; one cheap RNG call
+    draw = jnp.asarray(PATROL_ACTIONS)[jax.random.bits(key, (n,), jnp.uint32) % len(PATROL_ACTIONS)]
     left = state.patrol_left - 1
     renew = left <= 0
     patrol_action = jnp.where(renew, draw, state.patrol_action)

@@ -11,14 +11,15 @@ from environments.harvest import (
     BACKWARD, BLUE, CELL_PATCH, COMMUNITY_NAMES, EGO_VIEW_COL, EGO_VIEW_ROW, FIRE_ONE, FIRE_THREE, FIRE_TWO,
     FIRE_ZAP, FORWARD, FORWARD_VEC, GREEN, GREY, HEIGHT, NOOP, NUM_ACTIONS, NUM_PATCHES, NUM_PLAYERS, OBS_DIM,
     PATCH_INIT_COLOR, PATCH_POS, RED, SPAWN_CELLS, STEP_LEFT, STEP_RIGHT, TURN_LEFT, TURN_RIGHT, WIDTH,
-    HarvestEnv, color_counts, harvest_params, observe, observe_view, reset_world, split_observation, step_all,
-    step_order,
+    NEVER, HarvestEnv, harvest_params, observe, observe_view, reset_world, split_observation, step_all, step_order,
 )
+from environments.harvest_residents import resident_actions
 
 ENV = HarvestEnv()
 P = harvest_params()
 _step_all = jax.jit(step_all)
 _step_keys = jax.jit(jax.vmap(step_all, in_axes=(0, None, None, None)))
+N_KEYS = 2048  # one batch size for every statistical test: one compilation
 _reset_world = jax.jit(reset_world)
 _order = jax.jit(step_order)
 _observe = jax.jit(observe)
@@ -165,7 +166,7 @@ def test_grey_after_eating_with_probability_one_minus_monoculture():
     x = find_spot({(0, 0): True})
     b = patch_at(*x)
     start = rel(x, 1, 0, -1)
-    n = 4000
+    n = N_KEYS
     keys = jax.random.split(jax.random.key(5), n)
     for n_red in (174, 290):
         colors = np.where(np.arange(NUM_PATCHES) < n_red, RED, np.where(np.arange(NUM_PATCHES) % 2 == 0, GREEN, BLUE))
@@ -197,7 +198,7 @@ def test_ripening_countdown_and_allelopathy():
     assert (st2.countdown == 10).all(), "ripening is a state change: the countdown restarts"
     # Statistical: ripening frequency per colour is base_rate * N_c.
     st = make_state({}, berry_color=colors, countdown=np.ones(NUM_PATCHES, np.int32))
-    n_keys = 64
+    n_keys = N_KEYS
     st2, *_ = _step_keys(jax.random.split(jax.random.key(3), n_keys), st, acts(), params)
     ripe = np.asarray(st2.berry_ripe)
     for c, n_c in counts.items():
@@ -505,3 +506,112 @@ def test_params_validation(override, field):
 def test_unknown_preset():
     with pytest.raises(ValueError, match="preset"):
         harvest_params("phase5")
+
+
+# -- residents ------------------------------------------------------------------------------------
+_residents = jax.jit(resident_actions)
+
+
+def resident_scene(agents, params=P, t=0, patrol=FORWARD, **fields):
+    """Resident 1's action in a scene; the plant gate is closed and the patrol action is
+    ``patrol`` (kept for 5 more calls) unless ``fields`` say otherwise."""
+    base = dict(last_plant_t=np.full(NUM_PLAYERS, t, np.int32), patrol_action=np.full(NUM_PLAYERS, patrol, np.int32),
+                patrol_left=np.full(NUM_PLAYERS, 5, np.int32))
+    base.update(fields)
+    st = make_state(agents, t=t, **base)
+    a, st2 = _residents(jax.random.key(0), st, params)
+    return int(a[1]), st2
+
+
+def test_resident_p1_fires_only_at_eligible_targets_in_the_beam():
+    z = (12, 14)
+    assert resident_scene({1: (*z, 1), 2: (*rel(z, 1, 0, 2), 0, BLUE)})[0] == FIRE_ZAP
+    assert resident_scene({1: (*z, 1), 2: (*rel(z, 1, -1, 0), 0, GREY)}, t=25)[0] == FIRE_ZAP, "grey after grace"
+    # Not eligible: compliant, grey within the grace, or immune -> P1 does not apply (patrol here).
+    assert resident_scene({1: (*z, 1), 2: (*rel(z, 1, 0, 2), 0, RED)})[0] == FORWARD
+    assert resident_scene({1: (*z, 1), 2: (*rel(z, 1, 0, 2), 0, GREY)}, t=24)[0] == FORWARD
+    assert resident_scene({1: (*z, 1), 2: (*rel(z, 1, 0, 2), 0, BLUE)}, immune=np.ones(NUM_PLAYERS, bool))[0] == FORWARD
+    # Not ready: no P1. The original read readiness as ready_to_shoot > 0.5, one frame early.
+    assert resident_scene({1: (*z, 1), 2: (*rel(z, 1, 0, 2), 0, BLUE)}, zap_timer=np.ones(NUM_PLAYERS, np.int32))[0] == FORWARD
+    quirky = harvest_params(resident_quirks=1)
+    assert resident_scene({1: (*z, 1), 2: (*rel(z, 1, 0, 2), 0, BLUE)}, quirky, zap_timer=np.ones(NUM_PLAYERS, np.int32))[0] == FIRE_ZAP
+    # Residents read the community from params.
+    assert resident_scene({1: (*z, 1), 2: (*rel(z, 1, 0, 2), 0, BLUE)}, harvest_params(permitted=2))[0] == FORWARD
+
+
+def test_resident_bystander_guard():
+    z = (12, 14)
+    scene = {1: (*z, 1), 2: (*rel(z, 1, 0, 2), 0, BLUE), 3: (*rel(z, 1, -1, 1), 0, RED)}
+    assert resident_scene(scene)[0] != FIRE_ZAP, "a compliant bystander on another ray holds fire"
+    assert resident_scene(scene, harvest_params(resident_guard=0))[0] == FIRE_ZAP
+    immune3 = np.zeros(NUM_PLAYERS, bool)
+    immune3[3] = True
+    assert resident_scene(scene, immune=immune3)[0] == FIRE_ZAP, "an immune bystander only fizzles"
+
+
+@pytest.mark.parametrize("facing,offset,fixed,quirky", [
+    (0, (0, 2), TURN_RIGHT, TURN_RIGHT),  # target east, facing north
+    (2, (0, 2), TURN_LEFT, TURN_RIGHT),  # facing south: the quirk wants S, already faces it, turns right
+    (3, (0, 2), TURN_RIGHT, TURN_LEFT),  # facing west: half a turn (right) vs the quirk's S (left)
+    (1, (-3, 0), TURN_LEFT, TURN_RIGHT),  # target north, facing east; the quirk wants W
+    (3, (-3, 0), TURN_RIGHT, TURN_RIGHT),  # target north, facing west; the quirk already faces W
+    (0, (1, -2), TURN_LEFT, TURN_RIGHT),  # larger column offset -> W; the quirk wants N, already faces it
+])
+def test_resident_turns_toward_could_zap_target(facing, offset, fixed, quirky):
+    z = (12, 14)
+    scene = {1: (*z, facing), 2: (z[0] + offset[0], z[1] + offset[1], 0, BLUE)}
+    assert resident_scene(scene)[0] == fixed
+    assert resident_scene(scene, harvest_params(resident_quirks=1))[0] == quirky
+
+
+def test_resident_turn_target_selection_wrap_and_masking():
+    z = (12, 14)
+    # The nearest eligible target decides (east at 2 beats north at 3); ties go to the lowest index.
+    assert resident_scene({1: (*z, 2), 2: (12, 16, 0, BLUE), 3: (9, 14, 0, BLUE)})[0] == TURN_LEFT
+    assert resident_scene({1: (*z, 2), 3: (12, 16, 0, BLUE), 2: (12, 12, 0, BLUE)})[0] == TURN_RIGHT  # 2 is west
+    assert resident_scene({1: (*z, 2), 2: (12, 16, 0, BLUE), 3: (12, 12, 0, BLUE)})[0] == TURN_LEFT  # 2 is east
+    # Across the torus edge: column 1 is two east of column 28; the quirky controller does not wrap.
+    assert resident_scene({1: (12, 28, 0), 2: (12, 1, 0, BLUE)})[0] == TURN_RIGHT
+    # (with quirks P1 does not apply; the shared gate never closes, so it plants)
+    assert resident_scene({1: (12, 28, 0), 2: (12, 1, 0, BLUE)}, harvest_params(resident_quirks=1))[0] == FIRE_ONE
+    # Facing the target but masked by a compliant avatar: P1 does not apply (the quirk turns right).
+    masked = {1: (*z, 1), 2: (*rel(z, 1, 0, 1), 0, RED), 3: (*rel(z, 1, 0, 2), 0, BLUE)}
+    assert resident_scene(masked)[0] == FORWARD
+    assert resident_scene(masked, harvest_params(resident_quirks=1))[0] == TURN_RIGHT
+
+
+def test_resident_p2_harvest_and_p3_plant_gate():
+    b = patch_at(*find_spot({(0, 0): True}))
+    x = tuple(PATCH_POS[b])
+    near, far = (x[0] - 2, x[1] - 2), (x[0] - 3, x[1] - 1)  # distances 2.83 and 3.16
+    assert resident_scene({1: (*near, 0)}, patrol=TURN_LEFT, berry_ripe=ripe_at(b))[0] == FORWARD
+    assert resident_scene({1: (*far, 0)}, patrol=TURN_LEFT, berry_ripe=ripe_at(b))[0] == TURN_LEFT
+    # The gate: plant at t, not at t + 1 (patrol instead), again at t + 2; per resident.
+    for permitted in range(3):
+        params = harvest_params(permitted=permitted)
+        a, st = resident_scene({1: (12, 14, 0)}, params, t=40, patrol=TURN_LEFT, last_plant_t=np.full(NUM_PLAYERS, NEVER, np.int32))
+        assert a == FIRE_ONE + permitted and int(st.last_plant_t[1]) == 40
+        got = [int(_residents(jax.random.key(0), st.replace(t=jnp.int32(t)), params)[0][1]) for t in (41, 42)]
+        assert got == [TURN_LEFT, FIRE_ONE + permitted]
+    # The quirky shared gate never closes.
+    quirky = harvest_params(resident_quirks=1)
+    a, st = resident_scene({1: (12, 14, 0)}, quirky, t=40, last_plant_t=np.full(NUM_PLAYERS, NEVER, np.int32))
+    assert a == FIRE_ONE and int(_residents(jax.random.key(0), st.replace(t=jnp.int32(41)), quirky)[0][1]) == FIRE_ONE
+
+
+def test_resident_p4_patrol_persists_for_8_calls():
+    st = make_state({1: (12, 14, 0)}, t=5, last_plant_t=np.full(NUM_PLAYERS, 5, np.int32))
+    actions, lefts = [], []
+    for i in range(25):
+        a, st = _residents(jax.random.key(i), st, P)
+        actions.append(int(a[1]))
+        lefts.append(int(st.patrol_left[1]))
+    assert lefts == [8, 7, 6, 5, 4, 3, 2, 1] * 3 + [8]
+    for block in range(3):
+        assert len(set(actions[8 * block: 8 * block + 8])) == 1
+    assert set(actions) <= {FORWARD, TURN_LEFT, TURN_RIGHT}
+    # Draws are uniform over the three patrol actions.
+    keys = jax.random.split(jax.random.key(9), 3000)
+    a = np.asarray(jax.vmap(lambda k: _residents(k, st.replace(patrol_left=jnp.zeros(NUM_PLAYERS, jnp.int32)), P)[0][1])(keys))
+    freq = np.array([(a == x).mean() for x in (FORWARD, TURN_LEFT, TURN_RIGHT)])
+    assert np.abs(freq - 1 / 3).max() < 4 * np.sqrt(2 / 9 / 3000), freq
