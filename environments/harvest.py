@@ -85,7 +85,44 @@ values (``N_permitted / 348`` and ``max_c N_c / 348``). With ``R = sum of reward
   1000 * episode_violating_steps / T``, ``zaps_per_1k = 1000 * episode_zap_presses / T``;
 * collective cost per sanction ``= sanction_penalty + c + beta * mis / applied``.
 
-``info["tag"]`` is the community (0..2) on every step.
+``info["tag"]`` is the community (0..2) on every step. The other entries, per step:
+
+=============================  ==============================================================
+``ep_berries``                 berries the ego ate
+``ep_berry_reward``            their reward (2 preferred colour, 1 other)
+``ep_minus10_received``        sanctions that landed on the ego
+``ep_minus10_issued_correct``  the ego's landed sanctions on violators
+``ep_minus10_issued_mis``      the ego's landed sanctions on compliant avatars
+``ep_alpha/ep_beta/ep_c``      alpha * correct, beta * mis, c * zap presses (amounts)
+``ep_zap_presses``             steps with action FIRE_ZAP (cooling down or not)
+``ep_zaps_fired``              zaps actually fired (ready)
+``ep_immune_fizzles``          the ego's hits on immune targets (no effect)
+``ep_tiebreak_fizzles``        the ego's hits on a target already sanctioned this frame
+``ep_plants``                  successful plantings; ``ep_plants_permitted`` in the permitted colour
+``ep_violating_steps``         steps after which the ego's body violates the rule (at that frame)
+``ep_r_env`` / ``ep_r_eval``   per-step r_env and r_eval (see above)
+=============================  ==============================================================
+
+Keys and counterfactuals
+------------------------
+:meth:`HarvestEnv.step` splits its key into a world key and a residents' key
+(:func:`env_step_keys`); the world key gives one draw of random bits sliced at fixed offsets into
+the agent order, the 16 grey draws and the 348 ripening draws; the residents' key gives one patrol
+draw per slot. Nothing is split by a data-dependent count, so an ego episode and its baseline
+(``ego_is_resident=1``) with the same keys share every random number, and an ego that takes the
+resident's actions reproduces the baseline world exactly.
+
+Decisions where the reference is silent
+---------------------------------------
+* The altar billboard of the original treatment arm is not part of the world (it sat on the
+  avatars' layer and so changed movement between arms); the treatment arm gets the permitted
+  colour only as the observation vector.
+* A colouring beam that meets an avatar standing on a berry hits both (dmlab2d hits every object
+  in the cell): the berry can be recoloured.
+* Immunity clears on every successful planting and on every grey draw after eating, also when the
+  body colour does not change (as the original's ``setColor`` does).
+* Eating happens only on entering a cell; a berry that ripens under an avatar is eaten only when
+  an avatar enters its cell later.
 """
 from __future__ import annotations
 

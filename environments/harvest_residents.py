@@ -7,15 +7,16 @@ P1 Enforce (only when its zap is ready, ``zap_timer == 0``). *Eligible* = violat
    rule and not immune. If its zap would hit an eligible avatar now (the exact beam: the first
    avatar on each ray, from the current positions) -> FIRE_ZAP, unless the same beam would also
    hit a compliant, non-immune bystander (``params.resident_guard=1``, the default; see below).
-   Otherwise, among eligible
-   avatars it *could* zap (torus distance <= 3 and within 1 cell of a cardinal axis through it)
-   pick the nearest (ties: lowest index) and turn one step toward the axis of its larger
-   displacement (TURN_RIGHT when clockwise is not longer than anticlockwise). If it already faces
-   that way (the target is masked by another avatar) P1 does not apply.
+   Otherwise, among eligible avatars it *could* zap (torus distance <= 3 and within 1 cell of a
+   cardinal axis through it) pick the nearest (ties: lowest index) and turn one step toward the
+   axis of its larger displacement (TURN_RIGHT when clockwise is not longer than anticlockwise).
+   If it already faces that way (the target is masked by another avatar) P1 does not apply.
 P2 Harvest: a ripe berry within distance 3 (its own cell included) -> FORWARD.
 P3 Plant, gated per resident: only if >= 2 frames have passed since it last chose to plant.
    Then if the nearest unripe berry is at distance < 3 -> plant the permitted colour (the beam
-   fires straight ahead, whatever is there); else if one is at distance 3 -> FORWARD.
+   fires straight ahead, whatever is there); else if one is at distance 3 -> FORWARD. (On this
+   map every cell has a patch within distance 2.24, so with the gate open a resident without a
+   ripe berry nearby always plants; the FORWARD branch is kept for other maps.)
 P4 Patrol: repeat the current patrol action (FORWARD, TURN_LEFT or TURN_RIGHT); every 8th
    patrol call draws a new one uniformly (the first call draws one).
 
@@ -51,7 +52,7 @@ from environments.harvest import (
 
 Array = jax.Array
 
-DETECTION_RADIUS = 5.0
+# The original looked for targets within distance 5; "could zap" (<= 3) lies inside that.
 COULD_ZAP_RANGE = 3.0  # beam length
 COULD_ZAP_LATERAL = 1.5  # beam radius + 0.5
 BERRY_RADIUS = 3  # ripe berries (P2) and unripe berries (P3) are looked for within this distance
@@ -109,7 +110,7 @@ def resident_actions(key: Array, state: HarvestState, params: HarvestParams) -> 
     dist = jnp.sqrt(d2.astype(jnp.float32))
     lateral = jnp.minimum(jnp.abs(drow), jnp.abs(dcol))
     could = ((ids[:, None] != ids[None, :]) & (dist <= COULD_ZAP_RANGE) & (lateral <= COULD_ZAP_LATERAL)
-             & eligible[None, :])  # within the detection radius by construction
+             & eligible[None, :])
     rank = jnp.where(could, d2 * n + ids[None, :], jnp.iinfo(jnp.int32).max)
     target = jnp.argmin(rank, axis=1)
     has_target = jnp.any(could, axis=1)
