@@ -47,7 +47,7 @@ import numpy as np
 
 from environments.harvest import (
     CELL_PATCH_PAD, FIRE_ONE, FIRE_ZAP, FORWARD, HEIGHT, NUM_PATCHES, NUM_PLAYERS, TURN_LEFT, TURN_RIGHT,
-    WIDTH, HarvestParams, HarvestState, flat_index, violating, wrap, zap_hits,
+    WIDTH, HarvestParams, HarvestState, flat_index, violating, zap_hits,
 )
 
 Array = jax.Array
@@ -66,7 +66,33 @@ _r = np.arange(-BERRY_RADIUS, BERRY_RADIUS + 1)
 _dr, _dc = np.meshgrid(_r, _r, indexing="ij")
 _disc = _dr**2 + _dc**2 <= BERRY_RADIUS**2
 DISC_OFFSETS = np.stack([_dr[_disc], _dc[_disc]], -1).astype(np.int32)  # [29, 2]
-DISC_DIST = np.sqrt((DISC_OFFSETS**2).sum(-1)).astype(np.float32)
+
+
+def _disc_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per cell, the patches within BERRY_RADIUS (padded with NUM_PATCHES), their distances and
+    whether they are reached without wrapping around the torus: one row gather per resident
+    instead of a gather per disc cell."""
+    rows = []
+    for cell in range(HEIGHT * WIDTH):
+        r, c = divmod(cell, WIDTH)
+        found = []
+        for dr, dc in DISC_OFFSETS:
+            rr, cc = r + dr, c + dc
+            patch = CELL_PATCH_PAD[(rr % HEIGHT) * WIDTH + cc % WIDTH]
+            if patch < NUM_PATCHES:
+                found.append((patch, np.sqrt(dr * dr + dc * dc), 0 <= rr < HEIGHT and 0 <= cc < WIDTH))
+        rows.append(found)
+    k = max(len(f) for f in rows)
+    patch = np.full((len(rows), k), NUM_PATCHES, np.int32)
+    dist = np.full((len(rows), k), np.inf, np.float32)
+    inside = np.zeros((len(rows), k), bool)
+    for i, found in enumerate(rows):
+        for j, (b, d, ins) in enumerate(found):
+            patch[i, j], dist[i, j], inside[i, j] = b, d, ins
+    return patch, dist, inside
+
+
+DISC_PATCH, DISC_DIST, DISC_INSIDE = _disc_tables()  # [H*W, 19]
 
 
 def _torus_delta(d: Array, size: int) -> Array:
@@ -123,15 +149,13 @@ def resident_actions(key: Array, state: HarvestState, params: HarvestParams) -> 
     do_turn = ready & ~fire & has_target & ((cw != 0) | quirks)
 
     # -- P2 harvest / P3 plant: berries within radius 3 ----------------------------------------------
-    cells_raw = pos[:, None, :] + jnp.asarray(DISC_OFFSETS)[None]  # [16, 29, 2]
-    inside = jnp.all((cells_raw >= 0) & (cells_raw < jnp.asarray([HEIGHT, WIDTH])), axis=-1)
-    seen = inside | ~quirks  # without wrapping, cells across the edge are not seen
-    patch = jnp.asarray(CELL_PATCH_PAD)[flat_index(wrap(cells_raw))]  # NUM_PATCHES where none
-    has_patch = (patch < NUM_PATCHES) & seen
+    cell = flat_index(pos)
+    patch = jnp.asarray(DISC_PATCH)[cell]  # [16, 19], NUM_PATCHES = padding
+    # without wrapping (quirks), patches across the map's edge are not seen
+    seen = (patch < NUM_PATCHES) & (jnp.asarray(DISC_INSIDE)[cell] | ~quirks)
     ripe = jnp.concatenate([state.berry_ripe, jnp.zeros((1,), bool)])[patch]
-    any_ripe = jnp.any(has_patch & ripe, axis=1)
-    unripe_dist = jnp.where(has_patch & ~ripe, jnp.asarray(DISC_DIST)[None], jnp.inf)
-    nearest_unripe = jnp.min(unripe_dist, axis=1)
+    any_ripe = jnp.any(seen & ripe, axis=1)
+    nearest_unripe = jnp.min(jnp.where(seen & ~ripe, jnp.asarray(DISC_DIST)[cell], jnp.inf), axis=1)
     gate_open = quirks | (t - state.last_plant_t >= PLANT_GATE)
     plant = gate_open & (nearest_unripe < PLANT_DISTANCE)
     approach = gate_open & jnp.isfinite(nearest_unripe) & ~plant

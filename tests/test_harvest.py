@@ -583,7 +583,7 @@ def test_resident_turn_target_selection_wrap_and_masking():
 def test_resident_p2_harvest_and_p3_plant_gate():
     b = patch_at(*find_spot({(0, 0): True}))
     x = tuple(PATCH_POS[b])
-    near, far = (x[0] - 2, x[1] - 2), (x[0] - 3, x[1] - 1)  # distances 2.83 and 3.16
+    near, far = rel(x, 0, -2, -2), rel(x, 0, -1, -3)  # offsets (2, 2) and (3, 1): distances 2.83 and 3.16
     assert resident_scene({1: (*near, 0)}, patrol=TURN_LEFT, berry_ripe=ripe_at(b))[0] == FORWARD
     assert resident_scene({1: (*far, 0)}, patrol=TURN_LEFT, berry_ripe=ripe_at(b))[0] == TURN_LEFT
     # The gate: plant at t, not at t + 1 (patrol instead), again at t + 2; per resident.
