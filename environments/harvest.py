@@ -453,6 +453,7 @@ def wrap(pos: Array) -> Array:
 
 
 def flat_index(pos: Array) -> Array:
+    """``pos[..., 2]`` (wrapped) -> row-major cell index."""
     return pos[..., 0] * WIDTH + pos[..., 1]
 
 
@@ -619,11 +620,15 @@ def step_all(key: Array, state: HarvestState, actions: Array, params: HarvestPar
     return new_state, rewards.astype(jnp.float32), events
 
 
-def resolve_beams(order, t, params, zap_fired, hits, plant_fired, ptarget, plant_color, body, immune,
-                  immune_set_t, berry_ripe, berry_color, countdown) -> dict[str, Array]:
-    """The beams of one frame in ``order`` (sequential reference semantics, see the module
-    docstring). Per-player results are ``[16]`` int32 counts; also returns the updated body,
-    immunity and berry arrays."""
+def resolve_beams(order: Array, t: Array, params: HarvestParams, zap_fired: Array, hits: Array, plant_fired: Array,
+                  ptarget: Array, plant_color: Array, body: Array, immune: Array, immune_set_t: Array,
+                  berry_ripe: Array, berry_color: Array, countdown: Array) -> dict[str, Array]:
+    """The beams of one frame, player by player in ``order`` (a scan of 16 cheap bodies; beams
+    interact only through a target's immunity, its sanction this frame and its colour, and
+    through a berry hit twice). ``hits[16, 3]`` from :func:`zap_hits`, ``ptarget[16]`` from
+    :func:`plant_targets`, ``plant_color[16]`` the colour each planter fires. Returns ``[16]``
+    int32 counts ``received, correct, mis, fizzle_immune, fizzle_tie, planted`` and the updated
+    ``body, immune, immune_set_t, berry_color, countdown`` (and ``sanctioned, berry_hit``)."""
     n = NUM_PLAYERS
     ids = jnp.arange(n)
     zero = jnp.zeros((n,), jnp.int32)
