@@ -1,0 +1,185 @@
+"""The scripted residents of normative allelopathic harvest: a priority policy, as a pure,
+vectorised function of the true world state.
+
+Every step each resident takes the first rule that applies:
+
+P1 Enforce (only when its zap is ready, ``zap_timer == 0``). *Eligible* = violating the posted
+   rule and not immune. If its zap would hit an eligible avatar now (the exact beam: the first
+   avatar on each ray, from the current positions) -> FIRE_ZAP, unless the same beam would also
+   hit a compliant, non-immune bystander (``params.resident_guard=1``, the default; see below).
+   Otherwise, among eligible avatars it *could* zap (torus distance <= 3 and within 1 cell of a
+   cardinal axis through it) pick the nearest (ties: lowest index) and turn one step toward the
+   axis of its larger displacement (TURN_RIGHT when clockwise is not longer than anticlockwise).
+   If it already faces that way (the target is masked by another avatar) P1 does not apply.
+P2 Harvest: a ripe berry within distance 3 (its own cell included) -> FORWARD.
+P3 Plant, gated per resident: only if >= 2 frames have passed since it last chose to plant.
+   Then if the nearest unripe berry is at distance < 3 -> plant the permitted colour (the beam
+   fires straight ahead, whatever is there); else if one is at distance 3 -> FORWARD. (On this
+   map every cell has a patch within distance 2.24, so with the gate open a resident without a
+   ripe berry nearby always plants; the FORWARD branch is kept for other maps.)
+P4 Patrol: repeat the current patrol action (FORWARD, TURN_LEFT or TURN_RIGHT); every 8th
+   patrol call draws a new one uniformly (the first call draws one).
+
+Distances are Euclidean over the torus (minimal image). Residents see everything (privileged)
+and read the permitted colour from ``params``, so they act identically in treatment and control.
+
+The bystander guard is an rljax addition for the original's acceptance test R1 (residents never
+mis-sanction): without it a resident fires at a violator even when another ray of the same beam
+meets a compliant avatar, and about one in seven of the residents' landed sanctions is a
+mis-sanction; with it the remaining mis-sanctions come only from avatars that move into the beam
+or change colour in the frame of the zap. ``params.resident_guard = 0`` turns it off (P1 as the
+original wrote it).
+
+``params.resident_quirks = 1`` restores the original controller's quirks: the plant gate is
+shared by all residents (so it never closes), the turn maps the larger column offset to N/S and
+the larger row offset to E/W and turns right when already facing, readiness is read from
+``ready_to_shoot > 0.5`` (one frame early, so it may press while cooling down), distances are
+taken without wrapping around the torus, and there is no bystander guard.
+
+The random patrol draws come from the residents' key, one per slot per step whether used or not,
+so the random stream does not depend on what anybody did.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from environments.harvest import (
+    CELL_PATCH_PAD, FIRE_ONE, FIRE_ZAP, FORWARD, HEIGHT, NUM_PATCHES, NUM_PLAYERS, TURN_LEFT, TURN_RIGHT,
+    WIDTH, HarvestParams, HarvestState, flat_index, violating, zap_hits,
+)
+
+Array = jax.Array
+
+# The original looked for targets within distance 5; "could zap" (<= 3) lies inside that.
+COULD_ZAP_RANGE = 3.0  # beam length
+COULD_ZAP_LATERAL = 1.5  # beam radius + 0.5
+BERRY_RADIUS = 3  # ripe berries (P2) and unripe berries (P3) are looked for within this distance
+PLANT_DISTANCE = 3.0  # plant when the nearest unripe berry is closer than this
+PLANT_GATE = 2  # frames between a resident's plant decisions
+PATROL_PERSISTENCE = 8
+PATROL_ACTIONS = np.array([FORWARD, TURN_LEFT, TURN_RIGHT], np.int32)
+
+# The cells within BERRY_RADIUS of a resident, as (drow, dcol) offsets.
+_r = np.arange(-BERRY_RADIUS, BERRY_RADIUS + 1)
+_dr, _dc = np.meshgrid(_r, _r, indexing="ij")
+_disc = _dr**2 + _dc**2 <= BERRY_RADIUS**2
+DISC_OFFSETS = np.stack([_dr[_disc], _dc[_disc]], -1).astype(np.int32)  # [29, 2]
+
+
+def _disc_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per cell, the patches within BERRY_RADIUS (padded with NUM_PATCHES), their distances and
+    whether they are reached without wrapping around the torus: one row gather per resident
+    instead of a gather per disc cell."""
+    rows = []
+    for cell in range(HEIGHT * WIDTH):
+        r, c = divmod(cell, WIDTH)
+        found = []
+        for dr, dc in DISC_OFFSETS:
+            rr, cc = r + dr, c + dc
+            patch = CELL_PATCH_PAD[(rr % HEIGHT) * WIDTH + cc % WIDTH]
+            if patch < NUM_PATCHES:
+                found.append((patch, np.sqrt(dr * dr + dc * dc), 0 <= rr < HEIGHT and 0 <= cc < WIDTH))
+        rows.append(found)
+    k = max(len(f) for f in rows)
+    patch = np.full((len(rows), k), NUM_PATCHES, np.int32)
+    dist = np.full((len(rows), k), np.inf, np.float32)
+    inside = np.zeros((len(rows), k), bool)
+    for i, found in enumerate(rows):
+        for j, (b, d, ins) in enumerate(found):
+            patch[i, j], dist[i, j], inside[i, j] = b, d, ins
+    return patch, dist, inside
+
+
+DISC_PATCH, DISC_DIST, DISC_INSIDE = _disc_tables()  # [H*W, 19]
+
+
+def _torus_delta(d: Array, size: int) -> Array:
+    """Minimal-image offset in ``[-size//2, size - size//2)``."""
+    return (d + size // 2) % size - size // 2
+
+
+def desired_facing(drow: Array, dcol: Array, quirks: Array) -> Array:
+    """The facing toward an offset: the axis of the larger displacement (ties: rows)."""
+    horiz = jnp.abs(dcol) > jnp.abs(drow)
+    fixed = jnp.where(horiz, jnp.where(dcol > 0, 1, 3), jnp.where(drow > 0, 2, 0))
+    # The original maps the larger column offset to S/N and the larger row offset to E/W.
+    quirky = jnp.where(horiz, jnp.where(dcol > 0, 2, 0), jnp.where(drow > 0, 1, 3))
+    return jnp.where(quirks > 0, quirky, fixed).astype(jnp.int32)
+
+
+def resident_actions(key: Array, state: HarvestState, params: HarvestParams) -> tuple[Array, HarvestState]:
+    """Actions ``int32[16]`` of the resident policy for every slot (slot 0 is used only in the
+    baseline) and the state with the residents' memory (patrol, plant gate) updated."""
+    n = NUM_PLAYERS
+    t = state.t
+    quirks = params.resident_quirks > 0
+    ids = jnp.arange(n)
+    pos, facing = state.pos, state.facing
+
+    # -- P1 enforce -----------------------------------------------------------------------------
+    ready = jnp.where(quirks, 2 * state.zap_timer < params.zap_cooldown, state.zap_timer == 0)
+    eligible = violating(state.body, t, params) & ~state.immune  # [16]
+    hits = zap_hits(pos, facing)  # [16, 3]
+    hit = jnp.maximum(hits, 0)
+    hit_eligible = (hits >= 0) & eligible[hit]
+    # A bystander: compliant and not immune, so hitting it would be a mis-sanction.
+    hit_bystander = (hits >= 0) & ~violating(state.body, t, params)[hit] & ~state.immune[hit]
+    guard = (params.resident_guard > 0) & ~quirks
+    fire = ready & jnp.any(hit_eligible, axis=1) & ~(guard & jnp.any(hit_bystander, axis=1))
+
+    raw = pos[None, :, :] - pos[:, None, :]  # [i, j, 2] offset of j seen from i
+    drow = jnp.where(quirks, raw[..., 0], _torus_delta(raw[..., 0], HEIGHT))
+    dcol = jnp.where(quirks, raw[..., 1], _torus_delta(raw[..., 1], WIDTH))
+    d2 = drow**2 + dcol**2
+    dist = jnp.sqrt(d2.astype(jnp.float32))
+    lateral = jnp.minimum(jnp.abs(drow), jnp.abs(dcol))
+    could = ((ids[:, None] != ids[None, :]) & (dist <= COULD_ZAP_RANGE) & (lateral <= COULD_ZAP_LATERAL)
+             & eligible[None, :])
+    rank = jnp.where(could, d2 * n + ids[None, :], jnp.iinfo(jnp.int32).max)
+    target = jnp.argmin(rank, axis=1)
+    has_target = jnp.any(could, axis=1)
+    want = desired_facing(jnp.take_along_axis(drow, target[:, None], 1)[:, 0],
+                          jnp.take_along_axis(dcol, target[:, None], 1)[:, 0], params.resident_quirks)
+    cw = (want - facing) % 4
+    ccw = (facing - want) % 4
+    turn = jnp.where(cw <= ccw, TURN_RIGHT, TURN_LEFT)
+    turn = jnp.where(cw == 0, TURN_RIGHT, turn)  # only reached with quirks
+    do_turn = ready & ~fire & has_target & ((cw != 0) | quirks)
+
+    # -- P2 harvest / P3 plant: berries within radius 3 ----------------------------------------------
+    cell = flat_index(pos)
+    patch = jnp.asarray(DISC_PATCH)[cell]  # [16, 19], NUM_PATCHES = padding
+    # without wrapping (quirks), patches across the map's edge are not seen
+    seen = (patch < NUM_PATCHES) & (jnp.asarray(DISC_INSIDE)[cell] | ~quirks)
+    ripe = jnp.concatenate([state.berry_ripe, jnp.zeros((1,), bool)])[patch]
+    any_ripe = jnp.any(seen & ripe, axis=1)
+    nearest_unripe = jnp.min(jnp.where(seen & ~ripe, jnp.asarray(DISC_DIST)[cell], jnp.inf), axis=1)
+    gate_open = quirks | (t - state.last_plant_t >= PLANT_GATE)
+    plant = gate_open & (nearest_unripe < PLANT_DISTANCE)
+    approach = gate_open & jnp.isfinite(nearest_unripe) & ~plant
+
+    # -- P4 patrol ----------------------------------------------------------------------------------
+    # bits % 3 is uniform up to 2**-32; one cheap RNG call
+    draw = jnp.asarray(PATROL_ACTIONS)[jax.random.bits(key, (n,), jnp.uint32) % len(PATROL_ACTIONS)]
+    left = state.patrol_left - 1
+    renew = left <= 0
+    patrol_action = jnp.where(renew, draw, state.patrol_action)
+    patrol_left = jnp.where(renew, PATROL_PERSISTENCE, left)
+
+    plant_action = FIRE_ONE + params.permitted  # community 0..2 -> FIRE_ONE..FIRE_THREE
+    action = jnp.select(
+        [fire, do_turn, any_ripe, plant, approach],
+        [jnp.full((n,), FIRE_ZAP), turn, jnp.full((n,), FORWARD), jnp.broadcast_to(plant_action, (n,)), jnp.full((n,), FORWARD)],
+        patrol_action,
+    ).astype(jnp.int32)
+    p1 = fire | do_turn
+    patrols = ~p1 & ~any_ripe & ~plant & ~approach
+    planted_now = ~p1 & ~any_ripe & plant
+    new_state = state.replace(
+        patrol_action=jnp.where(patrols, patrol_action, state.patrol_action),
+        patrol_left=jnp.where(patrols, patrol_left, state.patrol_left),
+        last_plant_t=jnp.where(planted_now, t, state.last_plant_t),
+    )
+    return action, new_state
