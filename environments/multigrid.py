@@ -132,9 +132,11 @@ class MultiGrid:
         # joint_action_of[a_r, a_h]: flat joint action of a robot and a human joint action.
         per_agent = np.zeros((self.num_robot_actions, self.num_human_actions, self.n_agents), np.int64)
         for ar in range(self.num_robot_actions):
-            per_agent[ar, :, list(self.robot_indices)] = _digits(ar, self.n_robots)[:, None]
+            for k, i in enumerate(self.robot_indices):
+                per_agent[ar, :, i] = _digits(ar, self.n_robots)[k]
         for ah in range(self.num_human_actions):
-            per_agent[:, ah, list(self.human_indices)] = _digits(ah, self.n_humans)[:, None]
+            for k, i in enumerate(self.human_indices):
+                per_agent[:, ah, i] = _digits(ah, self.n_humans)[k]
         self.joint_action_of = (per_agent * NUM_ACTIONS ** np.arange(self.n_agents - 1, -1, -1)).sum(-1).astype(np.int32)
         ys, xs = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
         self._cell_x, self._cell_y = xs.astype(np.int32), ys.astype(np.int32)
@@ -572,8 +574,7 @@ def enumerate_states(
         nxt = succ(frontier, params)  # leaves [B, A, K, ...]
         flat = jax.tree.map(lambda x: np.asarray(x).reshape(-1, *x.shape[3:]), nxt)
         rows = np.asarray(state_rows(flat))
-        _, first = np.unique(rows, axis=0, return_index=True)
-        new = [i for i in np.sort(first) if rows[i].tobytes() not in known]
+        new = [i for i in _unique_rows(rows) if rows[i].tobytes() not in known]
         if len(known) + len(new) > max_states:
             raise ValueError(f"enumerate_states: more than max_states={max_states} reachable states; the map is not enumerable")
         for i in new:
@@ -593,6 +594,18 @@ def enumerate_states(
         sorted_hash=jnp.asarray(hashes[order]),
         hash_order=jnp.asarray(order),
     )
+
+
+def _unique_rows(rows: np.ndarray) -> np.ndarray:
+    """Indices of the first occurrence of each distinct row, in order (exact: a 64-bit hash
+    groups the rows and every group is checked to hold one distinct row)."""
+    h = np.full(rows.shape[0], 1469598103934665603, np.uint64)
+    for j in range(rows.shape[1]):
+        h = (h ^ rows[:, j].astype(np.uint64)) * np.uint64(1099511628211)
+    _, first, inverse = np.unique(h, return_index=True, return_inverse=True)
+    if not np.array_equal(rows, rows[first[inverse.reshape(-1)]]):
+        raise RuntimeError("enumerate_states: 64-bit row hash collision; cannot deduplicate exactly")
+    return np.sort(first)
 
 
 def _batched_successors(env: MultiGrid, chunk: int = 512):
