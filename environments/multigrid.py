@@ -173,6 +173,14 @@ class MultiGrid:
         probs = jnp.full((self.num_outcomes,), 1.0 / self.num_outcomes, jnp.float32)
         return probs, nxt
 
+    def robot_action_successors(
+        self, state: MultiGridState, human_joint_action: Any, params: MultiGridParams
+    ) -> tuple[Array, MultiGridState]:
+        """Successors under every robot joint action with the humans' joint action fixed (the
+        model-based targets of phase 2): ``(probs[A_r, K], next_states)`` with leaves ``[A_r, K, ...]``."""
+        joints = jnp.asarray(self.joint_action_of)[:, human_joint_action]
+        return jax.vmap(lambda a: self.successors(state, a, params))(joints)
+
     def step(self, key: Array, state: MultiGridState, joint_action: Any, params: MultiGridParams) -> MultiGridState:
         """Samples one outcome of :meth:`successors` (a uniformly drawn execution order)."""
         k = jax.random.randint(key, (), 0, self.num_outcomes)
@@ -517,6 +525,7 @@ class StateSpace:
     rows: Array  # int32[S, R]
     sorted_hash: Array  # uint32[S]
     hash_order: Array  # int32[S]
+    max_same_hash: int = struct.field(pytree_node=False, default=1)  # largest group of equal hashes
 
     @property
     def num_states(self) -> int:
@@ -593,6 +602,7 @@ def enumerate_states(
         rows=jnp.asarray(rows),
         sorted_hash=jnp.asarray(hashes[order]),
         hash_order=jnp.asarray(order),
+        max_same_hash=int(np.unique(hashes, return_counts=True)[1].max()),
     )
 
 
@@ -639,8 +649,7 @@ def state_index(space: StateSpace, state: MultiGridState) -> Array:
     lo = jnp.searchsorted(space.sorted_hash, h, side="left")
     n = space.sorted_hash.shape[0]
     best = jnp.full(h.shape, -1, jnp.int32)
-    # Hash collisions among a few hundred thousand states are rare; check a few neighbours.
-    for j in range(4):
+    for j in range(space.max_same_hash):  # every state sharing the hash
         p = jnp.clip(lo + j, 0, n - 1)
         cand = space.hash_order[p]
         hit = (space.sorted_hash[p] == h) & jnp.all(space.rows[cand] == rows, axis=-1) & (lo + j < n)
@@ -648,10 +657,13 @@ def state_index(space: StateSpace, state: MultiGridState) -> Array:
     return best
 
 
+_state_index_jit = jax.jit(state_index)
+
+
 def transition_table(env: MultiGrid, params: MultiGridParams, space: StateSpace) -> TransitionTable:
     """The exact successor table of every enumerated state under every joint action."""
     nxt = _batched_successors(env)(jax.tree.map(np.asarray, space.states), params)
-    idx = np.asarray(jax.jit(state_index)(space, jax.tree.map(jnp.asarray, nxt)))
+    idx = np.asarray(_state_index_jit(space, jax.tree.map(jnp.asarray, nxt)))
     if np.any(idx < 0):
         raise RuntimeError("transition_table: a successor is missing from the state space (hash lookup failed)")
     prob = np.full(idx.shape, 1.0 / env.num_outcomes, np.float32)

@@ -466,3 +466,11 @@ def test_encoding_marks_walls_objects_and_agents():
     assert x[1, 1, 3] == 1 and x[1, 1, 4] == 1  # robot present, facing east
     assert x[2, 2, 8] == 1 and x[2, 2, 9] == 1  # human present, facing east
     assert x.sum() == 19 + 1 + 4  # 19 walls, 1 rock, 2 agents x (presence + orientation)
+
+
+def test_robot_action_successors_match_the_table():
+    t = TRIVIAL
+    for human_action in (0, FORWARD):
+        probs, nxt = jax.jit(t.env.robot_action_successors)(t.initial_state, human_action, t.params)
+        assert probs.shape == (4, 2)
+        np.testing.assert_array_equal(state_index(SPACE, nxt), TABLE.next_idx[0][t.env.joint_action_of[:, human_action]])
