@@ -46,6 +46,7 @@ its step-count-free lookup tables.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 from collections.abc import Sequence
 from typing import Any
@@ -190,9 +191,10 @@ class MultiGrid:
         """The agents act one after another in ``order`` (a permutation of agent indices)."""
         h, w = self.height, self.width
         start = jnp.zeros((h, w), bool).at[state.agent_pos[:, 1], state.agent_pos[:, 0]].set(True)
-        pos, dirs, objects = state.agent_pos, state.agent_dir, state.objects
         push_rocks = jnp.asarray(self.can_push_rocks)
-        for j in range(self.n_agents):
+
+        def act(j, carry):  # agent order[j] acts on the world left by the agents before it
+            pos, dirs, objects = carry
             i = order[j]
             a = actions[i]
             d = dirs[i]
@@ -227,7 +229,11 @@ class MultiGrid:
             objects = jnp.where(push & on_ray, shifted, objects)
             pos = pos.at[i].set(jnp.where(move, f, pos[i]))
             new_dir = jnp.where(a == LEFT, (d + 3) % 4, jnp.where(a == RIGHT, (d + 1) % 4, d))
-            dirs = dirs.at[i].set(new_dir)
+            return pos, dirs.at[i].set(new_dir), objects
+
+        pos, dirs, objects = jax.lax.fori_loop(
+            0, self.n_agents, act, (state.agent_pos, state.agent_dir, state.objects)
+        )
         nxt = MultiGridState(step=state.step + 1, agent_pos=pos, agent_dir=dirs, objects=objects)
         return jax.tree.map(lambda a, b: jnp.where(self.is_terminal(state, params), a, b), state, nxt)
 
@@ -420,15 +426,18 @@ We We We We We We
 """
 
 
+@functools.lru_cache(maxsize=None)
 def trivial_task() -> MultiGridTask:
     """The phase-2 demo's trivial map: 6x4, robot (agent 0) at (1,1), rock (2,1), human (agent 1)
     at (2,2), MAX_STEPS 10; five uniform goals of weight 1: (2,1), (1,1), (3,1), (2,2) (achieved
-    at the start) and (1,2) (a wall: impossible)."""
+    at the start) and (1,2) (a wall: impossible). Cached: the same (immutable) task each call,
+    so its compiled functions are shared."""
     env, params, state = parse_map(TRIVIAL_MAP, 10)
     goals = reach_cell_goals(env, [[(2, 1), (1, 1), (3, 1), (2, 2), (1, 2)]])
     return MultiGridTask("trivial", env, params, state, goals)
 
 
+@functools.lru_cache(maxsize=None)
 def small_task() -> MultiGridTask:
     """The demo's small map: 6x6, robot (agent 0) at (4,1), rock (2,3), human (agent 1) at (2,4),
     MAX_STEPS 15; goals (2,1), (2,2), (3,2), (4,2) with probabilities 0.4/0.3/0.2/0.1, weight 1."""

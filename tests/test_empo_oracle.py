@@ -319,3 +319,36 @@ def test_time_indexed_prior_in_the_oracle():
                      jnp.broadcast_to(HEUR, (10, *HEUR.shape)), 10, beta_r=10.0, **THEORY)
     np.testing.assert_allclose(a.v_r, b.v_r, rtol=1e-6)
     np.testing.assert_allclose(goal_marginal(HEUR, TRIVIAL.goals.probs).sum(-1), 1.0, atol=1e-5)
+
+
+def test_boltzmann_prior_options():
+    uniform = jnp.full((SPACE.num_states, 2, 4), 0.25)
+    pol, val = boltzmann_prior(ENV, TABLE, ACH, 10, 10.0, 0.99)
+    pol_u, val_u = boltzmann_prior(ENV, TABLE, ACH, 10, 10.0, 0.99, others_policy=uniform)
+    np.testing.assert_allclose(pol_u, pol, atol=1e-6)
+    # A robot believed to stand still: the human's values can only drop where the robot must act.
+    still = jnp.zeros((SPACE.num_states, 2, 4)).at[:, :, 0].set(1.0)
+    _, val_s = boltzmann_prior(ENV, TABLE, ACH, 10, 10.0, 0.99, others_policy=still)
+    assert float(val_s[0, 0, 0, 0]) == 0.0, "goal (2,1) needs the rock pushed"
+    # beta_h = inf: uniform over the maximising actions.
+    greedy, _ = boltzmann_prior(ENV, TABLE, ACH, 10, jnp.inf, 0.99)
+    g = np.asarray(greedy)
+    assert np.all(np.isclose(g, 0) | np.isclose(g, 1) | np.isclose(g, 0.5) | np.isclose(g, 1 / 3) | np.isclose(g, 0.25))
+
+
+def test_heuristic_prior_on_an_ensemble_map_with_rectangle_goals():
+    from environments.multigrid import EnsembleConfig, random_ensemble_map, small_rectangle_goals
+
+    cfg = EnsembleConfig()
+    env = cfg.env()
+    params, st = random_ensemble_map(jax.random.key(7), cfg)
+    goals = small_rectangle_goals(env)
+    pol = jax.jit(lambda s: heuristic_policy(env, s, params, goals, path_table(params.walls), 1000.0))(st)
+    assert pol.shape == (2, 144, 4)
+    np.testing.assert_allclose(pol.sum(-1), 1.0, atol=1e-5)
+    # A human inside a rectangle stays still for that goal (and only inside).
+    cells = np.asarray(goals.cells)
+    for h in range(2):
+        x, y = np.asarray(st.agent_pos[h])
+        inside = cells[h, :, y, x]
+        np.testing.assert_allclose(np.asarray(pol[h])[inside, 0], 1.0)

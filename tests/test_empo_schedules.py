@@ -30,6 +30,7 @@ from rljax.empo.schedules import (
 from rljax.errors import ConfigError
 
 _add = jax.jit(replay.add)
+_sample = jax.jit(replay.sample, static_argnums=2)
 DEFAULT = Phase2Config()  # N = 1e5: stages 10k (V_h^e), 10k (X_h), 10k (Q_r), ramp 20k
 ALL_NETS = Phase2Config(u_r_use_network=True, v_r_use_network=True)
 
@@ -182,17 +183,17 @@ def test_ring_buffer_wraps_samples_uniformly_and_clears():
     for i in range(7):
         buf = _add(buf, {"x": jnp.full(2, float(i)), "i": jnp.int32(i)})
     assert int(buf.size) == 5 and int(buf.insert_pos) == 2
-    batch = jax.jit(replay.sample, static_argnums=2)(buf, jax.random.key(1), 5000)
+    batch = _sample(buf, jax.random.key(1), 5000)
     counts = np.bincount(np.asarray(batch["i"]), minlength=7)
     assert counts[0] == counts[1] == 0
     assert np.all(np.abs(counts[2:] / 5000 - 0.2) < 0.025)  # sd 0.006
     np.testing.assert_array_equal(batch["x"][:, 0], batch["i"])
     buf = replay.add_batch(buf, {"x": jnp.ones((3, 2)), "i": jnp.asarray([7, 8, 9], jnp.int32)})
-    assert set(np.asarray(replay.sample(buf, jax.random.key(2), 500)["i"]).tolist()) == {5, 6, 7, 8, 9}
+    assert set(np.asarray(_sample(buf, jax.random.key(2), 5000)["i"]).tolist()) == {5, 6, 7, 8, 9}
     buf = replay.clear(buf)
     assert int(buf.size) == 0
     buf = _add(buf, {"x": jnp.zeros(2), "i": jnp.int32(42)})
-    assert set(np.asarray(replay.sample(buf, jax.random.key(3), 50)["i"]).tolist()) == {42}
+    assert set(np.asarray(_sample(buf, jax.random.key(3), 5000)["i"]).tolist()) == {42}
     with pytest.raises(ValueError, match="capacity"):
         replay.init(jnp.zeros(1), capacity=0)
     with pytest.raises(ValueError, match="exceeds capacity"):
