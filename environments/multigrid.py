@@ -168,7 +168,7 @@ class MultiGrid:
         probability ``1/K`` and equal outcomes are NOT merged (sum ``probs`` over equal states
         for the distribution). A terminal state is absorbing (every outcome is the state itself).
         """
-        nxt = jax.vmap(lambda o: self._execute(state, self.agent_actions(joint_action), o, params))(
+        nxt = jax.vmap(lambda o: self.execute(state, self.agent_actions(joint_action), o, params))(
             jnp.asarray(self.orders)
         )
         probs = jnp.full((self.num_outcomes,), 1.0 / self.num_outcomes, jnp.float32)
@@ -185,10 +185,11 @@ class MultiGrid:
     def step(self, key: Array, state: MultiGridState, joint_action: Any, params: MultiGridParams) -> MultiGridState:
         """Samples one outcome of :meth:`successors` (a uniformly drawn execution order)."""
         k = jax.random.randint(key, (), 0, self.num_outcomes)
-        return self._execute(state, self.agent_actions(joint_action), jnp.asarray(self.orders)[k], params)
+        return self.execute(state, self.agent_actions(joint_action), jnp.asarray(self.orders)[k], params)
 
-    def _execute(self, state: MultiGridState, actions: Array, order: Array, params: MultiGridParams) -> MultiGridState:
-        """The agents act one after another in ``order`` (a permutation of agent indices)."""
+    def execute(self, state: MultiGridState, actions: Array, order: Array, params: MultiGridParams) -> MultiGridState:
+        """One step with a given execution order: agents ``order[0], order[1], ...`` act one after
+        another (``actions``: ``int32[n_agents]``; ``order``: a permutation of agent indices)."""
         h, w = self.height, self.width
         start = jnp.zeros((h, w), bool).at[state.agent_pos[:, 1], state.agent_pos[:, 0]].set(True)
         push_rocks = jnp.asarray(self.can_push_rocks)

@@ -37,7 +37,7 @@ from environments.multigrid import (
 # differ only in params (walls) and state, so every test shares one compiled program.
 ENV = MultiGrid(5, 7, ("robot", "human"))
 _succ = jax.jit(ENV.successors)
-_exec = jax.jit(ENV._execute)
+_exec = jax.jit(ENV.execute)
 _step = jax.jit(ENV.step)
 _index = jax.jit(state_index)
 
