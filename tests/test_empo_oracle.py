@@ -1,0 +1,354 @@
+"""The phase-2 oracle (eqs 4-9) and the phase-1 priors: a hand-solved two-state problem, the
+heuristic prior on hand-worked states, and plain-Python float64 backward induction (written
+after the original's loops) on the whole trivial map."""
+from __future__ import annotations
+
+import itertools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from environments.multigrid import (
+    FORWARD,
+    MultiGrid,
+    TransitionTable,
+    achieved_table,
+    enumerate_states,
+    state_index,
+    transition_table,
+    trivial_task,
+)
+from rljax.empo.oracle import profile_probs, robot_policy, solve_phase2
+from rljax.empo.prior import boltzmann_prior, goal_marginal, heuristic_policy, heuristic_policy_table, path_table
+
+TRIVIAL = trivial_task()
+ENV = TRIVIAL.env
+SPACE = enumerate_states(ENV, TRIVIAL.params, TRIVIAL.initial_state)
+TABLE = transition_table(ENV, TRIVIAL.params, SPACE)
+ACH = achieved_table(ENV, SPACE, TRIVIAL.goals)
+PATHS = path_table(TRIVIAL.params.walls)
+HEUR = heuristic_policy_table(ENV, SPACE, TRIVIAL.params, TRIVIAL.goals, PATHS, 1000.0)
+THEORY = dict(gamma_r=0.99, gamma_h=0.99, zeta=2.0, xi=1.0, eta=1.1)
+TAU = -1e-10
+
+
+# ---------------------------------------------------------------------------------------
+# A two-state problem solved by hand
+# ---------------------------------------------------------------------------------------
+# One robot (agent 0) and one human (agent 1); joint action = 4 * a_robot + a_human; K = 2.
+# s1 is absorbing. From s0: robot forward (3) -> s1; robot still (0) -> s1 if the human goes
+# forward, else s0; robot left/right -> s0 or s1 with probability 1/2 each.
+# Goal A (index 0) is achieved in s1, goal B in s0; p = (0.25, 0.75), w = (2, 1).
+# The human goes forward when pursuing A and stays still when pursuing B.
+TWO_ENV = MultiGrid(3, 3, ("robot", "human"))
+P_GOAL, W_GOAL = np.array([[0.25, 0.75]]), np.array([[2.0, 1.0]])
+
+
+def two_state_problem():
+    idx = np.ones((2, 16, 2), np.int32)
+    for r, u in itertools.product(range(4), range(4)):
+        a = 4 * r + u
+        if r == 0:
+            idx[0, a] = 1 if u == FORWARD else 0
+        elif r in (1, 2):
+            idx[0, a] = (0, 1)
+    table = TransitionTable(next_idx=jnp.asarray(idx), next_prob=jnp.full((2, 16, 2), 0.5, jnp.float32))
+    ach = jnp.asarray([[[False, True]], [[True, False]]])
+    pol = np.zeros((2, 1, 2, 4), np.float32)
+    pol[:, 0, 0, FORWARD] = 1.0
+    pol[:, 0, 1, 0] = 1.0
+    return table, ach, jnp.asarray(pol)
+
+
+def solve_two_state(horizon, beta_r):
+    table, ach, pol = two_state_problem()
+    return solve_phase2(TWO_ENV, table, ach, jnp.asarray(P_GOAL, jnp.float32), jnp.asarray(W_GOAL, jnp.float32),
+                        pol, horizon, beta_r=beta_r, terminal_v_r=TAU, **THEORY)
+
+
+def test_two_state_problem_last_layer_by_hand():
+    res = solve_two_state(1, 2.0)
+    g = 0.99
+    # Every successor is terminal (V_r = tau), so all Q_r are g*tau and pi_r is uniform.
+    np.testing.assert_allclose(res.q_r[0], g * TAU, rtol=1e-6)
+    np.testing.assert_allclose(res.pi_r[0], 0.25, rtol=1e-6)
+    # s0, goal A (human forward): r=3 -> s1, r=0 -> s1, r=1,2 -> s1 w.p. 1/2: (1+1+.5+.5)/4.
+    # s0, goal B (human still): r=0 -> s0 (B holds), r=1,2 -> 1/2, r=3 -> s1: (1+.5+.5+0)/4.
+    np.testing.assert_allclose(res.v_h_e[0, 0, 0], [0.75, 0.5], rtol=1e-6)
+    np.testing.assert_allclose(res.v_h_e[0, 1, 0], [1.0, 0.0], atol=1e-7)
+    x0 = 0.25 * 2 * 0.75**2 + 0.75 * 1 * 0.5**2  # 0.46875
+    x1 = 0.25 * 2 * 1.0  # 0.5
+    np.testing.assert_allclose(res.x_h[0, :, 0], [x0, x1], rtol=1e-6)
+    u = [-((1 / x0) ** 1.1), -(2.0**1.1)]
+    np.testing.assert_allclose(res.u_r[0], u, rtol=1e-6)
+    np.testing.assert_allclose(res.v_r[0], np.array(u) + g * TAU, rtol=1e-6)
+    np.testing.assert_allclose(res.v_r[1], TAU)
+    np.testing.assert_array_equal(res.v_h_e[1], 0.0)
+
+
+def test_two_state_problem_two_layers_by_hand():
+    res = solve_two_state(2, 2.0)
+    g = 0.99
+    x0, x1 = 0.46875, 0.5
+    v1 = np.array([-((1 / x0) ** 1.1), -(2.0**1.1)]) + g * TAU  # layer 1 = the last layer above
+    np.testing.assert_allclose(res.v_r[1], v1, rtol=1e-6)
+    # s0: the goal-marginal human goes forward with probability p_A = 0.25.
+    q = g * np.array([0.25 * v1[1] + 0.75 * v1[0], 0.5 * (v1[0] + v1[1]), 0.5 * (v1[0] + v1[1]), v1[1]])
+    np.testing.assert_allclose(res.q_r[0, 0], q, rtol=1e-6)
+    w = (-q) ** -2.0
+    pi = w / w.sum()
+    np.testing.assert_allclose(res.pi_r[0, 0], pi, rtol=1e-5)
+    # Goal A from s0: r=0 and r=3 reach s1 (1); r=1,2: 1/2 * 1 + 1/2 * (0 + 0.99 * V^e_1(s0, A) = 0.75).
+    va = pi[0] + pi[3] + (pi[1] + pi[2]) * (0.5 + 0.5 * g * 0.75)
+    # Goal B from s0: r=0 stays in s0 (1); r=1,2: 1/2; r=3 goes to s1 where V^e_1(s1, B) = 0.
+    vb = pi[0] + 0.5 * (pi[1] + pi[2])
+    np.testing.assert_allclose(res.v_h_e[0, 0, 0], [va, vb], rtol=1e-5)
+    x = 0.25 * 2 * va**2 + 0.75 * vb**2
+    np.testing.assert_allclose(res.x_h[0, 0, 0], x, rtol=1e-5)
+    np.testing.assert_allclose(res.u_r[0, 0], -((1 / x) ** 1.1), rtol=1e-5)
+    np.testing.assert_allclose(res.v_r[0, 0], -((1 / x) ** 1.1) + pi @ q, rtol=1e-5)
+    # s1: absorbing, uniform policy, V_r = U_r + g * V_r(layer 1).
+    np.testing.assert_allclose(res.pi_r[0, 1], 0.25, rtol=1e-6)
+    np.testing.assert_allclose(res.v_r[0, 1], -(2.0**1.1) + g * v1[1], rtol=1e-6)
+    # beta_r = 0 is the uniform policy.
+    np.testing.assert_allclose(solve_two_state(2, 0.0).pi_r, 0.25, rtol=1e-6)
+
+
+def test_u_r_mean_over_humans_by_default_and_sum_behind_the_flag():
+    env = MultiGrid(3, 3, ("robot", "human", "human"))
+    table = TransitionTable(next_idx=jnp.zeros((1, 64, 6), jnp.int32), next_prob=jnp.full((1, 64, 6), 1 / 6, jnp.float32))
+    ach = jnp.ones((1, 2, 1), bool)
+    pol = jnp.full((1, 2, 1, 4), 0.25)
+    probs, weights = jnp.ones((2, 1)), jnp.asarray([[1.0], [0.5]])
+    # V_h^e = 1 for both humans (their goal holds in the successor), so X = (1, 0.5).
+    mean = solve_phase2(env, table, ach, probs, weights, pol, 1, beta_r=3.0, **THEORY)
+    summ = solve_phase2(env, table, ach, probs, weights, pol, 1, beta_r=3.0, u_r_sum=True, **THEORY)
+    np.testing.assert_allclose(mean.x_h[0, 0], [1.0, 0.5], rtol=1e-6)
+    np.testing.assert_allclose(mean.u_r[0, 0], -(1.5**1.1), rtol=1e-6)
+    np.testing.assert_allclose(summ.u_r[0, 0], -(3.0**1.1), rtol=1e-6)
+
+
+def test_profile_probs_and_robot_policy():
+    a, b = jnp.asarray([0.1, 0.2, 0.3, 0.4]), jnp.asarray([0.7, 0.1, 0.1, 0.1])
+    p = profile_probs([a, b])
+    assert p.shape == (16,)
+    np.testing.assert_allclose(p[4 * 2 + 0], 0.3 * 0.7, rtol=1e-6)  # first agent most significant
+    q = jnp.asarray([-1.0, -2.0])
+    np.testing.assert_allclose(robot_policy(q, 1.0), [2 / 3, 1 / 3], rtol=1e-6)  # (-Q)^-1
+    np.testing.assert_allclose(robot_policy(q, 1000.0), [1.0, 0.0], atol=1e-6)
+
+
+def test_bad_human_policy_shape_is_rejected():
+    table, ach, pol = two_state_problem()
+    with pytest.raises(ValueError, match="human_policy"):
+        solve_phase2(TWO_ENV, table, ach, jnp.asarray(P_GOAL), jnp.asarray(W_GOAL), pol[None].repeat(3, 0), 2)
+
+
+# ---------------------------------------------------------------------------------------
+# The heuristic potential prior on hand-worked states
+# ---------------------------------------------------------------------------------------
+def _state(robot, human, rock, robot_dir=0, human_dir=0):
+    obj = np.zeros((4, 6), np.int8)
+    obj[rock[1], rock[0]] = 1
+    return TRIVIAL.initial_state.replace(
+        agent_pos=jnp.asarray([robot, human], jnp.int32),
+        agent_dir=jnp.asarray([robot_dir, human_dir], jnp.int32),
+        objects=jnp.asarray(obj),
+    )
+
+
+_heur = jax.jit(lambda st: heuristic_policy(ENV, st, TRIVIAL.params, TRIVIAL.goals, PATHS, 1000.0))
+
+
+def test_heuristic_prior_at_the_start_stays_still():
+    pol = np.asarray(_heur(TRIVIAL.initial_state))[0]
+    # Human enclosed (rock north, walls elsewhere): every direction has advantage -1, so the
+    # action advantages are (0, -0.5, -0.5, -1) and beta = 1000 makes "still" certain.
+    np.testing.assert_allclose(pol[:, 0], 1.0, atol=1e-6)
+    np.testing.assert_allclose(pol[3], [1, 0, 0, 0])  # goal (2,2): at the goal, still
+
+
+def test_heuristic_prior_moves_towards_a_free_goal():
+    # Rock pushed to (4,1), robot at (3,1); human at (2,2) facing north; goal (2,1) is free:
+    # Phi(2,1) = 0, Phi(2,2) = -1/500 (one empty cell), advantage +0.002 for forward,
+    # -0.5 for each turn (walls), so P(forward) = e^2 / (1 + e^2).
+    pol = np.asarray(_heur(_state((3, 1), (2, 2), (4, 1), human_dir=3)))[0]
+    e2 = math.exp(2.0)
+    np.testing.assert_allclose(pol[0], [1 / (1 + e2), 0, 0, e2 / (1 + e2)], atol=1e-6)
+    # Goal (1,1) via (2,1): Phi(2,2) = -2/500, Phi(2,1) = -1/500: the same +0.002 advantage.
+    np.testing.assert_allclose(pol[1], pol[0], atol=1e-6)
+    # Goal (3,1) is the robot's cell (cost 2): Phi(2,2) = -3/500, Phi(2,1) = -2/500.
+    np.testing.assert_allclose(pol[2], pol[0], atol=1e-6)
+    # Facing east instead: the best direction (north) is a left turn away, which gets
+    # 0.8 * 0.002; forward (a wall) -1, right (south, a wall) -0.5: P(left) = e^1.6 / (1 + e^1.6).
+    pol = np.asarray(_heur(_state((3, 1), (2, 2), (4, 1), human_dir=0)))[0]
+    e16 = math.exp(1.6)
+    np.testing.assert_allclose(pol[0], [1 / (1 + e16), e16 / (1 + e16), 0, 0], atol=1e-6)
+
+
+def test_heuristic_table_matches_the_single_state_function():
+    i = int(state_index(SPACE, _state((3, 1), (2, 2), (4, 1), human_dir=3)))
+    np.testing.assert_allclose(HEUR[i], _heur(jax.tree.map(lambda x: x[i], SPACE.states)), atol=1e-7)
+    np.testing.assert_allclose(HEUR.sum(-1), 1.0, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------
+# Plain-Python float64 backward induction (the original's loops) on the trivial map
+# ---------------------------------------------------------------------------------------
+def _joint(env, robot_actions, human_actions):
+    acts = [0] * env.n_agents
+    for i, a in zip(env.robot_indices, robot_actions):
+        acts[i] = a
+    for i, a in zip(env.human_indices, human_actions):
+        acts[i] = a
+    return sum(a * 4 ** (env.n_agents - 1 - i) for i, a in enumerate(acts))
+
+
+def reference_phase2(env, table, ach, probs, weights, pol, horizon, beta_r, gamma_r, gamma_h, zeta, xi, eta):
+    idx, pr = np.asarray(table.next_idx), np.asarray(table.next_prob, np.float64)
+    ach, probs, weights = np.asarray(ach, np.float64), np.asarray(probs, np.float64), np.asarray(weights, np.float64)
+    pol = np.asarray(pol, np.float64)
+    s_count, n_h, n_g = ach.shape
+    v_r = np.zeros((horizon + 1, s_count))
+    v_r[horizon] = TAU
+    v_he = np.zeros((horizon + 1, s_count, n_h, n_g))
+    pi_out = np.zeros((horizon, s_count, 4**env.n_robots))
+    robot_profiles = list(itertools.product(range(4), repeat=env.n_robots))
+    human_profiles = list(itertools.product(range(4), repeat=n_h))
+    for t in reversed(range(horizon)):
+        for s in range(s_count):
+            p_s = pol[t, s] if pol.ndim == 5 else pol[s]
+            mu = [sum(probs[h, g] * p_s[h, g] for g in range(n_g)) for h in range(n_h)]
+            q = np.zeros(len(robot_profiles))
+            for ri, ra in enumerate(robot_profiles):
+                v = 0.0
+                for ha in human_profiles:
+                    p = np.prod([mu[h][ha[h]] for h in range(n_h)])
+                    j = _joint(env, ra, ha)
+                    v += p * sum(pr[s, j, k] * v_r[t + 1, idx[s, j, k]] for k in range(idx.shape[2]))
+                q[ri] = gamma_r * v
+            logits = -beta_r * np.log(-q)
+            ps = np.exp(logits - logits.max())
+            ps /= ps.sum()
+            pi_out[t, s] = ps
+            powersum = 0.0
+            for h in range(n_h):
+                xh = 0.0
+                for g in range(n_g):
+                    vh = 0.0
+                    for ri, ra in enumerate(robot_profiles):
+                        v = 0.0
+                        for ha in human_profiles:
+                            p = p_s[h, g][ha[h]] * np.prod([mu[o][ha[o]] for o in range(n_h) if o != h])
+                            j = _joint(env, ra, ha)
+                            for k in range(idx.shape[2]):
+                                s2 = idx[s, j, k]
+                                u = ach[s2, h, g]
+                                v += p * pr[s, j, k] * (u + (1 - u) * gamma_h * v_he[t + 1, s2, h, g])
+                        vh += ps[ri] * v
+                    v_he[t, s, h, g] = vh
+                    xh += probs[h, g] * weights[h, g] * vh**zeta
+                powersum += xh ** (-xi)
+            ur = -((powersum / n_h) ** eta)
+            v_r[t, s] = ur + ps @ q
+    return v_r, v_he, pi_out
+
+
+@pytest.mark.parametrize("beta_r", [10.0, 1000.0])
+def test_oracle_matches_python_backward_induction_on_the_trivial_map(beta_r):
+    res = solve_phase2(ENV, TABLE, ACH, TRIVIAL.goals.probs, TRIVIAL.goals.weights, HEUR, 10, beta_r=beta_r, **THEORY)
+    v_r, v_he, pi = reference_phase2(ENV, TABLE, ACH, TRIVIAL.goals.probs, TRIVIAL.goals.weights, HEUR, 10, beta_r, **THEORY)
+    np.testing.assert_allclose(res.v_r, v_r, rtol=2e-5)
+    np.testing.assert_allclose(res.v_h_e, v_he, atol=2e-5)
+    np.testing.assert_allclose(res.pi_r, pi, atol=2e-4)
+    assert float(res.q_r.max()) < 0 and float(res.v_h_e.min()) >= 0 and float(res.v_h_e.max()) <= 1 + 1e-6
+
+
+def reference_boltzmann(env, table, ach, horizon, beta_h, gamma_h):
+    idx, pr, ach = np.asarray(table.next_idx), np.asarray(table.next_prob, np.float64), np.asarray(ach)
+    s_count, n_h, n_g = ach.shape
+    v = np.zeros((horizon + 1, s_count, n_h, n_g))
+    v[horizon] = ach
+    pol = np.zeros((horizon, s_count, n_h, n_g, 4))
+    others = list(itertools.product(range(4), repeat=env.n_agents - 1))
+    for t in reversed(range(horizon)):
+        for s in range(s_count):
+            for h, agent in enumerate(env.human_indices):
+                for g in range(n_g):
+                    if ach[s, h, g]:
+                        v[t, s, h, g], pol[t, s, h, g] = 1.0, 0.25
+                        continue
+                    q = np.zeros(4)
+                    for a in range(4):
+                        for rest in others:
+                            acts = list(rest[:agent]) + [a] + list(rest[agent:])
+                            j = sum(x * 4 ** (env.n_agents - 1 - i) for i, x in enumerate(acts))
+                            q[a] += sum(pr[s, j, k] * v[t + 1, idx[s, j, k], h, g] for k in range(idx.shape[2])) / len(others)
+                    q *= gamma_h
+                    p = np.exp(beta_h * (q - q.max()))
+                    p /= p.sum()
+                    pol[t, s, h, g], v[t, s, h, g] = p, p @ q
+    return pol, v
+
+
+def test_boltzmann_prior_matches_python_backward_induction():
+    pol, val = boltzmann_prior(ENV, TABLE, ACH, 10, 10.0, 0.99)
+    ref_pol, ref_val = reference_boltzmann(ENV, TABLE, ACH, 10, 10.0, 0.99)
+    np.testing.assert_allclose(pol, ref_pol, atol=1e-5)
+    np.testing.assert_allclose(val, ref_val, atol=1e-5)
+    # Achieved goals: V = 1 and a uniform policy; the terminal layer is 1[achieved].
+    np.testing.assert_allclose(val[:, 0, 0, 3], 1.0)
+    np.testing.assert_allclose(pol[:, 0, 0, 3], 0.25)
+    np.testing.assert_array_equal(val[10], np.asarray(ACH, np.float32))
+    # Goal (1,2) is a wall: never achievable.
+    np.testing.assert_array_equal(val[:, :, 0, 4], 0.0)
+
+
+def test_time_indexed_prior_in_the_oracle():
+    pol, _ = boltzmann_prior(ENV, TABLE, ACH, 10, 10.0, 0.99)
+    res = solve_phase2(ENV, TABLE, ACH, TRIVIAL.goals.probs, TRIVIAL.goals.weights, pol, 10, beta_r=10.0, **THEORY)
+    v_r, v_he, _ = reference_phase2(ENV, TABLE, ACH, TRIVIAL.goals.probs, TRIVIAL.goals.weights, pol, 10, 10.0, **THEORY)
+    np.testing.assert_allclose(res.v_r, v_r, rtol=2e-5)
+    np.testing.assert_allclose(res.v_h_e, v_he, atol=2e-5)
+    # A time-invariant prior broadcast over the layers gives the same as passing it once.
+    a = solve_phase2(ENV, TABLE, ACH, TRIVIAL.goals.probs, TRIVIAL.goals.weights, HEUR, 10, beta_r=10.0, **THEORY)
+    b = solve_phase2(ENV, TABLE, ACH, TRIVIAL.goals.probs, TRIVIAL.goals.weights,
+                     jnp.broadcast_to(HEUR, (10, *HEUR.shape)), 10, beta_r=10.0, **THEORY)
+    np.testing.assert_allclose(a.v_r, b.v_r, rtol=1e-6)
+    np.testing.assert_allclose(goal_marginal(HEUR, TRIVIAL.goals.probs).sum(-1), 1.0, atol=1e-5)
+
+
+def test_boltzmann_prior_options():
+    uniform = jnp.full((SPACE.num_states, 2, 4), 0.25)
+    pol, val = boltzmann_prior(ENV, TABLE, ACH, 10, 10.0, 0.99)
+    pol_u, val_u = boltzmann_prior(ENV, TABLE, ACH, 10, 10.0, 0.99, others_policy=uniform)
+    np.testing.assert_allclose(pol_u, pol, atol=1e-6)
+    # A robot believed to stand still: the human's values can only drop where the robot must act.
+    still = jnp.zeros((SPACE.num_states, 2, 4)).at[:, :, 0].set(1.0)
+    _, val_s = boltzmann_prior(ENV, TABLE, ACH, 10, 10.0, 0.99, others_policy=still)
+    assert float(val_s[0, 0, 0, 0]) == 0.0, "goal (2,1) needs the rock pushed"
+    # beta_h = inf: uniform over the maximising actions.
+    greedy, _ = boltzmann_prior(ENV, TABLE, ACH, 10, jnp.inf, 0.99)
+    g = np.asarray(greedy)
+    assert np.all(np.isclose(g, 0) | np.isclose(g, 1) | np.isclose(g, 0.5) | np.isclose(g, 1 / 3) | np.isclose(g, 0.25))
+
+
+def test_heuristic_prior_on_an_ensemble_map_with_rectangle_goals():
+    from environments.multigrid import EnsembleConfig, random_ensemble_map, small_rectangle_goals
+
+    cfg = EnsembleConfig()
+    env = cfg.env()
+    params, st = random_ensemble_map(jax.random.key(7), cfg)
+    goals = small_rectangle_goals(env)
+    pol = jax.jit(lambda s: heuristic_policy(env, s, params, goals, path_table(params.walls), 1000.0))(st)
+    assert pol.shape == (2, 144, 4)
+    np.testing.assert_allclose(pol.sum(-1), 1.0, atol=1e-5)
+    # A human inside a rectangle stays still for that goal (and only inside).
+    cells = np.asarray(goals.cells)
+    for h in range(2):
+        x, y = np.asarray(st.agent_pos[h])
+        inside = cells[h, :, y, x]
+        np.testing.assert_allclose(np.asarray(pol[h])[inside, 0], 1.0)
