@@ -119,3 +119,13 @@ def test_gaussian_policy_learns_continuous_probe():
     ev = tr.evaluate(ts.params, ts.obs_stats, env.default_params(), jax.random.split(jax.random.PRNGKey(3), 32), 2)
     assert float(ev["return"].mean()) > -0.05  # greedy action within ~0.2 of the target
     assert float(metrics["episode_return"][:3].mean()) < -0.5  # it started far from it
+
+
+def test_typed_keys_work_like_raw_keys():
+    """New-style ``jax.random.key`` keys train as well as ``PRNGKey`` arrays."""
+    env = probes.ConstantRewardProbe()
+    p = env.default_params()
+    tr = Trainer(env, ActorCriticMLP(env.action_space(p), hidden=(8,)), PPOConfig(num_envs=4, num_steps=8, total_timesteps=64))
+    ts = tr.init_state(jax.random.key(0), p, tr.hparams(p))
+    ts, m = jax.jit(tr.update)(ts)
+    assert m["episodes"] == 32 and bool(jnp.isfinite(m["loss"]))

@@ -140,7 +140,8 @@ class VecEnv:
         """
         # ``key`` may come pre-split as ``[N + 1, 2]`` (see ``num_keys``): splitting all keys of a
         # rollout in one batched op outside the step loop saves several small kernels per step.
-        keys = key if key.ndim == 2 else jax.random.split(key, self.num_keys)
+        typed = jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
+        keys = key if key.ndim == (1 if typed else 2) else jax.random.split(key, self.num_keys)
         rkey = keys[self.num_envs]
         obs, state, reward, terminated, truncated, env_info = self._batched(
             self.env.step, (keys[: self.num_envs], vstate.env_state, action), vstate.params, base_params

@@ -236,8 +236,9 @@ class Trainer(Algorithm):
             env_step,
             (ts.env_state, ts.obs, ts.obs_stats if cfg.normalize_obs else None,
              ts.rew_norm if cfg.normalize_reward else None, acc0),
-            # every key of the rollout in one op: [T, 1 + venv keys, 2]
-            jax.random.split(rollout_key, cfg.num_steps * (1 + venv.num_keys)).reshape(cfg.num_steps, 1 + venv.num_keys, -1),
+            # every key of the rollout in one op: [T, 1 + venv keys] + key shape (raw or typed keys)
+            jax.random.split(rollout_key, cfg.num_steps * (1 + venv.num_keys)).reshape(
+                (cfg.num_steps, 1 + venv.num_keys) + rollout_key.shape),
         )
         obs_stats = obs_stats if cfg.normalize_obs else ts.obs_stats
         rew_norm = rew_norm if cfg.normalize_reward else ts.rew_norm
