@@ -350,10 +350,10 @@ class PursuitEvasion:
         m, c = self.max_obstacles, self.obstacle_candidates
         if m == 0:
             return jnp.zeros((0, 3), jnp.float32), jnp.zeros((0,), bool)
-        k_r, k_xy = jax.random.split(key)
-        radius = jax.random.uniform(k_r, (m, c), minval=params.obstacle_min_radius, maxval=params.obstacle_max_radius)
+        u = jax.random.uniform(key, (m, c, 3))
+        radius = params.obstacle_min_radius + (params.obstacle_max_radius - params.obstacle_min_radius) * u[..., 0]
         span = ARENA_HALF - radius - params.obstacle_margin
-        centre = (2.0 * jax.random.uniform(k_xy, (m, c, 2)) - 1.0) * span[..., None]
+        centre = (2.0 * u[..., 1:] - 1.0) * span[..., None]
         cand = jnp.concatenate([centre, radius[..., None]], axis=-1)  # [M, C, 3]
 
         def place(carry, i):
@@ -374,10 +374,10 @@ class PursuitEvasion:
         inside an obstacle (``d <= radius + robot_radius``) and ``min_init_d <= d <=
         max_init_d``; else the fallback (-5, 0, 0) / (5, 0, pi)."""
         n = self.init_candidates
-        k_xy, k_th = jax.random.split(key)
+        u = jax.random.uniform(key, (n, 2, 3))
         half = ARENA_HALF - params.robot_radius
-        xy = (2.0 * jax.random.uniform(k_xy, (n, 2, 2)) - 1.0) * half
-        theta = jax.random.uniform(k_th, (n, 2), minval=-math.pi, maxval=math.pi)
+        xy = (2.0 * u[..., :2] - 1.0) * half
+        theta = jnp.minimum(2.0 * math.pi * u[..., 2] - math.pi, math.pi - 1e-6)  # [-pi, pi)
         inside = jnp.sqrt(jnp.sum((xy[:, :, None, :] - obstacles[None, None, :, :2]) ** 2, axis=-1))
         inside = jnp.any((inside <= obstacles[:, 2] + params.robot_radius) & mask, axis=-1)  # [n, 2]
         d = jnp.sqrt(jnp.sum((xy[:, 0] - xy[:, 1]) ** 2, axis=-1))
