@@ -13,6 +13,7 @@ import pytest
 from environments.pursuit_sensors import (
     add_lidar_noise,
     fov_reading,
+    hash_normals,
     lidar_ranges,
     line_of_sight_blocked,
     nearest_surface_distance,
@@ -148,6 +149,18 @@ def test_lidar_matches_the_float64_reference_on_random_scenes(bug):
     for i in range(n):
         exp = reference_scan(poses[i], circles[i].astype(np.float64), masks[i], 5.0, bounds)
         np.testing.assert_allclose(got[i], exp, atol=2e-4, err_msg=f"scene {i}")
+
+
+def test_hash_normals_are_standard_normal_and_independent_across_keys_and_slots():
+    z = np.asarray(jax.jit(jax.vmap(lambda k: hash_normals(k, (2, 36))))(jax.random.split(jax.random.key(0), 2000)))
+    flat = z.reshape(-1)  # 144k draws
+    assert abs(flat.mean()) < 0.015 and abs(flat.std() - 1.0) < 0.01
+    for sigma, frac in ((1.0, 0.6827), (2.0, 0.9545), (3.0, 0.9973)):
+        assert abs((np.abs(flat) < sigma).mean() - frac) < 0.005, sigma
+    rays = z.reshape(2000, 72)
+    corr = np.corrcoef(rays.T)[np.triu_indices(72, 1)]
+    assert np.abs(corr).max() < 0.12, "no correlation between slots of one draw (2000 samples: sd 0.022)"
+    assert abs(np.corrcoef(rays[:-1, 0], rays[1:, 0])[0, 1]) < 0.1, "no correlation between keys"
 
 
 def test_lidar_noise_has_the_requested_std_and_stays_in_range():
