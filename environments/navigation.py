@@ -44,7 +44,7 @@ from environments.pursuit_evasion import (
     agent_distance,
 )
 from environments.pursuit_opponents import DEFAULT_CHASER_GAIN, pure_pursuit_action
-from environments.pursuit_sensors import add_lidar_noise, wrap_angle
+from environments.pursuit_sensors import add_lidar_noise, hash_uniforms, wrap_angle
 from rljax.envs.environment import Environment
 from rljax.envs.spaces import Box
 
@@ -262,7 +262,7 @@ class Navigation(Environment[NavigationState, NavigationParams]):
         bug = params.goal_bounds_bug > 0
         lo = jnp.where(bug, 0.0, -ARENA_HALF) + params.goal_margin
         hi = jnp.where(bug, ARENA_SIZE, ARENA_HALF) - params.goal_margin
-        cand = lo + (hi - lo) * jax.random.uniform(key, (self.goal_candidates, 2))
+        cand = lo + (hi - lo) * hash_uniforms(key, 2 * self.goal_candidates).reshape(self.goal_candidates, 2)
         dist = jnp.sqrt(jnp.sum((cand[:, None, :] - arena.obstacles[None, :, :2]) ** 2, axis=-1))
         clash = jnp.any((dist < arena.obstacles[:, 2] + params.goal_clearance) & arena.obstacle_mask, axis=-1)
         ok = ~clash

@@ -44,7 +44,10 @@ obstacles placed before it (an obstacle none fits is skipped); the start poses a
 of ``init_candidates`` i.i.d. pairs with neither agent inside an obstacle and
 ``min_init_d <= d <= max_init_d``, else the fallback (-5, 0, 0) / (5, 0, pi). The first valid
 candidate of an i.i.d. stream is distributed exactly as the reference's rejection sampler;
-only the (tiny) chance of falling back differs.
+only the (tiny) chance of falling back differs. The candidates' uniforms come from
+:func:`~environments.pursuit_sensors.hash_uniforms` (one threefry draw, then a counter hash):
+``VecEnv`` computes a reset for every instance whenever any instance finishes, so resets must
+be cheap.
 """
 from __future__ import annotations
 
@@ -60,6 +63,7 @@ from flax import struct
 from environments.pursuit_sensors import (
     add_lidar_noise,
     fov_reading,
+    hash_uniforms,
     lidar_ranges,
     line_of_sight_blocked,
     nearest_surface_distance,
@@ -350,7 +354,7 @@ class PursuitEvasion:
         m, c = self.max_obstacles, self.obstacle_candidates
         if m == 0:
             return jnp.zeros((0, 3), jnp.float32), jnp.zeros((0,), bool)
-        u = jax.random.uniform(key, (m, c, 3))
+        u = hash_uniforms(key, m * c * 3).reshape(m, c, 3)
         radius = params.obstacle_min_radius + (params.obstacle_max_radius - params.obstacle_min_radius) * u[..., 0]
         span = ARENA_HALF - radius - params.obstacle_margin
         centre = (2.0 * u[..., 1:] - 1.0) * span[..., None]
@@ -374,7 +378,7 @@ class PursuitEvasion:
         inside an obstacle (``d <= radius + robot_radius``) and ``min_init_d <= d <=
         max_init_d``; else the fallback (-5, 0, 0) / (5, 0, pi)."""
         n = self.init_candidates
-        u = jax.random.uniform(key, (n, 2, 3))
+        u = hash_uniforms(key, n * 6).reshape(n, 2, 3)
         half = ARENA_HALF - params.robot_radius
         xy = (2.0 * u[..., :2] - 1.0) * half
         theta = jnp.minimum(2.0 * math.pi * u[..., 2] - math.pi, math.pi - 1e-6)  # [-pi, pi)

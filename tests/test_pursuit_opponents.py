@@ -150,10 +150,11 @@ def test_view_runs_in_vecenv_with_per_instance_opponents_and_counts_captures():
     chaser_cols = np.asarray(idx) >= 0
     assert ended[:, chaser_cols].sum(0).min() >= 1, "every chaser instance finishes episodes"
     chaser_caps = captured[:, chaser_cols][ended[:, chaser_cols]]
-    rand_caps = captured[:, ~chaser_cols][ended[:, ~chaser_cols]]
-    print("chaser captures", chaser_caps, "random captures", rand_caps)
     assert chaser_caps.mean() >= 0.8, chaser_caps
-    assert len(rand_caps) == 0 or rand_caps.mean() < 0.5, rand_caps
+    # Captures per instance over the same 400 steps: the chasers' rate far above the random pursuer's.
+    per_chaser = captured[:, chaser_cols].sum() / chaser_cols.sum()
+    per_random = captured[:, ~chaser_cols].sum() / (~chaser_cols).sum()
+    assert per_chaser >= 2.0 and per_random <= 0.5 * per_chaser, (per_chaser, per_random)
 
 
 def test_view_without_a_pool_uses_the_random_policy_and_needs_opponent_act_with_one():
