@@ -156,11 +156,13 @@ class OpponentViewParams:
 
     arena: PursuitParams
     opponent_index: Array  # int32: pool member, or RANDOM_OPPONENT (-1) for the random policy
+    pool_count: Array  # int32: valid members at the front of the pool (what samplers draw from)
 
 
 def view_params(arena: PursuitParams | None = None, opponent_index: int = RANDOM_OPPONENT,
-                pool_size: int | None = None) -> OpponentViewParams:
-    """Validated :class:`OpponentViewParams` (``opponent_index`` in ``[-1, pool_size)``)."""
+                pool_size: int | None = None, pool_count: int | None = None) -> OpponentViewParams:
+    """Validated :class:`OpponentViewParams`: ``opponent_index`` in ``[-1, pool_size)``;
+    ``pool_count`` (default ``pool_size`` or 0) in ``[0, pool_size]``."""
     arena = arena if arena is not None else PursuitEvasion().default_params()
     ok = isinstance(opponent_index, int) and not isinstance(opponent_index, bool) and opponent_index >= RANDOM_OPPONENT
     if ok and pool_size is not None:
@@ -168,7 +170,31 @@ def view_params(arena: PursuitParams | None = None, opponent_index: int = RANDOM
     if not ok:
         raise ValueError(f"opponent view params: opponent_index={opponent_index!r} is invalid: must be an integer "
                          f"in [-1, {pool_size if pool_size is not None else 'pool size'})")
-    return OpponentViewParams(arena=arena, opponent_index=jnp.asarray(opponent_index, jnp.int32))
+    count = (pool_size or 0) if pool_count is None else pool_count
+    if not (isinstance(count, int) and 0 <= count <= (pool_size if pool_size is not None else count)):
+        raise ValueError(f"opponent view params: pool_count={pool_count!r} is invalid: must be an integer in [0, {pool_size}]")
+    return OpponentViewParams(arena=arena, opponent_index=jnp.asarray(opponent_index, jnp.int32),
+                              pool_count=jnp.asarray(count, jnp.int32))
+
+
+def sample_opponent_index(key: Array, pool_count: Array, include_random: bool = True) -> Array:
+    """Uniform ``int32`` over ``{-1, 0, .., pool_count - 1}`` (without -1 if not
+    ``include_random``; with an empty pool that gives 0, which the view clips to member 0)."""
+    lo = RANDOM_OPPONENT if include_random else 0
+    return jax.random.randint(key, (), lo, jnp.maximum(pool_count, lo + 1)).astype(jnp.int32)
+
+
+def make_opponent_sampler(include_random: bool = True):
+    """A ``VecEnv``/``Trainer`` ``param_sampler(key, base) -> params`` that redraws each
+    instance's ``opponent_index`` at every reset, uniformly over the first ``pool_count``
+    members plus the random policy (the reference's per-env pool sample with its "random"
+    sentinel, redrawn per episode). The per-instance copies are a few scalars: the pool itself
+    stays bound to the view."""
+
+    def sampler(key: Array, base: OpponentViewParams) -> OpponentViewParams:
+        return base.replace(opponent_index=sample_opponent_index(key, base.pool_count, include_random))
+
+    return sampler
 
 
 class OpponentView(Environment[PursuitState, OpponentViewParams]):
@@ -205,7 +231,7 @@ class OpponentView(Environment[PursuitState, OpponentViewParams]):
 
     # -- protocol --------------------------------------------------------------------------
     def default_params(self) -> OpponentViewParams:
-        return view_params(self.env.default_params(), RANDOM_OPPONENT)
+        return view_params(self.env.default_params(), RANDOM_OPPONENT, pool_size=self.pool_size)
 
     def observation_shape(self, params: OpponentViewParams | None = None) -> tuple[int, ...]:
         return self.env.observation_shape()

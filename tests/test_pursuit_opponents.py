@@ -15,6 +15,7 @@ from environments.pursuit_opponents import (
     OpponentView,
     chaser_params,
     make_chaser_policy,
+    make_opponent_sampler,
     make_random_policy,
     pure_pursuit_action,
     random_action,
@@ -155,6 +156,26 @@ def test_view_runs_in_vecenv_with_per_instance_opponents_and_counts_captures():
     per_chaser = captured[:, chaser_cols].sum() / chaser_cols.sum()
     per_random = captured[:, ~chaser_cols].sum() / (~chaser_cols).sum()
     assert per_chaser >= 2.0 and per_random <= 0.5 * per_chaser, (per_chaser, per_random)
+
+
+def test_opponent_sampler_redraws_the_index_per_reset_over_the_valid_pool_and_random():
+    """The Trainer path: shared base params and a param_sampler; each reset draws an index
+    uniformly over {-1} + the first pool_count members (here 2 of a pool of capacity 3)."""
+    pool3 = stack_params([chaser_params(speed=0.3), chaser_params(speed=0.9), chaser_params(speed=0.1)])
+    view = EVADER_VIEW.with_pool(pool3)
+    base = view_params(ARENA, RANDOM_OPPONENT, pool_size=3, pool_count=2)
+    venv = VecEnv(view, 512, param_sampler=make_opponent_sampler())
+    _, vs = jax.jit(venv.reset)(jax.random.key(11), base)
+    idx = np.asarray(vs.params.opponent_index)
+    counts = np.bincount(idx + 1, minlength=4)
+    assert counts[3] == 0, "members beyond pool_count are never drawn"
+    assert (np.abs(counts[:3] - 512 / 3) < 4 * np.sqrt(512 * 2 / 9)).all(), counts
+    assert vs.params.arena.pursuer_v_max.shape == (512,), "only the small params are per instance"
+    no_random = jax.vmap(make_opponent_sampler(include_random=False), in_axes=(0, None))(
+        jax.random.split(jax.random.key(12), 256), base)
+    assert set(np.unique(no_random.opponent_index).tolist()) == {0, 1}
+    with pytest.raises(ValueError, match="pool_count=4"):
+        view_params(ARENA, 0, pool_size=3, pool_count=4)
 
 
 def test_view_without_a_pool_uses_the_random_policy_and_needs_opponent_act_with_one():
