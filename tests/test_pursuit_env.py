@@ -197,6 +197,36 @@ def test_reset_places_separated_obstacles_and_valid_start_poses():
     assert len(np.unique(ob[:, 0, 0])) == B, "every reset draws its own layout"
 
 
+_poses_many = jax.jit(jax.vmap(ENV.initial_poses, in_axes=(0, None, None, None)))
+
+
+def reference_start_distances(rng, n, lo, hi, half=9.85):
+    """The reference's sampler (uniform pairs, reject until lo <= d <= hi), no obstacles."""
+    out = []
+    while len(out) < n:
+        p, e = rng.uniform(-half, half, 2), rng.uniform(-half, half, 2)
+        d = np.linalg.norm(p - e)
+        if lo <= d <= hi:
+            out.append((d, abs(p[0]), abs(e[1])))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("band", [(2.0, 5.0), (5.0, 15.0)])
+def test_start_pose_distribution_matches_the_reference_rejection_sampler(band):
+    from scipy.stats import ks_2samp
+
+    no_obs = (jnp.zeros((M, 3)), jnp.zeros((M,), bool))
+    params = pursuit_params(min_init_d=band[0], max_init_d=band[1])
+    pose = np.asarray(_poses_many(jax.random.split(jax.random.key(10), 4096), *no_obs, params))
+    assert not np.any(np.all(np.abs(pose - FALLBACK_POSES) < 1e-6, axis=(1, 2)))
+    ours = np.stack([np.linalg.norm(pose[:, 0, :2] - pose[:, 1, :2], axis=-1), np.abs(pose[:, 0, 0]), np.abs(pose[:, 1, 1])], -1)
+    ref = reference_start_distances(np.random.default_rng(0), 4096, *band)
+    for j, what in enumerate(("distance", "|x| of the pursuer", "|y| of the evader")):
+        assert ks_2samp(ours[:, j], ref[:, j]).pvalue > 1e-3, what
+    headings = pose[..., 2].reshape(-1)
+    assert ks_2samp(headings, np.random.default_rng(1).uniform(-np.pi, np.pi, headings.size)).pvalue > 1e-3
+
+
 def test_reset_draws_the_requested_number_of_obstacles():
     _, st = _reset_many(keys(1), pursuit_params(n_obstacles=1))
     np.testing.assert_array_equal(np.asarray(st.obstacle_mask).sum(-1), 1)
