@@ -21,10 +21,17 @@ statistics). It is bound to the view object (:meth:`OpponentView.with_pool`), no
 the per-instance params: inside a compiled self-play phase the trainer builds the view from
 its own state (the pool may be a tracer), so under ``VecEnv``'s vmap the pool is one
 unbatched constant shared by all ``N`` instances (and one copy per seed under an outer seed
-vmap). The per-instance params :class:`OpponentViewParams` carry only the arena params and an
-``int32`` ``opponent_index``; ``-1`` selects the built-in random policy. Each step gathers the
-selected member's leaves (``[N, ...]`` under vmap, transient) and runs ``opponent_act`` on it;
-the random action is computed alongside and selected (branch-free).
+vmap). The per-instance params :class:`OpponentViewParams` carry only the arena params, an
+``int32`` ``opponent_index`` (``-1`` selects the built-in random policy) and ``pool_count``
+(how many leading pool slots are filled: a fixed-capacity FIFO pool keeps one compiled
+program while it grows). Each step gathers the selected member's leaves (``[N, ...]`` under
+vmap, transient) and runs ``opponent_act`` on it; the random action is computed alongside and
+selected (branch-free).
+
+Two ways to give instances their opponents: fixed per instance (``VecEnv(...,
+batched_params=True)`` with stacked :func:`view_params`), or redrawn per episode by
+:func:`make_opponent_sampler` as the ``param_sampler`` of ``VecEnv``/``Trainer`` (uniform over
+the filled slots plus the random policy).
 """
 from __future__ import annotations
 
