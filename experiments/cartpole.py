@@ -40,7 +40,8 @@ def build(cfg: CartPoleConfig) -> Setup:
     env = make_cartpole()
     params = env.default_params()
     net = ActorCriticMLP(env.action_space(params), hidden=cfg.network.hidden, activation=cfg.network.activation)
-    return Setup(Trainer(env, net, cfg.ppo, log_episodes=cfg.runner.log_episodes), (("cartpole", params),))
+    return Setup(Trainer(env, net, cfg.ppo, log_episodes=cfg.runner.log_episodes), (("cartpole", params),),
+                 cheap_reset=True)
 
 
 EXPERIMENT = Experiment(

@@ -87,11 +87,14 @@ class Setup:
     observation modes); each is combined with every seed and hyperparameter setting.
     ``conv_heavy``: the network is dominated by convolutions (picks ``member_loop``, see
     :mod:`rljax.backend`).
+    ``cheap_reset``: the environment's reset costs about as little as a step (CartPole), so on
+    a CPU a single member computes it every step and selects (see :mod:`rljax.backend`).
     """
 
     algorithm: Algorithm
     variants: tuple[tuple[str, Any], ...]
     conv_heavy: bool = False
+    cheap_reset: bool = False
 
     @property
     def trainer(self) -> Algorithm:

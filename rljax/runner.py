@@ -95,15 +95,17 @@ class Runner:
         self.resume = resume
         self.on_chunk_end = list(on_chunk_end)
         self.setup: Setup = experiment.build(cfg)
-        self.choices = backend.resolve(cfg.runner, self.setup.conv_heavy)
+        variant_names = [v for v, _ in self.setup.variants]
+        self.grid = list(grid) if grid else []
+        self.members = build_members(cfg.runner.seed_list(), variant_names, grid, self.setup.algorithm.vary_keys,
+                                     self.setup.algorithm.config_section)
+        self.num_members = len(self.members)
+        self.choices = backend.resolve(cfg.runner, self.setup.conv_heavy, members=self.num_members,
+                                       cheap_reset=self.setup.cheap_reset)
         self.algorithm: Algorithm = self.setup.algorithm.with_options(
             member_axis=MEMBER_AXIS, reset_branch=self.choices.reset_branch, bootstrap_branch=self.choices.bootstrap_branch)
         self.trainer = self.algorithm  # PPO experiments' name for it
         alg = self.algorithm
-        variant_names = [v for v, _ in self.setup.variants]
-        self.grid = list(grid) if grid else []
-        self.members = build_members(cfg.runner.seed_list(), variant_names, grid, alg.vary_keys, alg.config_section)
-        self.num_members = len(self.members)
         settings = self.grid or [{}]
         # Per-member task parameters and hyperparameters are gathered from the few distinct
         # (variant, setting) values with one indexing op per leaf, not built per member.
