@@ -42,10 +42,12 @@ kept; only the kernels and strides are adapted to a cell grid (``trunk``):
   feature map is 7x7x64 = 3136, the reference's size, and Linear(3136 -> 256) is the reference's
   layer. A 3x3 cell kernel covers what the reference's first layers see (a cell and its
   neighbours); receptive field 7x7 cells.
-* ``"compact"`` (the default): 3x3 valid stride 1, 3x3 valid stride 2, 3x3 same stride 1:
-  11 -> 9 -> 4 -> 4, a 4x4x64 = 1024 map (receptive field 11x11 cells, the whole window). The
-  stride-2 second layer mirrors the reference's second-layer stride and costs about a third of
-  ``"full"``: training then runs at the speed the project targets on a 2-core CPU
+* ``"strided"``: 3x3 valid stride 1, 3x3 valid stride 2, 3x3 same stride 1: 11 -> 9 -> 4 -> 4,
+  a 4x4x64 = 1024 map. The stride-2 second layer mirrors the reference's second-layer stride.
+* ``"compact"`` (the default): as ``"strided"`` with a valid third layer: 11 -> 9 -> 4 -> 2, a
+  2x2x64 = 256 map; receptive field 11x11 cells (the whole window). It is the cheapest of the
+  three (a PPO gradient step costs about a third of ``"full"`` and half of ``"strided"`` here),
+  which is what lets training reach the speed the project targets on a 2-core CPU
   (``experiments/bench_communities.py``, ``docs/communities.md``).
 
 Convolutions run as XLA's convolution (``conv_impl="lax"``, the right choice on GPUs) or as
@@ -73,7 +75,8 @@ Array = jax.Array
 # Per convolution: (kernel size, stride, padding). See the module docstring.
 TRUNKS: dict[str, tuple[tuple[int, int, str], ...]] = {
     "full": ((3, 1, "VALID"), (3, 1, "VALID"), (3, 1, "SAME")),
-    "compact": ((3, 1, "VALID"), (3, 2, "VALID"), (3, 1, "SAME")),
+    "strided": ((3, 1, "VALID"), (3, 2, "VALID"), (3, 1, "SAME")),
+    "compact": ((3, 1, "VALID"), (3, 2, "VALID"), (3, 1, "VALID")),
 }
 CONV_IMPLS = ("lax", "patches")
 
@@ -88,41 +91,62 @@ def _patches(x: Array, k: int, stride: int) -> Array:
     return jnp.concatenate([x[:, i:i + span_h:stride, j:j + span_w:stride, :] for i in range(k) for j in range(k)], axis=-1)
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _conv_valid(x: Array, kernel: Array, stride: int) -> Array:
+def _chunks(x: Array, chunk: int) -> Array:
+    """``[B, ...] -> [ceil(B / chunk), chunk, ...]``, zero-padding the batch."""
+    n = -(-x.shape[0] // chunk)
+    x = jnp.pad(x, [(0, n * chunk - x.shape[0])] + [(0, 0)] * (x.ndim - 1))
+    return x.reshape((n, chunk) + x.shape[1:])
+
+
+def _unchunk(y: Array, batch: int) -> Array:
+    return y.reshape((-1,) + y.shape[2:])[:batch]
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _conv_valid(x: Array, kernel: Array, stride: int, chunk: int) -> Array:
     k = kernel.shape[0]
-    return _patches(x, k, stride) @ kernel.reshape(-1, kernel.shape[-1])
+    km = kernel.reshape(-1, kernel.shape[-1])
+    return _unchunk(jax.lax.map(lambda xc: _patches(xc, k, stride) @ km, _chunks(x, chunk)), x.shape[0])
 
 
-def _conv_valid_fwd(x, kernel, stride):
-    return _conv_valid(x, kernel, stride), (x, kernel)
+def _conv_valid_fwd(x, kernel, stride, chunk):
+    return _conv_valid(x, kernel, stride, chunk), (x, kernel)
 
 
-def _conv_valid_bwd(stride, res, dy):
+def _conv_valid_bwd(stride, chunk, res, dy):
     x, kernel = res
     k, cin, cout = kernel.shape[0], kernel.shape[2], kernel.shape[3]
-    b, h, w = x.shape[:3]
-    # Kernel gradient: patches(x)^T @ dy. Input gradient: dy dilated by the stride, padded by
-    # k-1 and convolved (valid) with the flipped, transposed kernel, then padded back to H x W
-    # where the last rows/columns were never read by a window.
-    dk = (_patches(x, k, stride).reshape(-1, k * k * cin).T @ dy.reshape(-1, cout)).reshape(kernel.shape)
-    if stride > 1:
-        ho, wo = dy.shape[1], dy.shape[2]
-        dy = jnp.zeros((b, (ho - 1) * stride + 1, (wo - 1) * stride + 1, cout), dy.dtype).at[:, ::stride, ::stride].set(dy)
-    dyp = jnp.pad(dy, [(0, 0), (k - 1, k - 1), (k - 1, k - 1), (0, 0)])
+    h, w = x.shape[1], x.shape[2]
     flipped = jnp.transpose(kernel[::-1, ::-1], (0, 1, 3, 2)).reshape(-1, cin)
-    dx = _patches(dyp, k, 1) @ flipped
-    dx = jnp.pad(dx, [(0, 0), (0, h - dx.shape[1]), (0, w - dx.shape[2]), (0, 0)])
-    return dx, dk
+
+    # Kernel gradient: patches(x)^T @ dy, accumulated chunk by chunk. Input gradient: dy dilated
+    # by the stride, padded by k-1 and convolved (valid) with the flipped, transposed kernel,
+    # then padded back to H x W where the last rows/columns were never read by a window.
+    def body(dk, xs):
+        xc, dyc = xs
+        dk = dk + _patches(xc, k, stride).reshape(-1, k * k * cin).T @ dyc.reshape(-1, cout)
+        if stride > 1:
+            ho, wo = dyc.shape[1], dyc.shape[2]
+            dyc = jnp.zeros((dyc.shape[0], (ho - 1) * stride + 1, (wo - 1) * stride + 1, cout),
+                            dyc.dtype).at[:, ::stride, ::stride].set(dyc)
+        dyp = jnp.pad(dyc, [(0, 0), (k - 1, k - 1), (k - 1, k - 1), (0, 0)])
+        dx = _patches(dyp, k, 1) @ flipped
+        return dk, jnp.pad(dx, [(0, 0), (0, h - dx.shape[1]), (0, w - dx.shape[2]), (0, 0)])
+
+    dk, dx = jax.lax.scan(body, jnp.zeros((k * k * cin, cout), dy.dtype), (_chunks(x, chunk), _chunks(dy, chunk)))
+    return _unchunk(dx, x.shape[0]), dk.reshape(kernel.shape)
 
 
 _conv_valid.defvjp(_conv_valid_fwd, _conv_valid_bwd)
 
 
-def conv2d(x: Array, kernel: Array, stride: int = 1, padding: str = "VALID", impl: str = "lax") -> Array:
+def conv2d(x: Array, kernel: Array, stride: int = 1, padding: str = "VALID", impl: str = "lax",
+           chunk: int = 32) -> Array:
     """Cross-correlation ``x[..., H, W, Cin]`` with ``kernel[k, k, Cin, Cout]`` (odd ``k``),
     ``padding`` ``"VALID"`` or ``"SAME"`` (zeros, ``k // 2`` on each side, as for stride 1).
-    ``impl``: ``"lax"`` (XLA's convolution) or ``"patches"`` (same result; faster on CPU)."""
+    ``impl``: ``"lax"`` (XLA's convolution) or ``"patches"`` (same result; faster on CPU). The
+    patch path works through the batch ``chunk`` samples at a time (``lax.map``/``scan``) so the
+    patch arrays (9x the input) stay in cache: this machine streams memory at only a few GB/s."""
     lead = x.shape[:-3]
     x4 = x.reshape((-1,) + x.shape[-3:])
     k = kernel.shape[0]
@@ -132,7 +156,7 @@ def conv2d(x: Array, kernel: Array, stride: int = 1, padding: str = "VALID", imp
     elif impl == "patches":
         if padding == "SAME":
             x4 = jnp.pad(x4, [(0, 0), (k // 2, k // 2), (k // 2, k // 2), (0, 0)])
-        y = _conv_valid(x4, kernel, stride)
+        y = _conv_valid(x4, kernel, stride, min(chunk, max(x4.shape[0], 1)))
     else:
         raise ValueError(f"conv2d impl={impl!r} is invalid: must be one of {CONV_IMPLS}")
     return y.reshape(lead + y.shape[1:])
@@ -145,8 +169,8 @@ def _ortho(gain: float) -> nn.initializers.Initializer:
     return nn.initializers.orthogonal(gain)
 
 
-def _dense(features: int, gain: float = float(np.sqrt(2))) -> nn.Dense:
-    return nn.Dense(features, kernel_init=_ortho(gain), bias_init=nn.initializers.zeros)
+def _dense(features: int, gain: float = float(np.sqrt(2)), name: str | None = None) -> nn.Dense:
+    return nn.Dense(features, kernel_init=_ortho(gain), bias_init=nn.initializers.zeros, name=name)
 
 
 class Conv(nn.Module):
@@ -217,21 +241,22 @@ class FiLMPolicy(nn.Module):
         lead = obs.shape[:-1]
 
         x = view
-        for width, (k, s, pad) in zip(self.channels, TRUNKS[self.trunk]):
-            x = nn.relu(Conv(width, k, s, pad, self.conv_impl)(x))
-        h_visual = nn.relu(_dense(self.hidden)(x.reshape(lead + (-1,))))
+        for i, (width, (k, s, pad)) in enumerate(zip(self.channels, TRUNKS[self.trunk])):
+            x = nn.relu(Conv(width, k, s, pad, self.conv_impl, name=f"conv{i}")(x))
+        h_visual = nn.relu(_dense(self.hidden, name="visual")(x.reshape(lead + (-1,))))
         timestep = jnp.zeros(lead + (1,), jnp.float32)
-        h = nn.relu(_dense(self.hidden)(jnp.concatenate([h_visual, ready, timestep], axis=-1)))
+        h = nn.relu(_dense(self.hidden, name="hidden")(jnp.concatenate([h_visual, ready, timestep], axis=-1)))
         h = FiLM(name="film")(context, h)
 
-        game = _dense(self.num_actions - 1, 0.01)(nn.relu(_dense(self.head_hidden)(h)))
-        linear = _dense(1, 0.01)(h)[..., 0]
-        z = FiLM(name="film_sanction")(context, _dense(self.head_hidden)(h))
+        game = _dense(self.num_actions - 1, 0.01, name="game_logits")(
+            nn.relu(_dense(self.head_hidden, name="game_hidden")(h)))
+        linear = _dense(1, 0.01, name="sanction_linear")(h)[..., 0]
+        z = FiLM(name="film_sanction")(context, _dense(self.head_hidden, name="sanction_hidden")(h))
         u = self.param("u", nn.initializers.zeros, (self.head_hidden,))
         sanction = linear + nn.silu(z) @ u
 
         v = h
-        for width in self.value_hidden:
-            v = nn.relu(_dense(width)(v))
-        value = _dense(1, 1.0)(v)[..., 0]
+        for i, width in enumerate(self.value_hidden):
+            v = nn.relu(_dense(width, name=f"value_hidden{i}")(v))
+        value = _dense(1, 1.0, name="value")(v)[..., 0]
         return gated_categorical(game, sanction, self.gate_action), value
