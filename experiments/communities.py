@@ -55,7 +55,7 @@ from rljax import backend
 from rljax.distributions import make_distribution
 from rljax.errors import ConfigError
 from rljax.experiment import Experiment, RunnerConfig, Setup
-from rljax.networks.film import CONV_IMPLS, TRUNKS, FiLMPolicy
+from rljax.networks.film import TRUNKS, FiLMPolicy
 from rljax.ppo import PPOConfig, Trainer
 from rljax.ppo.trainer import TrainState
 
@@ -125,7 +125,7 @@ class SamplingConfig:
 
 @dataclass(frozen=True)
 class NetworkConfig:
-    trunk: str = "compact"  # "compact" or "full" (rljax.networks.film)
+    trunk: str = "compact"  # "compact", "strided" or "full" (rljax.networks.film)
     conv_impl: str = "auto"  # "lax", "patches" or "auto" (patches on CPU, lax elsewhere)
 
 
@@ -175,8 +175,8 @@ class CommunitiesConfig:
             raise ConfigError(f"sampling.adaptive_rate must be in (0, 1], got {s.adaptive_rate}")
         if net.trunk not in TRUNKS:
             raise ConfigError(f"network.trunk must be one of {', '.join(TRUNKS)}, got {net.trunk!r}")
-        if net.conv_impl not in ("auto",) + CONV_IMPLS:
-            raise ConfigError(f"network.conv_impl must be one of auto, {', '.join(CONV_IMPLS)}, got {net.conv_impl!r}")
+        if net.conv_impl not in backend.CONV_IMPLS:
+            raise ConfigError(f"network.conv_impl must be one of {', '.join(backend.CONV_IMPLS)}, got {net.conv_impl!r}")
         if not self.ppo.normalize_obs is False:
             raise ConfigError("ppo.normalize_obs must be false (the reference normalises rewards only; the "
                               "observation is one-hot)")
@@ -424,9 +424,8 @@ def variant_task(cfg: CommunitiesConfig, arm: str, sampler: CommunitySampler) ->
 
 
 def make_network(cfg: CommunitiesConfig) -> FiLMPolicy:
-    impl = cfg.network.conv_impl
-    if impl == "auto":
-        impl = "patches" if backend.platform() == "cpu" else "lax"
+    # "auto": the backend's fastest (rljax.backend.conv_impl: patches on CPU, XLA's conv elsewhere).
+    impl = backend.conv_impl(cfg.network.conv_impl)
     return FiLMPolicy(view_shape=(VIEW_ROWS, VIEW_COLS, NUM_VIEW_CHANNELS), context_dim=NUM_COMMUNITIES,
                       trunk=cfg.network.trunk, conv_impl=impl)
 
