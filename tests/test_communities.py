@@ -335,3 +335,41 @@ def test_bad_input_is_one_line_naming_the_key(args, message, capsys):
     assert experiment_main("communities", args) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1, err
+
+
+# -- distributional summary and success criteria (pure arithmetic) -------------------------------
+def test_distributional_summary_balance_and_verdicts(tmp_path):
+    from experiments.communities_eval import arm_verdict, criteria, distributional_summary, per_community, training_balance
+
+    comm = np.repeat(np.arange(3), 2)
+    em = {"value_gap": np.asarray([1.0, 3.0, -1.0, 0.0, 4.0, 6.0]), "compliance_pct": np.asarray([90, 80, 100, 100, 50, 70.0]),
+          "sanction_regret": np.asarray([1.0, 1, 0, 0, 2, 2])}
+    s = distributional_summary(per_community(em, comm))
+    assert s["avg_value_gap"] == pytest.approx((2.0 - 0.5 + 5.0) / 3)
+    assert (s["worst_value_gap"], s["worst_community"]) == (5.0, "BLUE")
+    assert (s["best_value_gap"], s["best_community"]) == (-0.5, "GREEN")
+    assert s["worst_compliance_pct"] == 60.0 and s["worst_compliance_community"] == "BLUE"
+    assert s["avg_compliance_pct"] == pytest.approx((85 + 100 + 60) / 3)
+    # over the trained communities only (BLUE held out)
+    assert distributional_summary(per_community(em, comm), ("RED", "GREEN"))["worst_community"] == "RED"
+    # balance: episodes per community summed over the run's updates, for one member
+    (tmp_path / "metrics.csv").write_text("name,update,episodes_red,episodes_green,episodes_blue\n"
+                                          "a,1,10,20,30\na,2,10,,30\nb,1,99,99,99\n")
+    b = training_balance(str(tmp_path), "a", ("RED", "GREEN", "BLUE"))
+    assert b["episodes"] == {"RED": 20.0, "GREEN": 20.0, "BLUE": 60.0}
+    assert b["min_ratio"] == pytest.approx(20 / (100 / 3)) and b["max_ratio"] == pytest.approx(60 / (100 / 3))
+    assert b["balance_ratio"] == pytest.approx(3.0)
+    assert training_balance(str(tmp_path), "a", ("RED", "GREEN"))["balance_ratio"] == pytest.approx(1.0)
+    # the spec's levels
+    assert arm_verdict(0.5, 1.2)[0] == "strong" and arm_verdict(1.5, 2.5)[0] == "acceptable"
+    assert arm_verdict(3.5, 3.6)[0] == "failure" and arm_verdict(0.5, 4.0)[0] == "failure"
+    assert arm_verdict(2.5, 2.9)[0] == "below acceptable"
+    # treatment must beat control (paired over seeds) for a success
+    def member(arm, seed, avg, worst):
+        return {"arm": arm, "seed": seed, "name": f"{arm}_seed{seed}", "summary": {"avg_value_gap": avg, "worst_value_gap": worst}}
+    good = [member("treatment", s, 0.5 + 0.1 * s, 1.0) for s in range(4)] + [member("control", s, 2.5 + 0.05 * s, 4.0) for s in range(4)]
+    c = criteria(good, {})
+    assert c["treatment_beats_control"] is True and c["verdict"] == "strong"
+    tie = [member("treatment", s, 0.5 + 0.1 * s, 1.0) for s in range(4)] + [member("control", s, 0.5 + 0.1 * (3 - s), 1.0) for s in range(4)]
+    c = criteria(tie, {})
+    assert c["treatment_beats_control"] is False and c["verdict"] == "failure"
