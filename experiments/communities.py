@@ -29,6 +29,7 @@ evaluate on the third); evaluation covers all three and marks it.
     python -m experiments.communities --preset treatment_multi        # one arm
     python -m experiments.communities --set sampling.mode=adaptive
     python -m experiments.communities eval runs/comm                  # distributional evaluation
+    python -m experiments.communities curves runs/comm                # training curves (PNG)
 
 PPO follows the reference's phase-5 table (SB3: 32 envs x 256 steps, minibatch 4096, lr 3e-4
 constant, gamma 0.995, lambda 0.95, clip 0.2, no value clipping, vf 0.5, grad norm 0.5, rewards
@@ -448,6 +449,13 @@ def eval_main(argv: Sequence[str]) -> int:
     return main(argv)
 
 
+def curves_main(argv: Sequence[str]) -> int:
+    """``python -m experiments.communities curves RUN_DIR [--out PNG]``: training curves."""
+    from experiments.communities_eval import curves_main as run
+
+    return run(argv)
+
+
 # Presets. The default trains both arms on uniform sampling. Budgets are for this 2-core CPU.
 PRESETS: dict[str, dict] = {
     "default": {},
@@ -471,7 +479,7 @@ EXPERIMENT = Experiment(
     build=build,
     presets=PRESETS,
     description="Normative harvest: FiLM two-head PPO, treatment vs control arms, per-reset communities (+ eval).",
-    commands={"eval": eval_main},
+    commands={"eval": eval_main, "curves": curves_main},
 )
 
 if __name__ == "__main__":

@@ -441,3 +441,76 @@ def main(argv: Sequence[str]) -> int:
     print(report["table"])
     print(f"\nwritten: {os.path.join(report['out_dir'], 'eval.json')}, eval.png")
     return 0
+
+
+# ----------------------------------------------------------------------------------------
+# Training curves (``python -m experiments.communities curves RUN_DIR``)
+# ----------------------------------------------------------------------------------------
+CURVES = (("episode_r_eval", "training R_eval / episode"), ("compliance_pct", "compliance %"),
+          ("zaps_per_1k", "zap presses / 1k steps"), ("episode_minus10_received", "-10s received / episode"))
+
+
+def plot_curves(run_dir: str, path: str) -> dict:
+    """Treatment vs control training curves from ``metrics.csv``: per arm the mean over seeds and
+    the min-max band, one row per metric, one column for all episodes and one per community.
+    Returns the final values per arm (mean and std over seeds of the last 20% of updates)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    import pyarrow.csv as pcsv
+
+    t = pcsv.read_csv(os.path.join(run_dir, "metrics.csv")).to_pydict()
+    names, steps = np.asarray(t["name"]).astype(str), np.asarray(t["env_steps"], np.float64)
+    cols = [("all", "")] + [(c, "_" + c.lower()) for c in COMMUNITY_NAMES]
+    fig, axes = plt.subplots(len(CURVES), len(cols), figsize=(3.3 * len(cols), 2.3 * len(CURVES)), sharex=True,
+                             sharey="row", squeeze=False)
+    final: dict[str, dict] = {}
+    for arm in ("treatment", "control"):
+        members = sorted({n for n in names if n.startswith(arm + "_")})
+        if not members:
+            continue
+        for i, (metric, label) in enumerate(CURVES):
+            for j, (cname, suffix) in enumerate(cols):
+                key = metric + suffix
+                if key not in t:
+                    continue
+                v = np.asarray(t[key], np.float64)
+                xs = np.unique(steps[names == members[0]])
+                ys = np.stack([np.interp(xs, steps[names == m][np.isfinite(v[names == m])],
+                                         v[names == m][np.isfinite(v[names == m])]) for m in members])
+                ax = axes[i, j]
+                ax.plot(xs, ys.mean(0), color=ARM_COLORS[arm], label=f"{arm} (n={len(members)})")
+                ax.fill_between(xs, ys.min(0), ys.max(0), color=ARM_COLORS[arm], alpha=0.2, lw=0)
+                if i == 0:
+                    ax.set_title(cname)
+                if j == 0:
+                    ax.set_ylabel(label, fontsize=9)
+                if i == len(CURVES) - 1:
+                    ax.set_xlabel("ego-steps per member")
+                ax.grid(alpha=0.3)
+                tail = ys[:, int(0.8 * ys.shape[1]):].mean(1)
+                final.setdefault(arm, {})[key] = {"mean": float(tail.mean()), "std": float(tail.std(ddof=1)) if tail.size > 1 else 0.0}
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle(f"training curves: mean over seeds, band = min..max ({os.path.basename(run_dir.rstrip('/'))})", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return final
+
+
+def curves_main(argv: Sequence[str]) -> int:
+    p = argparse.ArgumentParser(prog="python -m experiments.communities curves",
+                                description="treatment vs control training curves (overall and per community) from metrics.csv")
+    p.add_argument("run_dir")
+    p.add_argument("--out", default=None, help="PNG path (default RUN_DIR/curves.png)")
+    args = p.parse_args(list(argv))
+    if not os.path.isfile(os.path.join(args.run_dir, "metrics.csv")):
+        raise ConfigError(f"run not found: {args.run_dir} (no metrics.csv)")
+    out = args.out or os.path.join(args.run_dir, "curves.png")
+    final = plot_curves(args.run_dir, out)
+    print("last 20% of updates, mean +- std over seeds:")
+    for arm, f in final.items():
+        print(f"  {arm:<10}" + ", ".join(f"{k} {v['mean']:.2f} +- {v['std']:.2f}" for k, v in f.items() if not k.endswith(("_red", "_green", "_blue"))))
+    print(f"written: {out}")
+    return 0
