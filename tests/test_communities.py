@@ -122,6 +122,14 @@ def test_eval_command_end_to_end(tiny_run, tmp_path, capsys):
     assert crit["verdict"] in ("strong", "acceptable", "failure", "below acceptable")
 
 
+def test_curves_command(tiny_run, tmp_path, capsys):
+    png = str(tmp_path / "curves.png")
+    assert experiment_main("communities", ["curves", tiny_run, "--out", png]) == 0
+    printed = capsys.readouterr().out
+    assert "treatment" in printed and "control" in printed and "episode_r_eval" in printed
+    assert os.path.getsize(png) > 10_000
+
+
 # -- community sampling --------------------------------------------------------------------------
 def _task(probs) -> CommunityTask:
     return CommunityTask(harvest=harvest_params(community_probs=tuple(float(p) for p in probs)),
