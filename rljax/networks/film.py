@@ -46,9 +46,8 @@ kept; only the kernels and strides are adapted to a cell grid (``trunk``):
   a 4x4x64 = 1024 map. The stride-2 second layer mirrors the reference's second-layer stride.
 * ``"compact"`` (the default): as ``"strided"`` with a valid third layer: 11 -> 9 -> 4 -> 2, a
   2x2x64 = 256 map; receptive field 11x11 cells (the whole window). It is the cheapest of the
-  three (a PPO gradient step costs about a third of ``"full"`` and half of ``"strided"`` here),
-  which is what lets training reach the speed the project targets on a 2-core CPU
-  (``experiments/bench_communities.py``, ``docs/communities.md``).
+  three (a PPO gradient step costs about a third of ``"full"`` and half of ``"strided"`` here);
+  training speed: ``experiments/bench_communities.py`` and ``docs/communities.md``.
 
 Convolutions run as XLA's convolution (``conv_impl="lax"``, the right choice on GPUs) or as
 patch extraction plus one matmul with a hand-written backward pass (``"patches"``, faster on
