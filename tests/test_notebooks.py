@@ -24,3 +24,14 @@ def test_quickstart_notebook(monkeypatch, tmp_path):
     ns = run_notebook(os.path.join(ROOT, "notebooks", "quickstart.ipynb"), monkeypatch, tmp_path)
     assert ns["same"] is True
     assert len(ns["summary"]["members"]) == 4
+
+
+def test_communities_notebook(monkeypatch, tmp_path):
+    monkeypatch.setenv("RLJAX_NOTEBOOK_STEPS", "2048")
+    monkeypatch.setenv("RLJAX_NOTEBOOK_EPISODE", "32")
+    monkeypatch.setenv("RLJAX_NOTEBOOK_EVAL", "1")
+    ns = run_notebook(os.path.join(ROOT, "notebooks", "communities.ipynb"), monkeypatch, tmp_path)
+    assert len(ns["summary"]["members"]) == 4
+    assert ns["frames"].shape == (32, 88, 88, 3)
+    assert set(ns["report"]["arms"]) == {"treatment", "control"}
+    assert ns["verdict"] in ("strong", "acceptable", "failure", "below acceptable") or "not tested" in ns["verdict"]

@@ -1,0 +1,128 @@
+"""Throughput of the communities system: the substrate alone and end-to-end training.
+
+**Environment only** (``--env-envs``): the 16-player substrate with the 15 residents inside every
+step and a uniformly random ego, ``N`` instances vmapped in a VecEnv (auto-reset, a community
+drawn per instance at every reset), measured by ``experiments.bench_harvest_env`` (compile
+excluded, medians). Target: >= 6,600 ego-steps/s on 2 CPU cores.
+
+**Training**:
+
+Builds the experiment's runner exactly as ``python -m experiments.communities`` does (default
+config unless ``--preset``/``--set`` say otherwise: both arms, ``--seeds`` seeds each), compiles
+one chunk of ``--chunk`` updates ahead of time (compile time printed apart, not counted), runs it
+once to warm up, then times ``--repeats`` chunks: ego-steps/s = members x updates x
+(num_envs x num_steps) / seconds, every member's environment steps counted (rollout, GAE and
+the PPO epochs included; evaluation, logging and checkpoints excluded). Each configuration runs
+in a fresh subprocess because the number of XLA CPU devices is fixed when JAX starts; with
+``d`` devices the members are split over them (the CLI does the same: ``--devices``).
+
+    python -m experiments.bench_communities                       # env only, then training, 1 and 2 devices
+    python -m experiments.bench_communities --devices 2 --set network.trunk=full
+    python -m experiments.bench_communities --set ppo.num_epochs=10   # the reference's epochs
+
+Target: >= 3,000 ego-steps/s training on 2 CPU cores. The environment alone runs ~40-50k
+ego-steps/s here (``experiments/bench_harvest_env.py``); the network's updates dominate.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TARGET = 3000.0
+ENV_TARGET = 6600.0
+
+
+def measure(devices: int, preset: str | None, overrides: list[str], seeds: int, chunk: int, repeats: int) -> dict:
+    import jax
+
+    if devices > 1:
+        jax.config.update("jax_num_cpu_devices", devices)
+    import numpy as np
+
+    from experiments.communities import EXPERIMENT
+    from rljax.runner import Runner
+
+    cfg = EXPERIMENT.make_config(preset, None, list(overrides) + [f"runner.num_seeds={seeds}", "runner.progress=false"])
+    with tempfile.TemporaryDirectory() as tmp:
+        runner = Runner(EXPERIMENT, cfg, tmp)
+        t0 = time.perf_counter()
+        state, frozen = runner.init_state(), runner.initial_frozen()
+        init_s = time.perf_counter() - t0
+        fn = runner.chunk_fn(chunk, state, frozen)
+        (state, frozen), metrics = fn(state, frozen)  # warm-up
+        jax.block_until_ready(state)
+        rates = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            (state, frozen), metrics = fn(state, frozen)
+            jax.block_until_ready((state, metrics))
+            rates.append(runner.num_members * chunk * runner.steps_per_update / (time.perf_counter() - t0))
+    ppo = cfg.ppo
+    return {"devices": jax.device_count(), "members": runner.num_members, "chunk_updates": chunk,
+            "steps_per_update": runner.steps_per_update, "num_envs": ppo.num_envs, "num_steps": ppo.num_steps,
+            "num_epochs": ppo.num_epochs, "num_minibatches": ppo.num_minibatches, "trunk": cfg.network.trunk,
+            "member_loop": runner.choices.member_loop, "compile_seconds": runner.compile_seconds, "init_seconds": init_s,
+            "steps_per_second": float(np.median(rates)), "all": rates}
+
+
+def _in_subprocess(**kwargs) -> dict:
+    code = (f"import json; from experiments.bench_communities import measure; "
+            f"print('RESULT' + json.dumps(measure(**{kwargs!r})))")
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), JAX_PLATFORMS="cpu")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+    if out.returncode:
+        raise RuntimeError(out.stderr[-3000:])
+    return json.loads(next(line for line in out.stdout.splitlines() if line.startswith("RESULT"))[6:])
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--devices", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--seeds", type=int, default=1, help="seeds per arm (members = arms x seeds)")
+    ap.add_argument("--preset", default=None)
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--chunk", type=int, default=2, help="updates per timed chunk")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--env-envs", type=int, nargs="*", default=[256, 1024],
+                    help="instance counts for the environment-only figures (none: skip them)")
+    ap.add_argument("--env-steps", type=int, default=200, help="steps per compiled chunk (environment only)")
+    args = ap.parse_args(argv)
+
+    import jax
+
+    from rljax.machine import host_description
+
+    print(f"machine: {host_description()}, jax {jax.__version__}, python {platform.python_version()}")
+    print("command: python -m experiments.bench_communities " + " ".join(sys.argv[1:] if argv is None else argv))
+    if args.env_envs:
+        from experiments.bench_harvest_env import _in_subprocess as env_subprocess
+
+        print(f"\nenvironment only: 15 residents + random ego, target {ENV_TARGET:,.0f} ego-steps/s on 2 CPU cores")
+        print(f"{'devices':>8}{'num_envs':>10}{'ego-steps/s':>14}{'x target':>10}{'compile s':>11}")
+        for d in args.devices:
+            for n in args.env_envs:
+                r = env_subprocess("measure_throughput", num_envs=n, steps=args.env_steps, devices=d, repeats=args.repeats)
+                sps = r["steps_per_second"]
+                print(f"{r['devices']:>8}{n:>10}{sps:>14,.0f}{sps / ENV_TARGET:>10.2f}{r['compile_seconds']:>11.1f}", flush=True)
+    print(f"\ntraining: target {TARGET:,.0f} ego-steps/s on 2 CPU cores (compile excluded)")
+    print(f"{'devices':>8}{'members':>8}{'trunk':>9}{'envs x steps':>14}{'epochs x mb':>12}{'loop':>6}"
+          f"{'ego-steps/s':>13}{'x target':>9}{'compile s':>10}")
+    for d in args.devices:
+        r = _in_subprocess(devices=d, preset=args.preset, overrides=args.overrides, seeds=args.seeds, chunk=args.chunk,
+                           repeats=args.repeats)
+        sps = r["steps_per_second"]
+        print(f"{r['devices']:>8}{r['members']:>8}{r['trunk']:>9}{r['num_envs']:>7} x {r['num_steps']:<4}"
+              f"{r['num_epochs']:>6} x {r['num_minibatches']:<3}{r['member_loop']:>6}{sps:>13,.0f}{sps / TARGET:>9.2f}"
+              f"{r['compile_seconds']:>10.1f}", flush=True)
+    print("(medians of repeats; the machine may be shared with other jobs while measuring)")
+
+
+if __name__ == "__main__":
+    main()
