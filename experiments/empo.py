@@ -151,18 +151,21 @@ def oracle_main(argv: Sequence[str]) -> int:
         p.add_argument(f"--{name}", type=float, default=default)
     p.add_argument("--prior-beta", type=float, default=1000.0, help="heuristic prior's inverse temperature")
     p.add_argument("--u-r-sum", action="store_true", help="the paper's sum over humans instead of the mean")
+    p.add_argument("--x-h-min", type=float, default=1e-3,
+                   help="clamp X_h to at least this before X_h^-xi, as the trainer does (default 1e-3; 0: the "
+                        "unclamped equations, where a human who can reach no goal makes U_r = -inf)")
     args = p.parse_args(list(argv))
     if args.map not in ENUMERABLE:
         raise ConfigError(f"oracle: map must be one of {', '.join(ENUMERABLE)} (the ensemble is not enumerable), got {args.map!r}")
     beta_r = DEMO["beta_r"] if args.beta_r is None else args.beta_r
-    for name in ("beta_r", "prior_beta"):
+    for name in ("beta_r", "prior_beta", "x_h_min"):
         if getattr(args, name) is not None and getattr(args, name) < 0:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 0")
     t0 = time.perf_counter()
     w = table_world(args.map, args.prior_beta)
     t_enum = time.perf_counter() - t0
     solve = jax.jit(lambda: solve_oracle(w, beta_r=beta_r, gamma_r=args.gamma_r, gamma_h=args.gamma_h, zeta=args.zeta,
-                                         xi=args.xi, eta=args.eta, u_r_sum=args.u_r_sum))
+                                         xi=args.xi, eta=args.eta, u_r_sum=args.u_r_sum, x_h_min=args.x_h_min))
     res = jax.block_until_ready(solve())
     t0 = time.perf_counter()
     jax.block_until_ready(solve())
@@ -172,7 +175,8 @@ def oracle_main(argv: Sequence[str]) -> int:
     names = [" ".join(ACTION_NAMES[int(d)] for d in np.unravel_index(a, [4] * env.n_robots)) for a in range(env.num_robot_actions)]
     print(f"{args.map} map: {w.num_states} configurations, {num_reachable_pairs(w.space, w.horizon)} (t, s) pairs "
           f"within horizon {w.horizon}; heuristic prior beta={args.prior_beta:g}; beta_r={beta_r:g}, gamma_r={args.gamma_r}, "
-          f"gamma_h={args.gamma_h}, zeta={args.zeta}, xi={args.xi}, eta={args.eta}, U_r {'sum' if args.u_r_sum else 'mean'} over humans")
+          f"gamma_h={args.gamma_h}, zeta={args.zeta}, xi={args.xi}, eta={args.eta}, U_r {'sum' if args.u_r_sum else 'mean'} over humans, "
+          f"X_h clamped to >= {args.x_h_min:g}")
     print(f"enumeration {t_enum:.2f} s (cached per process), oracle {t_solve * 1e3:.2f} ms after compilation")
     print("initial state (t=0, s=0):")
     print(f"  V_r = {float(res.v_r[0, 0]):.6f}   U_r = {float(res.u_r[0, 0]):.6f}   X_h = "

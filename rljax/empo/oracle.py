@@ -88,6 +88,7 @@ def solve_phase2(
     terminal_v_r: float = -1e-10,
     u_r_sum: bool = False,
     robot_policy: Array | None = None,
+    x_h_min: float | Array = 0.0,
 ) -> OracleResult:
     """Exact backward induction of phase 2 over the enumerated states.
 
@@ -103,6 +104,9 @@ def solve_phase2(
         u_r_sum: sum ``X_h^-xi`` over humans instead of averaging (static).
         robot_policy: optional fixed ``pi_r[T, S, A_r]`` to evaluate instead of eq. 5 (the
             result's ``pi_r`` is then that policy and ``q_r`` its action values).
+        x_h_min: ``X_h`` is raised to at least this before ``X_h^(-xi)`` (the trainer's clamp
+            is 1e-3); 0 gives the exact equations, where ``X_h = 0`` (a human who can reach no
+            goal in the time left) makes ``U_r = -inf``.
     """
     s_count, n_h, n_g = achieved.shape
     if human_policy.ndim not in (4, 5) or (human_policy.ndim == 5 and human_policy.shape[0] != horizon):
@@ -133,7 +137,7 @@ def solve_phase2(
             v_h_e.append(jnp.einsum("sr,sgh,srhg->sg", pi_r, q_fixed, ec[:, :, :, h, :]))
         v_h_e = jnp.stack(v_h_e, 1)  # [S, n_h, G]
         x_h = jnp.einsum("shg,hg->sh", v_h_e**zeta, gw)
-        y = x_h ** (-xi)
+        y = jnp.maximum(x_h, x_h_min) ** (-xi)
         y = y.sum(-1) if u_r_sum else y.mean(-1)
         u_r = -(y**eta)
         v_r = u_r + (pi_r * q_r).sum(-1)

@@ -98,9 +98,10 @@ def world(name: str, dynamics: str = "auto", prior_beta: float = PRIOR_BETA, inc
 
 def solve_oracle(w: TableWorld, beta_r: Any = 10.0, gamma_r: Any = 0.99, gamma_h: Any = 0.99, zeta: Any = 2.0,
                  xi: Any = 1.0, eta: Any = 1.1, terminal_v_r: float = -1e-10, u_r_sum: bool = False,
-                 robot_policy: Any = None) -> OracleResult:
+                 robot_policy: Any = None, x_h_min: Any = 0.0) -> OracleResult:
     """Exact phase 2 on an enumerated world (:func:`rljax.empo.oracle.solve_phase2`); with
-    ``robot_policy[T, S, A_r]`` the exact evaluation of that policy. Traceable."""
+    ``robot_policy[T, S, A_r]`` the exact evaluation of that policy; ``x_h_min``: the clamp of
+    ``X_h`` before ``X_h^(-xi)`` (0: none). Traceable."""
     return solve_phase2(w.env, w.table, w.achieved_table, w.goals.probs, w.goals.weights, w.prior_table, w.horizon,
                         beta_r=beta_r, gamma_r=gamma_r, gamma_h=gamma_h, zeta=zeta, xi=xi, eta=eta,
-                        terminal_v_r=terminal_v_r, u_r_sum=u_r_sum, robot_policy=robot_policy)
+                        terminal_v_r=terminal_v_r, u_r_sum=u_r_sum, robot_policy=robot_policy, x_h_min=x_h_min)

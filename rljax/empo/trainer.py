@@ -51,7 +51,7 @@ from rljax.empo.networks import NetworkModel
 from rljax.empo.oracle import OracleResult, robot_policy
 from rljax.empo.problem import solve_oracle
 from rljax.empo.tables import TableModel, table_step
-from rljax.empo.targets import Quantities, Theory
+from rljax.empo.targets import X_H_MIN, Quantities, Theory
 from rljax.envs.environment import tree_select
 from rljax.envs.vec_env import any_member
 
@@ -262,7 +262,7 @@ class EmpoTrainer(Algorithm):
             v = self.model.v_h_e(tp["v_h_e"], pts_x, h, g)
             out["x_h"] = w.goals.weights[h, g] * v**th.zeta
         if use["u_r"]:  # y from the X_h target network (or V_h^e directly), clamped
-            x = jnp.clip(q.x_h(tp, pts_b, lead, th, k_u), 1e-3, 1.0) ** (-th.xi)
+            x = jnp.clip(q.x_h(tp, pts_b, lead, th, k_u), X_H_MIN, 1.0) ** (-th.xi)
             out["u_r"] = x.sum(-1) if self.cfg.u_r_sum_over_humans else x.mean(-1)
         if use["v_r"]:
             out["v_r"] = q.u_r(tp, pts_b, lead, th, k_v) + (mb["pi_r"] * mb["q_s"]).sum(-1)
@@ -406,7 +406,7 @@ class EmpoTrainer(Algorithm):
         if self.cfg.u_r_use_network:
             y = model.y(params, pts)
         else:
-            x = jnp.clip(x_h, 1e-3, 1.0) ** (-h.xi)
+            x = jnp.clip(x_h, X_H_MIN, 1.0) ** (-h.xi)
             y = x.sum(-1) if self.cfg.u_r_sum_over_humans else x.mean(-1)
         u_r = -(y**h.eta)
         q_r = model.q_r(params, pts, h.eta * h.xi)
@@ -418,10 +418,13 @@ class EmpoTrainer(Algorithm):
 
     def oracle(self, h: EmpoHParams, robot_policy_table: Array | None = None) -> OracleResult:
         """The exact phase-2 solution with the member's theory (or the exact evaluation of a
-        given robot policy ``[T, S, A_r]``)."""
+        given robot policy ``[T, S, A_r]``), with the trainer's clamp ``X_h >= 1e-3`` before
+        ``X_h^(-xi)``: without it a human who can reach no goal in the time left (X_h = 0, e.g.
+        at 1156 reachable (t, s) of the small map) makes ``U_r = -inf``. On the trivial map the
+        clamp changes nothing (X_h >= 0.2 at every reachable (t, s), beta_r = 1000)."""
         return solve_oracle(self.exact, beta_r=h.beta_r, gamma_r=h.gamma_r, gamma_h=h.gamma_h, zeta=h.zeta, xi=h.xi,
                             eta=h.eta, terminal_v_r=self.cfg.terminal_v_r, u_r_sum=self.cfg.u_r_sum_over_humans,
-                            robot_policy=robot_policy_table)
+                            robot_policy=robot_policy_table, x_h_min=X_H_MIN)
 
     # -- evaluation ------------------------------------------------------------------------
     def evaluation(self, st: EmpoState, keys: Array, max_steps: int) -> dict[str, Array]:
