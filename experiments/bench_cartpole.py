@@ -91,7 +91,7 @@ def measure_handfused(steps: int, repeats: int) -> dict:
 
     from experiments.bench_handfused import make_handfused
 
-    train, evaluate = make_handfused(steps)
+    train, evaluate, _ = make_handfused(steps)
     num_updates = steps // (NUM_ENVS * NUM_STEPS)
     batch = NUM_ENVS * NUM_STEPS
     t0 = time.perf_counter()

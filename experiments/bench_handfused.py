@@ -13,9 +13,11 @@ NUM_ENVS, NUM_STEPS, EPOCHS, MINIBATCHES, LR = 4, 128, 4, 4, 2.5e-4
 GAMMA, LAMBDA, CLIP, ENT, VF, MAX_GRAD = 0.99, 0.95, 0.2, 0.01, 0.5, 0.5
 
 
-def make_handfused(steps: int) -> tuple[Callable, Callable]:
-    """``(train(key) -> params, evaluate(params, key) -> mean greedy return over 20 episodes)``
-    for one seed and ``steps`` environment steps; jit (and vmap over keys for many seeds)."""
+def make_handfused(steps: int) -> tuple[Callable, Callable, Callable]:
+    """``(train(key[, params]) -> params, evaluate(params, key) -> mean greedy return over 20
+    episodes, init_for(key) -> initial params)`` for one seed and ``steps`` environment steps.
+    Jit ``train``; for many seeds build the parameters with ``lax.map(init_for)`` on CPU and
+    ``vmap(train)`` over (keys, params)."""
     import gymnax
     import jax
     import jax.numpy as jnp
@@ -47,9 +49,11 @@ def make_handfused(steps: int) -> tuple[Callable, Callable]:
     tx = optax.chain(optax.clip_by_global_norm(MAX_GRAD),
                      optax.adam(lambda c: LR * (1 - (c // (EPOCHS * MINIBATCHES)) / num_updates), eps=1e-5))
 
-    def train(key):
+    def train(key, params=None):
+        """``params``: initial parameters made by ``init(split(key, 3)[1])`` outside a vmap
+        (batched QR inside a big vmapped program can hang XLA's CPU pool); None = make them here."""
         key, pk, rk = jax.random.split(key, 3)
-        params = init(pk)
+        params = init(pk) if params is None else params
         opt = tx.init(params)
         obs, st = jax.vmap(env.reset_env, (0, None))(jax.random.split(rk, NUM_ENVS), env_params)
 
@@ -136,4 +140,5 @@ def make_handfused(steps: int) -> tuple[Callable, Callable]:
 
         return jax.vmap(episode)(jax.random.split(key, 20)).mean()
 
-    return train, evaluate
+    init_for = lambda key: init(jax.random.split(key, 3)[1])
+    return train, evaluate, init_for

@@ -66,16 +66,21 @@ def child_handfused(seeds: int, steps: int, t_start: float) -> dict:
 
     from experiments.bench_handfused import NUM_ENVS, NUM_STEPS, make_handfused
 
-    train, evaluate = make_handfused(steps)
+    from rljax import backend
+
+    train, evaluate, init_for = make_handfused(steps)
     keys = jax.vmap(jax.random.PRNGKey)(np.arange(seeds, dtype=np.uint32))
     if jax.device_count() > 1 and seeds % jax.device_count() == 0:
         keys = jax.device_put(keys, NamedSharding(Mesh(np.array(jax.devices()), ("s",)), P("s")))
+    # initial parameters as rljax makes them: no batched QR on CPU (see rljax.backend.init_loop)
+    init = jax.vmap(init_for) if backend.init_loop("auto") == "vmap" else (lambda k: jax.lax.map(init_for, k))
+    params0 = jax.block_until_ready(jax.jit(init)(keys))
     t0 = time.perf_counter()
-    fn = jax.jit(jax.vmap(train)).lower(keys).compile()
+    fn = jax.jit(jax.vmap(train)).lower(keys, params0).compile()
     compile_s = time.perf_counter() - t0
     t_first = time.time()
     t0 = time.perf_counter()
-    params = jax.block_until_ready(fn(keys))
+    params = jax.block_until_ready(fn(keys, params0))
     train_s = time.perf_counter() - t0
     t_end = time.time()
     ret = float(np.mean(jax.jit(jax.vmap(evaluate, in_axes=(0, None)))(params, jax.random.PRNGKey(1))))

