@@ -32,15 +32,19 @@ TINY = ["empo.num_training_steps=120", "runner.chunk_updates=20", "runner.checkp
         "runner.eval_every=60", "runner.progress=false", "runner.num_seeds=2"]
 
 
-def _set(items):
-    return [x for kv in items for x in ("--set", kv)]
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """The tiny run (what ``--preset smoke --set ...`` builds), its runner and final state;
+    the runner's compiled chunk and evaluation are reused by the resume test."""
+    out = str(tmp_path_factory.mktemp("empo") / "run")
+    runner = Runner(EXPERIMENT, EXPERIMENT.make_config("smoke", overrides=TINY), out)
+    runner.run()
+    return out, runner, jax.device_get(runner.state)
 
 
 @pytest.fixture(scope="module")
-def cli_run(tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("empo") / "run")
-    assert experiment_main("empo", ["--preset", "smoke", "--out", out, *_set(TINY)]) == 0
-    return out
+def cli_run(tiny):
+    return tiny[0]
 
 
 # ---------------------------------------------------------------------------------------
@@ -105,7 +109,7 @@ def test_tabular_trainer_converges_to_the_oracle():
 # ---------------------------------------------------------------------------------------
 # The network trainer through the CLI
 # ---------------------------------------------------------------------------------------
-def test_cli_run_logs_stages_beta_and_learning_rates(cli_run):
+def test_run_logs_stages_beta_and_learning_rates(cli_run):
     files = set(os.listdir(cli_run))
     assert {"metrics.csv", "eval.csv", "summary.json", "run.json", "metrics_seed0.csv", "metrics_seed1.csv"} <= files
     m = read_columns(os.path.join(cli_run, "metrics.csv"))
@@ -167,7 +171,7 @@ def test_compare_command_writes_tables_json_and_plots(cli_run, tmp_path, capsys)
     assert {"compare.png", "curves.png", "compare.json"} <= set(os.listdir(out))
 
 
-def test_resume_after_interruption_equals_the_uninterrupted_run(cli_run, tmp_path):
+def test_resume_after_interruption_equals_the_uninterrupted_run(tiny, tmp_path):
     class Interrupted(Exception):
         pass
 
@@ -175,25 +179,29 @@ def test_resume_after_interruption_equals_the_uninterrupted_run(cli_run, tmp_pat
         if ctx.update >= 60:  # after the checkpoint at 40 and the evaluation at 60
             raise Interrupted
 
-    cfg = EXPERIMENT.make_config("smoke", overrides=TINY)
+    _, shared, straight = tiny
     out = str(tmp_path / "interrupted")
-    runner = Runner(EXPERIMENT, cfg, out, on_chunk_end=[stop])
+    # A runner of the same config, given the tiny run's compiled programs (compiling them again
+    # would double this test's time; the programs depend only on the config).
+    runner = Runner(EXPERIMENT, EXPERIMENT.make_config("smoke", overrides=TINY), out, on_chunk_end=[stop])
+    runner._chunk_fns, runner._eval_fn = dict(shared._chunk_fns), shared._eval_fn
     with pytest.raises(Interrupted):
         runner.run()
     runner.on_chunk_end.clear()
     runner.resume = True  # the same compiled programs continue from the latest checkpoint on disk
     summary = runner.run()
     assert summary["resumed_from_update"] == 40
-    _, straight = load_run(cli_run)
     assert same(runner.state, straight)  # exact on CPU (tests/bits.py)
+    _, restored = load_run(out)
+    assert same(restored, straight)
     rows = read_columns(os.path.join(out, "metrics.csv"))
     assert list(rows["update"][rows["member"] == 0]) == list(range(1, 121))  # each update once
 
 
-def test_vmapped_seeds_equal_single_runs(cli_run, tmp_path):
+def test_vmapped_seeds_equal_single_runs(tiny, tmp_path):
     single = Runner(EXPERIMENT, EXPERIMENT.make_config("smoke", overrides=TINY + ["runner.seeds=[1]"]), str(tmp_path))
     state, _ = single.train_compiled()
-    _, both = load_run(cli_run)
+    both = tiny[2]
     one = jax.tree.map(lambda x: x[0], state)
     member1 = jax.tree.map(lambda x: x[1], both)
     leaves = zip(jax.tree.leaves(one.params), jax.tree.leaves(member1.params))
