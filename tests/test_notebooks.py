@@ -35,3 +35,12 @@ def test_communities_notebook(monkeypatch, tmp_path):
     assert ns["frames"].shape == (32, 88, 88, 3)
     assert set(ns["report"]["arms"]) == {"treatment", "control"}
     assert ns["verdict"] in ("strong", "acceptable", "failure", "below acceptable") or "not tested" in ns["verdict"]
+
+
+def test_empo_notebook(monkeypatch, tmp_path):
+    monkeypatch.setenv("RLJAX_NOTEBOOK_STEPS", "400")
+    ns = run_notebook(os.path.join(ROOT, "notebooks", "empo.ipynb"), monkeypatch, tmp_path)
+    assert len(ns["summary"]["members"]) == 2
+    errors = ns["report"]["members"][0]["errors"]
+    assert all(0 <= errors[q]["mean"] < float("inf") for q in ("v_r", "pi_r", "x_h"))
+    assert ns["learned"].v_r.shape[0] == 2

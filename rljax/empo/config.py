@@ -10,17 +10,26 @@ Presets (:data:`PRESETS`, :meth:`Phase2Config.preset`): ``"seed_doc"`` holds the
 seed document (WARMUP_DESIGN.md: 1000-step stages and a 2000-step ramp at the default 1e5
 training steps, no constant-LR fraction, 1/sqrt(t) decay); ``"demo"`` the phase-2 demo's
 overrides common to its environments.
+
+Validation (:meth:`Phase2Config.validate`) raises :class:`~rljax.errors.ConfigError` naming the
+dotted key (``empo.<field>``, the section's name in every experiment); it runs on construction.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
+from fractions import Fraction
 from typing import Any
 
 from rljax.config import from_dict
 from rljax.errors import ConfigError
 
 NETWORKS = ("v_h_e", "x_h", "u_r", "q_r", "v_r")
+REPRESENTATIONS = ("network", "table")
+HUMAN_PROFILES = ("sampled", "expected")
+# Numeric fields that may differ per member (``--vary empo.<key>=...``): traced hyperparameters.
+VARY_KEYS = ("beta_r", "gamma_r", "gamma_h", "zeta", "xi", "eta", "lr_q_r", "lr_v_r", "lr_v_h_e", "lr_x_h",
+             "lr_u_r", "goal_resample_prob", "weight_decay", "grad_clip")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,9 +77,14 @@ class Phase2Config:
     # "sampled": one sampled human action profile, all successor states (the code's variant);
     # "expected": the full expectation over the human policy.
     model_based_human_profile: str = "sampled"
+    # Train V_h^e for every goal of the goal set at each sampled state instead of the stored goal
+    # only (needs model_based_human_profile="expected": the sampled profile belongs to one goal).
+    v_h_e_all_goals: bool = False
     # The original's quirk: a terminal transition's V_h^e target is 0 even if s' achieves the goal.
     terminal_vhe_target_zero: bool = False
-    x_h_direct_goal_samples: int = 5  # goal samples per (state, human) when x_h_use_network=False
+    # Goal samples per (state, human) when x_h_use_network=False (the code's 5); 0 takes the exact
+    # expectation over the goal set instead (cheap for small goal sets, and unbiased for U_r).
+    x_h_direct_goal_samples: int = 5
     # Target networks (hard copy every N training steps).
     q_r_target_update_interval: int = 100
     v_r_target_update_interval: int = 100
@@ -100,10 +114,23 @@ class Phase2Config:
     agent_feature_dim: int = 32
     include_step_count: bool = True
     use_z_space_transform: bool = False
+    # How the five quantities are represented: "network" (neural networks over the grid
+    # encoding) or "table" (lookup tables over the enumerated (t, s) of an enumerable map; they
+    # minimise the same losses by per-entry averaged steps, lr <= 1).
+    representation: str = "network"
+    # Environment steps per update of the runner (the log/progress x-axis); the update also does
+    # env_steps_per_update * training_steps_per_env_step training steps, which must be whole.
+    # 0: the fewest environment steps that give a whole number of training steps.
+    env_steps_per_update: int = 0
 
     def __post_init__(self):
+        self.validate()
+
+    def validate(self, prefix: str = "empo.") -> None:
+        """Raises :class:`ConfigError` naming ``<prefix><field>`` for the first invalid field."""
+
         def bad(field: str, why: str) -> None:
-            raise ConfigError(f"Phase2Config: {field}={getattr(self, field)!r} is invalid: {why}")
+            raise ConfigError(f"{prefix}{field}={getattr(self, field)!r} is invalid: {why}")
 
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
@@ -144,11 +171,19 @@ class Phase2Config:
                 bad(f, "must be in [0, 1]")
         if not 0.0 <= self.lr_constant_fraction <= 1.0:
             bad("lr_constant_fraction", "must be in [0, 1]")
-        if self.model_based_human_profile not in ("sampled", "expected"):
+        if self.model_based_human_profile not in HUMAN_PROFILES:
             bad("model_based_human_profile", "must be 'sampled' or 'expected'")
-        for f in ("buffer_size", "batch_size", "num_training_steps", "steps_per_episode", "x_h_direct_goal_samples"):
+        if self.v_h_e_all_goals and self.model_based_human_profile != "expected":
+            bad("v_h_e_all_goals", "needs model_based_human_profile='expected' (a sampled profile belongs to one goal)")
+        if self.representation not in REPRESENTATIONS:
+            bad("representation", "must be 'network' or 'table'")
+        for f in ("buffer_size", "batch_size", "num_training_steps", "steps_per_episode"):
             if getattr(self, f) < 1:
                 bad(f, "must be >= 1")
+        if self.x_h_direct_goal_samples < 0:
+            bad("x_h_direct_goal_samples", "must be >= 0 (0: exact expectation over the goals)")
+        if self.env_steps_per_update < 0:
+            bad("env_steps_per_update", "must be >= 0 (0: automatic)")
         if self.batch_size > self.buffer_size:
             bad("batch_size", f"must be <= buffer_size={self.buffer_size}")
         if self.x_h_batch_size < 0:
@@ -168,6 +203,14 @@ class Phase2Config:
                   "agent_position_feature_dim", "agent_feature_dim"):
             if getattr(self, f) < 1:
                 bad(f, "must be >= 1")
+        if self.representation == "table":
+            for n in NETWORKS:
+                if getattr(self, f"lr_{n}") > 1.0:
+                    bad(f"lr_{n}", "must be <= 1 with representation=table (a step towards the mean target)")
+        x_batch = max(self.batch_size, self.x_h_batch_size)
+        if x_batch > self.buffer_size:
+            bad("x_h_batch_size", f"must be <= buffer_size={self.buffer_size}")
+        self.update_shape(prefix)  # the training steps per update must be whole
 
     # -- derived (static python ints) --------------------------------------------------------
     def _steps(self, fraction: float, used: bool = True) -> int:
@@ -187,6 +230,26 @@ class Phase2Config:
     @property
     def beta_r_rampup_steps(self) -> int:
         return self._steps(self.beta_r_rampup_fraction)
+
+    def update_shape(self, prefix: str = "empo.") -> tuple[int, int]:
+        """``(environment steps, training steps)`` of one runner update (see
+        ``env_steps_per_update``)."""
+        ratio = Fraction(self.training_steps_per_env_step).limit_denominator(1000)
+        if abs(float(ratio) - self.training_steps_per_env_step) > 1e-9 * self.training_steps_per_env_step:
+            raise ConfigError(f"{prefix}training_steps_per_env_step={self.training_steps_per_env_step!r} is invalid: "
+                              "must be a ratio of whole numbers up to 1000")
+        env_steps = self.env_steps_per_update or ratio.denominator
+        train = env_steps * ratio
+        if train.denominator != 1:
+            raise ConfigError(f"{prefix}env_steps_per_update={env_steps} is invalid: times training_steps_per_env_step="
+                              f"{self.training_steps_per_env_step} it must give a whole number of training steps "
+                              f"(use a multiple of {ratio.denominator})")
+        return env_steps, int(train)
+
+    @property
+    def num_updates(self) -> int:
+        """Runner updates in a run: ``ceil(num_training_steps / training steps per update)``."""
+        return -(-self.num_training_steps // self.update_shape()[1])
 
     @property
     def network_in_use(self) -> dict[str, bool]:

@@ -22,6 +22,10 @@ term of its own: ``U_r`` accrues where the robot acts, through ``V_r``.
 Every layer is one vectorised computation over all ``S`` configurations (also those not
 reachable at that step count: their values are those of the hypothetical state), and the layers
 are processed by ``lax.scan`` from ``T - 1`` down to 0.
+
+With ``robot_policy`` given, (5) is replaced by that fixed policy: the same recursion then
+evaluates a given robot policy exactly (its human powers, intrinsic rewards and ``V_r``, the
+EMPO objective it attains).
 """
 from __future__ import annotations
 
@@ -63,6 +67,9 @@ def robot_policy(q_r: Array, beta_r: Array | float) -> Array:
     return jax.nn.softmax(-beta_r * jnp.log(-q_r), axis=-1)
 
 
+robot_policy_of = robot_policy  # the name inside solve_phase2, whose argument is robot_policy
+
+
 @partial(jax.jit, static_argnames=("env", "horizon", "u_r_sum"))
 def solve_phase2(
     env: MultiGrid,
@@ -80,6 +87,8 @@ def solve_phase2(
     eta: float = 1.1,
     terminal_v_r: float = -1e-10,
     u_r_sum: bool = False,
+    robot_policy: Array | None = None,
+    x_h_min: float | Array = 0.0,
 ) -> OracleResult:
     """Exact backward induction of phase 2 over the enumerated states.
 
@@ -93,6 +102,11 @@ def solve_phase2(
         beta_r, gamma_r, gamma_h, zeta, xi, eta, terminal_v_r: the theory parameters (traced:
             changing them does not recompile).
         u_r_sum: sum ``X_h^-xi`` over humans instead of averaging (static).
+        robot_policy: optional fixed ``pi_r[T, S, A_r]`` to evaluate instead of eq. 5 (the
+            result's ``pi_r`` is then that policy and ``q_r`` its action values).
+        x_h_min: ``X_h`` is raised to at least this before ``X_h^(-xi)`` (the trainer's clamp
+            is 1e-3); 0 gives the exact equations, where ``X_h = 0`` (a human who can reach no
+            goal in the time left) makes ``U_r = -inf``.
     """
     s_count, n_h, n_g = achieved.shape
     if human_policy.ndim not in (4, 5) or (human_policy.ndim == 5 and human_policy.shape[0] != horizon):
@@ -105,13 +119,14 @@ def solve_phase2(
     ach = achieved.astype(jnp.float32)
     gw = goal_probs * goal_weights
 
-    def layer(carry, pi_h):
+    def layer(carry, xs):
+        pi_h, fixed_pi_r = xs
         v_r_next, v_h_e_next = carry
         mu = goal_marginal(pi_h, goal_probs)  # [S, n_h, 4]
         q_h = profile_probs([mu[:, h] for h in range(n_h)])  # [S, A_h]
         ev_r = (prob * v_r_next[idx]).sum(-1)  # [S, A_r, A_h]
         q_r = gamma_r * jnp.einsum("sh,srh->sr", q_h, ev_r)
-        pi_r = robot_policy(q_r, beta_r)
+        pi_r = robot_policy_of(q_r, beta_r) if fixed_pi_r is None else fixed_pi_r
         cont = ach + (1.0 - ach) * gamma_h * v_h_e_next  # [S, n_h, G]
         ec = jnp.einsum("srhk,srhkig->srhig", prob, cont[idx])  # [S, A_r, A_h, n_h, G]
         v_h_e = []
@@ -122,18 +137,16 @@ def solve_phase2(
             v_h_e.append(jnp.einsum("sr,sgh,srhg->sg", pi_r, q_fixed, ec[:, :, :, h, :]))
         v_h_e = jnp.stack(v_h_e, 1)  # [S, n_h, G]
         x_h = jnp.einsum("shg,hg->sh", v_h_e**zeta, gw)
-        y = x_h ** (-xi)
+        y = jnp.maximum(x_h, x_h_min) ** (-xi)
         y = y.sum(-1) if u_r_sum else y.mean(-1)
         u_r = -(y**eta)
         v_r = u_r + (pi_r * q_r).sum(-1)
         return (v_r, v_h_e), (v_r, q_r, pi_r, v_h_e, x_h, u_r)
 
     terminal = (jnp.full((s_count,), terminal_v_r, jnp.float32), jnp.zeros((s_count, n_h, n_g), jnp.float32))
-    if human_policy.ndim == 4:
-        step = lambda c, _: layer(c, human_policy)  # noqa: E731
-        _, out = jax.lax.scan(step, terminal, None, length=horizon, reverse=True)
-    else:
-        _, out = jax.lax.scan(layer, terminal, human_policy, reverse=True)
+    per_layer_h = human_policy if human_policy.ndim == 5 else None
+    step = lambda c, xs: layer(c, (human_policy if per_layer_h is None else xs[0], xs[1]))  # noqa: E731
+    _, out = jax.lax.scan(step, terminal, (per_layer_h, robot_policy), length=horizon, reverse=True)
     v_r, q_r, pi_r, v_h_e, x_h, u_r = out
     return OracleResult(
         v_r=jnp.concatenate([v_r, terminal[0][None]]),

@@ -70,6 +70,14 @@ def sample(state: ReplayState, key: Array, batch_size: int) -> Any:
     return jax.tree.map(lambda buf: buf[slots], state.data)
 
 
+def sample_at(state: ReplayState, u: Any) -> Any:
+    """Items at uniforms ``u[...]`` in [0, 1) (one item per uniform, uniformly over the valid
+    entries): :func:`sample` with the randomness supplied by the caller."""
+    i = jnp.minimum(jnp.floor(u * state.size), jnp.maximum(state.size - 1, 0)).astype(jnp.int32)
+    slots = (state.insert_pos - state.size + i) % state.capacity
+    return jax.tree.map(lambda buf: buf[slots], state.data)
+
+
 def clear(state: ReplayState) -> ReplayState:
     return state.replace(insert_pos=jnp.int32(0), size=jnp.int32(0))
 
