@@ -3,7 +3,7 @@
 Every choice here is a config value that may be ``"auto"``; :func:`resolve` turns ``"auto"``
 into the answer measured fastest on the backend JAX runs on, and passes explicit values
 through unchanged. Results do not depend on the choice beyond float tolerance
-(``tests/test_backend_choices.py`` checks that on CPU); only speed does.
+(``tests/test_scale.py`` checks that on CPU); only speed does.
 
 The figures that chose each default (CPU: this project's 2-core AMD EPYC VM, jax 0.10.2; GPU:
 one NVIDIA H100, jax 0.11.2, measured by the project before this module existed, see
