@@ -313,6 +313,16 @@ def _presets() -> dict[str, dict]:
         "tier3": {"selfplay": {"ewc": True, "rnd": True}},
         # S0 alone: the evader's navigation pre-training.
         "nav": {"protocol": {"max_phases": 0}},
+        # The seed-variance study of docs/pursuit.md on 2 CPU cores: the spec's protocol and
+        # curriculum with every budget cut ~15x (cold start 32K, phases 16K-32K, warm start 8K)
+        # and 600-step episodes (the reference's later launch scripts).
+        "study": {
+            "protocol": {"timesteps_per_phase": 32768, "cold_start_timesteps": 32768,
+                         "warmup_timesteps": [16384, 16384, 24576, 24576, 32768, 32768], "warm_start_timesteps": 8192},
+            "env": {"max_steps": 600},
+            "health": {"snapshot_every": 4096, "cooldown": 16384},
+            "runner": {"eval_episodes": 20, "chunk_updates": 8},
+        },
         # About a minute on 2 cores: tiny phases and short evaluations.
         "smoke": {
             "protocol": smoke_protocol,
