@@ -112,6 +112,10 @@ class SelfPlayConfig:
     mixed_level_ratio: float = 0.2
     eval_episodes: int = 100
     eval_chunk: int = 100  # evaluation steps per early-exit check
+    # The reference evaluates both policies deterministically (the Gaussian's mean). With an
+    # unsquashed Gaussian whose speed mean sits near the v=0 clip, the mean policy can stand
+    # still while the trained (sampled) policy captures; True samples both policies instead.
+    eval_stochastic: bool = False
     nav_max_steps: int = 300
     nav_flee_prob: float = 0.5
     ewc: bool = False
@@ -577,11 +581,13 @@ class SelfPlayTrainer(Algorithm):
 
     # -- evaluation -----------------------------------------------------------------------------
     def head_to_head(self, params: Any, arena: PursuitParams, keys: Array, max_steps: int) -> dict[str, Array]:
-        """Deterministic episodes of pursuer ``params[0]`` vs evader ``params[1]``."""
+        """Episodes of pursuer ``params[0]`` vs evader ``params[1]`` (deterministic unless
+        ``selfplay.eval_stochastic``)."""
         space = self.env.action_space(arena, PURSUER)
+        det = not self.selfplay_cfg.eval_stochastic
         return head_to_head(self.env, arena, keys, max_steps,
-                            network_act(self.policy_apply, space, row_of(params, PURSUER)),
-                            network_act(self.policy_apply, space, row_of(params, EVADER)),
+                            network_act(self.policy_apply, space, row_of(params, PURSUER), deterministic=det),
+                            network_act(self.policy_apply, space, row_of(params, EVADER), deterministic=det),
                             chunk=self.selfplay_cfg.eval_chunk)
 
     def _evaluate_rates(self, params: Any, arena: PursuitParams, key: Array) -> dict[str, Array]:
