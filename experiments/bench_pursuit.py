@@ -26,6 +26,7 @@ import tempfile
 import time
 
 import jax
+import numpy as np
 
 ORIGINAL = 220.0
 TARGET = 100 * ORIGINAL
@@ -61,7 +62,8 @@ def bench_protocol(seeds: int, scale: float) -> dict:
     with tempfile.TemporaryDirectory() as out:
         runner = Runner(EXPERIMENT, cfg, out)
         summary = runner.run()
-    steps = runner.num_updates * runner.steps_per_update * seeds
+        # env-steps actually trained (members that finish early idle through the static length)
+        steps = int(np.asarray(runner.state.learner_steps).sum())
     rate = steps / summary["train_seconds"]
     print(f"  protocol ({seeds} seed(s), scale {scale}): {steps:,} env-steps in {summary['train_seconds']:.1f} s "
           f"-> {rate:,.0f} env-steps/s  ({rate / ORIGINAL:.0f}x the original; compile {summary['compile_seconds']:.0f} s, "
