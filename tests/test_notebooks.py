@@ -24,3 +24,11 @@ def test_quickstart_notebook(monkeypatch, tmp_path):
     ns = run_notebook(os.path.join(ROOT, "notebooks", "quickstart.ipynb"), monkeypatch, tmp_path)
     assert ns["same"] is True
     assert len(ns["summary"]["members"]) == 4
+
+
+def test_pursuit_notebook(monkeypatch, tmp_path):
+    monkeypatch.setenv("RLJAX_NOTEBOOK_STEPS", "256")
+    ns = run_notebook(os.path.join(ROOT, "notebooks", "pursuit.ipynb"), monkeypatch, tmp_path)
+    assert len(ns["summary"]["members"]) == 2
+    assert set(ns["phases"]["name"]) == {"seed0", "seed1"} and len(ns["phases"]) >= 2
+    assert len(ns["frames"]) >= 1 and ns["frames"][0].ndim == 3
