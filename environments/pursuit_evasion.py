@@ -369,7 +369,9 @@ class PursuitEvasion:
             obstacles = obstacles.at[i].set(jnp.where(take, cand[i, jnp.argmax(ok)], 0.0))
             return (obstacles, mask.at[i].set(take)), None
 
-        init = (jnp.zeros((m, 3), jnp.float32), jnp.zeros((m,), bool))
+        # The empty carry is made from the candidates so it has their type, also under
+        # shard_map (a constant carry is "unvarying" over the mapped axis, the body's output not).
+        init = (jnp.zeros_like(cand[:, 0, :]), jnp.zeros_like(cand[:, 0, 0], dtype=bool))
         (obstacles, mask), _ = jax.lax.scan(place, init, jnp.arange(m))
         return obstacles, mask
 

@@ -44,3 +44,11 @@ def test_empo_notebook(monkeypatch, tmp_path):
     errors = ns["report"]["members"][0]["errors"]
     assert all(0 <= errors[q]["mean"] < float("inf") for q in ("v_r", "pi_r", "x_h"))
     assert ns["learned"].v_r.shape[0] == 2
+
+
+def test_pursuit_notebook(monkeypatch, tmp_path):
+    monkeypatch.setenv("RLJAX_NOTEBOOK_STEPS", "256")
+    ns = run_notebook(os.path.join(ROOT, "notebooks", "pursuit.ipynb"), monkeypatch, tmp_path)
+    assert len(ns["summary"]["members"]) == 2
+    assert set(ns["phases"]["name"]) == {"seed0", "seed1"} and len(ns["phases"]) >= 2
+    assert len(ns["frames"]) >= 1 and ns["frames"][0].ndim == 3
