@@ -260,8 +260,11 @@ class PursuitEvasion:
     Static constructor arguments: ``observation`` (``"partial"`` or ``"full"``),
     ``max_obstacles`` (capacity of the obstacle arrays), ``n_rays``, ``history``,
     ``n_obstacle_obs`` (K of the full observation; default ``max_obstacles``), ``fixed_speed``
-    (1-D actions ``[omega]``, ``v = v_max``), and the candidate counts of the bounded reset
-    samplers.
+    (1-D actions ``[omega]``, ``v = v_max``), ``unit_actions`` (actions in ``[-1, 1]`` per
+    dimension, rescaled affinely to ``[0, v_max] x [-omega_max, omega_max]``, as SB3 rescales
+    squashed policies: a Gaussian policy's initial mean 0 then drives at half speed instead of
+    having half its samples clipped to standing still), and the candidate counts of the bounded
+    reset samplers.
     """
 
     name = "pursuit_evasion"
@@ -275,6 +278,7 @@ class PursuitEvasion:
         n_obstacle_obs: int | None = None,
         fixed_speed: bool = False,
         obstacle_candidates: int = 16,
+        unit_actions: bool = False,
         init_candidates: int = 64,
     ):
         if observation not in OBSERVATIONS:
@@ -293,6 +297,7 @@ class PursuitEvasion:
         self.history = history
         self.n_obstacle_obs = n_obstacle_obs
         self.fixed_speed = fixed_speed
+        self.unit_actions = bool(unit_actions)
         self.obstacle_candidates = obstacle_candidates
         self.init_candidates = init_candidates
         self.frame_dim = frame_dim(n_rays)
@@ -315,7 +320,10 @@ class PursuitEvasion:
     def action_space(self, params: PursuitParams, role: int = PURSUER) -> Box:
         """Actions are physical ``[v, omega]`` (or ``[omega]``), clipped by the env. ``Box``
         holds scalar bounds, so it spans ``[-omega_max, max(v_max, omega_max)]`` of the role;
-        the exact per-dimension bounds are ``[0, v_max] x [-omega_max, omega_max]``."""
+        the exact per-dimension bounds are ``[0, v_max] x [-omega_max, omega_max]``. With
+        ``unit_actions`` the box is ``[-1, 1]`` per dimension."""
+        if self.unit_actions:
+            return Box(-1.0, 1.0, (self.action_dim,))
         try:
             vm = float(np.max(np.asarray(params.v_max()[role])))
             om = float(np.max(np.asarray(params.omega_max()[role])))
@@ -459,11 +467,28 @@ class PursuitEvasion:
 
     def expand_actions(self, actions: Array, params: PursuitParams) -> Array:
         """``actions[2, A]`` -> ``[2, 2]`` commands ``(v, omega)``: with ``fixed_speed`` the
-        1-D ``[omega]`` actions drive at ``v_max``."""
+        1-D ``[omega]`` actions drive at ``v_max``; with ``unit_actions`` each dimension is
+        clipped to ``[-1, 1]`` and mapped affinely onto its physical range."""
         actions = jnp.asarray(actions, jnp.float32).reshape(2, self.action_dim)
+        if self.unit_actions:
+            u = jnp.clip(actions, -1.0, 1.0)
+            om = u[:, -1] * params.omega_max()
+            v = params.v_max() if self.fixed_speed else 0.5 * (u[:, 0] + 1.0) * params.v_max()
+            return jnp.stack([v, om], axis=-1)
         if self.fixed_speed:
             return jnp.concatenate([params.v_max()[:, None], actions], axis=-1)
         return actions
+
+    def encode_action(self, command: Array, v_max: Array, omega_max: Array) -> Array:
+        """A physical ``[v, omega]`` (or ``[omega]``) of one agent in this env's action format
+        (the inverse of :meth:`expand_actions`; the identity without ``unit_actions``), so
+        random and scripted opponents act in the same format as policies."""
+        if not self.unit_actions:
+            return command
+        om = command[-1] / omega_max
+        if self.fixed_speed:
+            return om[None]
+        return jnp.stack([2.0 * command[0] / v_max - 1.0, om])
 
     def physics(self, state: PursuitState, commands: Array, params: PursuitParams) -> dict[str, Array]:
         """Clip ``commands[2, 2] = (v, omega)``, integrate, wall-clip, push out of obstacles,

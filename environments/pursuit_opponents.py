@@ -139,6 +139,8 @@ def make_chaser_policy(env: PursuitEvasion) -> OpponentAct:
     Full observation: the exact bearing (``obs[11] * pi``). Partial: the newest frame's FOV
     reading (``d >= 0`` when seen); unseen -> turn at ``search_omega``.
     """
+    if getattr(env, "unit_actions", False):  # its speed/omega are physical, not in [-1, 1]
+        raise ValueError("unit_actions=True is invalid for the scripted chaser: it acts in physical [v, omega]")
     fd = env.frame_dim
 
     def act(p: ChaserParams, key: Array, obs: Array) -> Array:
@@ -260,7 +262,8 @@ class OpponentView(Environment[PursuitState, OpponentViewParams]):
         """The opponent's ``action[A]`` in ``state``."""
         k_pol, k_rand = jax.random.split(key)
         arena = params.arena
-        rand = random_action(k_rand, arena.v_max()[self.opp], arena.omega_max()[self.opp], self.env.fixed_speed)
+        vm, om = arena.v_max()[self.opp], arena.omega_max()[self.opp]
+        rand = self.env.encode_action(random_action(k_rand, vm, om, self.env.fixed_speed), vm, om)
         if self.pool is None:
             return rand
         obs_opp = self.env.observe(state, arena)[self.opp]

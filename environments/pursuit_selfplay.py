@@ -162,7 +162,8 @@ class SelfPlayView(Environment[PursuitState, SelfPlayViewParams]):
         """The opponent's ``action[A]`` in ``state`` (its lane's policy, or random)."""
         k_pol, k_rand = jax.random.split(key)
         arena, opp = params.arena, 1 - jnp.asarray(self.role)
-        rand = random_action(k_rand, arena.v_max()[opp], arena.omega_max()[opp], self.env.fixed_speed)
+        rand = self.env.encode_action(random_action(k_rand, arena.v_max()[opp], arena.omega_max()[opp], self.env.fixed_speed),
+                                      arena.v_max()[opp], arena.omega_max()[opp])
         if self.lane_params is None:
             return rand
         obs_opp = self.env.observe(state, arena)[opp]
@@ -204,7 +205,8 @@ def random_batch_act(env: PursuitEvasion, arena: PursuitParams, role: int) -> Ba
     """The uniform random policy of ``role`` as a batched act function."""
 
     def act(keys: Array, obs: Array) -> Array:
-        return jax.vmap(lambda k: random_action(k, arena.v_max()[role], arena.omega_max()[role], env.fixed_speed))(keys)
+        vm, om = arena.v_max()[role], arena.omega_max()[role]
+        return jax.vmap(lambda k: env.encode_action(random_action(k, vm, om, env.fixed_speed), vm, om))(keys)
 
     return act
 

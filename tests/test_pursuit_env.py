@@ -92,6 +92,24 @@ def test_actions_are_clipped_per_role_no_reverse():
     np.testing.assert_allclose(st.pose[EVADER, :2], [5, 5], atol=0)  # v clipped to 0: no reverse
 
 
+def test_unit_actions_rescale_affinely_to_the_physical_box_and_encode_inverts_it():
+    env = PursuitEvasion(observation="full", unit_actions=True)
+    params = pursuit_params(pursuer_v_max=0.8, evader_omega_max=1.0, **QUIET)
+    assert env.action_space(params).low == -1.0 and env.action_space(params).high == 1.0
+    unit = jnp.array([[0.0, 0.5], [-3.0, 2.0]])  # mean 0 -> half speed; outside [-1, 1] clipped
+    cmd = env.expand_actions(unit, params)
+    np.testing.assert_allclose(cmd, [[0.4, 0.5 * 2.84], [0.0, 1.0]], atol=1e-6)
+    for role, (v, om) in ((PURSUER, (0.3, -2.0)), (EVADER, (1.0, 0.25))):
+        vm, omm = params.v_max()[role], params.omega_max()[role]
+        back = env.expand_actions(jnp.stack([env.encode_action(jnp.array([v, om]), vm, omm)] * 2), params)[role]
+        np.testing.assert_allclose(back, [v, om], atol=1e-6)
+    fixed = PursuitEvasion(observation="full", unit_actions=True, fixed_speed=True)
+    np.testing.assert_allclose(fixed.expand_actions(jnp.array([[0.5], [-1.0]]), params), [[0.8, 1.42], [1.0, -1.0]], atol=1e-6)
+    # without the flag the physical action passes through unchanged
+    phys = jnp.array([0.3, -2.0])
+    assert PursuitEvasion(observation="full").encode_action(phys, 1.0, 2.84) is phys
+
+
 def test_prep_steps_freeze_the_pursuers_speed_but_not_its_turning():
     params = pursuit_params(prep_steps=2, **QUIET)
     st = make_state([[0, 0, 0], [5, 5, 0]])
