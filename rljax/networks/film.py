@@ -51,7 +51,10 @@ kept; only the kernels and strides are adapted to a cell grid (``trunk``):
 
 Convolutions run as XLA's convolution (``conv_impl="lax"``, the right choice on GPUs) or as
 patch extraction plus one matmul with a hand-written backward pass (``"patches"``, faster on
-XLA's CPU backend, as :mod:`rljax.networks.cnn` found for Goodhart's trunk); the parameters
+XLA's CPU backend, as :mod:`rljax.networks.cnn` found for Goodhart's trunk: a gradient step on
+a 4096-sample minibatch of the compact trunk took 1.95 s against 3.42 s for XLA's convolution,
+and 1.16 s once the input gradient became a col2im and the first layer's was dropped; 2-core
+EPYC shared with other jobs, load about 7); the parameters
 (``kernel[k, k, Cin, Cout]``, ``bias[Cout]``) and the maths are the same.
 
 Initialisation: orthogonal (gain sqrt 2) for hidden layers, 0.01 for the game logits and the
