@@ -21,7 +21,9 @@ in a fresh subprocess because the number of XLA CPU devices is fixed when JAX st
     python -m experiments.bench_communities --set ppo.num_epochs=10   # the reference's epochs
 
 Target: >= 3,000 ego-steps/s training on 2 CPU cores. The environment alone runs ~40-50k
-ego-steps/s here (``experiments/bench_harvest_env.py``); the network's updates dominate.
+ego-steps/s here (``experiments/bench_harvest_env.py``); the network's updates dominate. Last
+measured (2026-11-23, load average 9-10, ``--devices 1 2 --env-envs 1024 --repeats 2``): 1,016
+ego-steps/s on 1 and on 2 devices, 1,738 / 1,963 per CPU-second; breakdown in docs/communities.md.
 """
 from __future__ import annotations
 
@@ -58,18 +60,21 @@ def measure(devices: int, preset: str | None, overrides: list[str], seeds: int, 
         fn = runner.chunk_fn(chunk, state, frozen)
         (state, frozen), metrics = fn(state, frozen)  # warm-up
         jax.block_until_ready(state)
-        rates = []
+        rates, cpu_rates = [], []
         for _ in range(repeats):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             (state, frozen), metrics = fn(state, frozen)
             jax.block_until_ready((state, metrics))
-            rates.append(runner.num_members * chunk * runner.steps_per_update / (time.perf_counter() - t0))
+            steps = runner.num_members * chunk * runner.steps_per_update
+            rates.append(steps / (time.perf_counter() - t0))
+            cpu_rates.append(steps / (time.process_time() - c0))
     ppo = cfg.ppo
     return {"devices": jax.device_count(), "members": runner.num_members, "chunk_updates": chunk,
             "steps_per_update": runner.steps_per_update, "num_envs": ppo.num_envs, "num_steps": ppo.num_steps,
             "num_epochs": ppo.num_epochs, "num_minibatches": ppo.num_minibatches, "trunk": cfg.network.trunk,
             "member_loop": runner.choices.member_loop, "compile_seconds": runner.compile_seconds, "init_seconds": init_s,
-            "steps_per_second": float(np.median(rates)), "all": rates}
+            "steps_per_second": float(np.median(rates)), "all": rates,
+            "steps_per_cpu_second": float(np.median(cpu_rates))}
 
 
 def _in_subprocess(**kwargs) -> dict:
@@ -113,15 +118,17 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"{r['devices']:>8}{n:>10}{sps:>14,.0f}{sps / ENV_TARGET:>10.2f}{r['compile_seconds']:>11.1f}", flush=True)
     print(f"\ntraining: target {TARGET:,.0f} ego-steps/s on 2 CPU cores (compile excluded)")
     print(f"{'devices':>8}{'members':>8}{'trunk':>9}{'envs x steps':>14}{'epochs x mb':>12}{'loop':>6}"
-          f"{'ego-steps/s':>13}{'x target':>9}{'compile s':>10}")
+          f"{'ego-steps/s':>13}{'x target':>9}{'per CPU-s':>11}{'compile s':>10}")
     for d in args.devices:
         r = _in_subprocess(devices=d, preset=args.preset, overrides=args.overrides, seeds=args.seeds, chunk=args.chunk,
                            repeats=args.repeats)
         sps = r["steps_per_second"]
         print(f"{r['devices']:>8}{r['members']:>8}{r['trunk']:>9}{r['num_envs']:>7} x {r['num_steps']:<4}"
               f"{r['num_epochs']:>6} x {r['num_minibatches']:<3}{r['member_loop']:>6}{sps:>13,.0f}{sps / TARGET:>9.2f}"
-              f"{r['compile_seconds']:>10.1f}", flush=True)
-    print("(medians of repeats; the machine may be shared with other jobs while measuring)")
+              f"{r['steps_per_cpu_second']:>11,.0f}{r['compile_seconds']:>10.1f}", flush=True)
+    print("(medians of repeats; the machine may be shared with other jobs while measuring. 'per CPU-s': ego-steps\n"
+          " per second of this process's CPU time (all its threads); on an idle machine the wall-clock figure can\n"
+          " approach it times the cores XLA keeps busy, so it separates the program's cost from the load)")
 
 
 if __name__ == "__main__":
