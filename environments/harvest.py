@@ -281,7 +281,7 @@ class HarvestParams:
     ego_is_resident: Array  # 1: baseline, slot 0 runs the resident policy, the action is ignored
     community_probs: Array  # [3] distribution of the per-reset community draw (sample_community)
     resident_quirks: Array  # 1: the residents' original quirks (see harvest_residents)
-    resident_guard: Array  # 1: residents hold fire when the beam would also hit a compliant bystander
+    resident_guard: Array  # 0 off, 1 bystander guard, 2 (default) bystander guard + foresight (see harvest_residents)
 
 
 _INT, _FLOAT = jnp.int32, jnp.float32
@@ -305,7 +305,7 @@ _FIELDS: dict[str, tuple[Any, Any]] = {
     "ego_is_resident": (0, _INT),
     "community_probs": ((1 / 3, 1 / 3, 1 / 3), _FLOAT),
     "resident_quirks": (0, _INT),
-    "resident_guard": (1, _INT),
+    "resident_guard": (2, _INT),
 }
 assert tuple(_FIELDS) == tuple(f.name for f in dataclasses.fields(HarvestParams))
 
@@ -367,8 +367,10 @@ def harvest_params(preset: str = "default", **overrides: Any) -> HarvestParams:
     _check(0 <= v["ripen_base_rate"] <= 1.0 / NUM_PATCHES, "ripen_base_rate", v["ripen_base_rate"],
            f"must be in [0, 1/{NUM_PATCHES}] so that base_rate * N_c is a probability")
     _check(int(v["permitted"]) in (0, 1, 2), "permitted", v["permitted"], "must be 0 (RED), 1 (GREEN) or 2 (BLUE)")
-    for k in ("treatment", "ego_is_resident", "resident_quirks", "resident_guard"):
+    for k in ("treatment", "ego_is_resident", "resident_quirks"):
         _check(int(v[k]) in (0, 1), k, v[k], "must be 0 or 1")
+    _check(int(v["resident_guard"]) in (0, 1, 2), "resident_guard", v["resident_guard"],
+           "must be 0 (off), 1 (bystander guard) or 2 (bystander guard + foresight)")
     out = {k: jnp.asarray(val, _FIELDS[k][1]) for k, val in v.items() if k != "community_probs"}
     out["community_probs"] = jnp.asarray(p / p.sum(), _FLOAT)
     return HarvestParams(**out)
@@ -494,7 +496,8 @@ def plant_targets(pos: Array, facing: Array) -> Array:
     return jnp.where(jnp.any(stop, axis=1), hit, -1)
 
 
-def _move_deltas(actions: Array, facing: Array) -> Array:
+def move_deltas(actions: Array, facing: Array) -> Array:
+    """``[16, 2]`` the (row, col) step each action moves its avatar (zero for non-moves)."""
     fwd = jnp.asarray(FORWARD_VEC)[facing]
     right = jnp.asarray(FORWARD_VEC)[(facing + 1) % 4]
     a = actions[:, None]
@@ -564,7 +567,7 @@ def step_all(key: Array, state: HarvestState, actions: Array, params: HarvestPar
     # -- turns and moves ---------------------------------------------------------------------
     f = state.facing
     facing = jnp.where(actions == TURN_LEFT, (f + 3) % 4, jnp.where(actions == TURN_RIGHT, (f + 1) % 4, f))
-    target = wrap(state.pos + _move_deltas(actions, f))
+    target = wrap(state.pos + move_deltas(actions, f))
     pos, moved = resolve_moves(state.pos, target, order)
 
     # -- eating on entry ---------------------------------------------------------------------
@@ -729,9 +732,10 @@ class HarvestEnv(Environment[HarvestState, HarvestParams]):
     name = "harvest"
 
     def __init__(self):
-        from environments.harvest_residents import resident_actions  # the residents import this module
+        from environments.harvest_residents import hold_fire, resident_actions  # the residents import this module
 
         self._resident_actions = resident_actions
+        self._hold_fire = hold_fire
 
     def default_params(self) -> HarvestParams:
         return harvest_params()
@@ -757,10 +761,12 @@ class HarvestEnv(Environment[HarvestState, HarvestParams]):
 
     def joint_actions(self, key: Array, state: HarvestState, action: Array, params: HarvestParams) -> tuple[Array, HarvestState]:
         """The 16 actions of one step (residents' and the ego's, or the resident's in slot 0 in the
-        baseline) and the state with the residents' memory updated. ``key`` is the residents' key."""
+        baseline) and the state with the residents' memory updated. ``key`` is the residents' key.
+        Residents see the joint action before it resolves (``resident_guard=2``)."""
         res_actions, state = self._resident_actions(key, state, params)
         ego = jnp.where(params.ego_is_resident > 0, res_actions[EGO], jnp.asarray(action, jnp.int32))
-        return res_actions.at[EGO].set(ego), state
+        residents = (jnp.arange(NUM_PLAYERS) != EGO) | (params.ego_is_resident > 0)
+        return self._hold_fire(state, res_actions.at[EGO].set(ego), params, residents), state
 
     def step(self, key, state, action, params):
         """Returns ``(obs[OBS_DIM], state, reward, terminated, truncated, info)``."""

@@ -23,12 +23,21 @@ P4 Patrol: repeat the current patrol action (FORWARD, TURN_LEFT or TURN_RIGHT); 
 Distances are Euclidean over the torus (minimal image). Residents see everything (privileged)
 and read the permitted colour from ``params``, so they act identically in treatment and control.
 
-The bystander guard is an rljax addition for the original's acceptance test R1 (residents never
-mis-sanction): without it a resident fires at a violator even when another ray of the same beam
-meets a compliant avatar, and about one in seven of the residents' landed sanctions is a
-mis-sanction; with it the remaining mis-sanctions come only from avatars that move into the beam
-or change colour in the frame of the zap. ``params.resident_guard = 0`` turns it off (P1 as the
-original wrote it).
+The guards are an rljax addition for the original's acceptance test R1 (residents never
+mis-sanction). ``params.resident_guard``:
+
+0  P1 as the original wrote it: about one in seven of the residents' landed sanctions is a
+   mis-sanction (another ray of the beam meets a compliant avatar, or avatars move into the beam
+   or change colour in the frame of the zap).
+1  bystander guard: hold fire when the beam, from the current positions, would also meet a
+   compliant, non-immune avatar. About 2 in 115 landed sanctions remain mis-sanctions: avatars
+   that step into the beam, or change colour (planting the permitted colour, or turning grey
+   within the grace) in the frame of the zap, under the random agent order.
+2  (default) bystander guard plus foresight, :func:`hold_fire`: residents are privileged and act
+   inside the environment step, so they also know this frame's joint action (the ego's
+   included). A resident holds fire (NOOP) when any avatar that may stand in its beam after this
+   frame's moves may also be hittable and compliant when the beam resolves. That rules out every
+   mis-sanction by a resident (R1 exactly); the cost is a few zaps held back.
 
 ``params.resident_quirks = 1`` restores the original controller's quirks: the plant gate is
 shared by all residents (so it never closes), the turn maps the larger column offset to N/S and
@@ -46,8 +55,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from environments.harvest import (
-    CELL_PATCH_PAD, FIRE_ONE, FIRE_ZAP, FORWARD, HEIGHT, NUM_PATCHES, NUM_PLAYERS, TURN_LEFT, TURN_RIGHT,
-    WIDTH, HarvestParams, HarvestState, flat_index, violating, zap_hits,
+    CELL_PATCH_PAD, FIRE_ONE, FIRE_ZAP, FORWARD, GREY, HEIGHT, NOOP, NUM_PATCHES, NUM_PLAYERS, RED, STEP_RIGHT,
+    TURN_LEFT, TURN_RIGHT, WIDTH, ZAP_OFFSETS, HarvestParams, HarvestState, move_deltas, flat_index, violating,
+    wrap, zap_hits,
 )
 
 Array = jax.Array
@@ -183,3 +193,38 @@ def resident_actions(key: Array, state: HarvestState, params: HarvestParams) -> 
         last_plant_t=jnp.where(planted_now, t, state.last_plant_t),
     )
     return action, new_state
+
+
+def hold_fire(state: HarvestState, actions: Array, params: HarvestParams, residents: Array) -> Array:
+    """The joint action ``int32[16]`` with FIRE_ZAP replaced by NOOP for every resident (mask
+    ``residents[16]``) whose beam could mis-sanction given this frame's joint ``actions``
+    (``params.resident_guard >= 2``, no quirks; otherwise ``actions`` unchanged).
+
+    Conservative and exact in the sense that no held resident's beam can land on a compliant
+    target: an avatar ``j`` may be on the beam's 9 cells after the moves only at its current cell
+    or the cell its action moves it to (a blocked move stays), and when the beam resolves its
+    (colour, immunity) is its current one, or (GREY, not immune) after eating on a move, or (the
+    planted colour, not immune) after planting. ``j`` is a risk when one of those is compliant and
+    not immune; cells behind an avatar that is safe in every case and does not move are out of
+    reach. Holding fire changes nobody's position or colour, so one pass is enough.
+    """
+    t = state.t
+    moves = (actions >= NOOP + 1) & (actions <= STEP_RIGHT)  # FORWARD, BACKWARD, STEP_LEFT, STEP_RIGHT
+    plants = actions >= FIRE_ONE
+    planted_color = actions - (FIRE_ONE - RED)
+    as_is = ~violating(state.body, t, params) & ~state.immune
+    greyed = moves & ~violating(jnp.full_like(state.body, GREY), t, params)
+    planted = plants & ~violating(planted_color, t, params)
+    risky = as_is | greyed | planted  # [16]
+    target = wrap(state.pos + move_deltas(actions, state.facing))
+    cells = jnp.concatenate([flat_index(state.pos), flat_index(target)])
+    risky_cell = jnp.zeros((HEIGHT * WIDTH,), bool).at[cells].max(jnp.concatenate([risky, risky]))
+    # A safe avatar that does not move is certainly there and stops the ray: cells behind it are out.
+    wall = jnp.zeros((HEIGHT * WIDTH,), bool).at[flat_index(state.pos)].max(~moves & ~risky)
+    beam = flat_index(wrap(state.pos[:, None, None, :] + jnp.asarray(ZAP_OFFSETS)[state.facing]))  # [16, 3 rays, 3 cells]
+    w = wall[beam]
+    shadow = jnp.stack([jnp.zeros_like(w[..., 0]), w[..., 0], w[..., 0] | w[..., 1]], -1)
+    at_risk = jnp.any(risky_cell[beam] & ~shadow, axis=(1, 2))
+    active = (params.resident_guard >= 2) & (params.resident_quirks == 0)
+    hold = active & residents & (actions == FIRE_ZAP) & (state.zap_timer == 0) & at_risk
+    return jnp.where(hold, NOOP, actions).astype(jnp.int32)

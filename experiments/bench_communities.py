@@ -20,10 +20,10 @@ in a fresh subprocess because the number of XLA CPU devices is fixed when JAX st
     python -m experiments.bench_communities --devices 2 --set network.trunk=full
     python -m experiments.bench_communities --set ppo.num_epochs=10   # the reference's epochs
 
-Target: >= 3,000 ego-steps/s training on 2 CPU cores. The environment alone runs ~40-50k
-ego-steps/s here (``experiments/bench_harvest_env.py``); the network's updates dominate. Last
-measured (2026-11-23, load average 9-10, ``--devices 1 2 --env-envs 1024 --repeats 2``): 1,016
-ego-steps/s on 1 and on 2 devices, 1,738 / 1,963 per CPU-second; breakdown in docs/communities.md.
+Target: >= 3,000 ego-steps/s training on 2 CPU cores; the network's updates dominate. Last
+measured on a quiet machine (2026-11-23 18:22 UTC, residents with foresight, ``--devices 2
+--env-envs 1024 --repeats 2``): environment 88,568 ego-steps/s, training 3,483 ego-steps/s
+(1,818 per CPU-second); loaded figures and the breakdown in docs/communities.md.
 """
 from __future__ import annotations
 

@@ -93,10 +93,14 @@ def measure_throughput(num_envs: int, steps: int, devices: int, repeats: int) ->
 
 def measure_share(seeds: int, quirks: int, guard: int) -> dict:
     import jax
+    import jax.numpy as jnp
     import numpy as np
 
-    from environments.harvest import NUM_COMMUNITIES, NUM_PATCHES, color_counts, env_step_keys, harvest_params, reset_world, stack_params, step_all
-    from environments.harvest_residents import resident_actions
+    from environments.harvest import (
+        NUM_COMMUNITIES, NUM_PATCHES, HarvestEnv, color_counts, env_step_keys, harvest_params, reset_world, stack_params, step_all,
+    )
+
+    env = HarvestEnv()
 
     def episode(key, params):
         k0, key = jax.random.split(key)
@@ -104,7 +108,7 @@ def measure_share(seeds: int, quirks: int, guard: int) -> dict:
 
         def body(st, k):
             k_world, k_res = env_step_keys(k)  # the same split as HarvestEnv.step
-            a, st = resident_actions(k_res, st, params)
+            a, st = env.joint_actions(k_res, st, jnp.int32(0), params)  # 16 residents (ego_is_resident)
             st, _, ev = step_all(k_world, st, a, params)
             return st, {n: ev[n].sum() for n in ("received", "correct", "mis", "planted", "eaten")}
 
@@ -112,7 +116,7 @@ def measure_share(seeds: int, quirks: int, guard: int) -> dict:
         counts = color_counts(st.berry_color)
         return counts[params.permitted] / NUM_PATCHES, counts.max() / NUM_PATCHES, jax.tree.map(lambda x: x.sum(), ev)
 
-    params = stack_params([harvest_params(permitted=c, resident_quirks=quirks, resident_guard=guard)
+    params = stack_params([harvest_params(permitted=c, resident_quirks=quirks, resident_guard=guard, ego_is_resident=1)
                            for c in range(NUM_COMMUNITIES) for _ in range(seeds)])
     keys = jax.random.split(jax.random.key(2000), NUM_COMMUNITIES * seeds)
     share, mono, ev = jax.jit(jax.vmap(episode))(keys, params)
@@ -151,7 +155,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.share:
         from environments.harvest import COMMUNITY_NAMES
 
-        for quirks, guard, label in [(0, 1, "default residents (quirks fixed, bystander guard)"),
+        for quirks, guard, label in [(0, 2, "default residents (quirks fixed, bystander guard + foresight)"),
+                                     (0, 1, "quirks fixed, bystander guard only"),
                                      (0, 0, "quirks fixed, no bystander guard"), (1, 0, "original quirks")]:
             t0 = time.perf_counter()
             r = _in_subprocess("measure_share", seeds=args.seeds, quirks=quirks, guard=guard)

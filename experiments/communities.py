@@ -104,7 +104,7 @@ class EnvConfig:
     immunity_cooldown: int = 200
     startup_grey_grace: int = 25
     episode_length: int = 2000
-    resident_guard: int = 1  # residents hold fire when the beam would hit a compliant bystander
+    resident_guard: int = 2  # 0 off, 1 bystander guard, 2 bystander guard + foresight (R1: no resident mis-zaps)
     resident_quirks: int = 0  # 1: the original controller's quirks
 
     def harvest_overrides(self) -> dict[str, Any]:

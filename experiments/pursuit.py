@@ -77,6 +77,9 @@ class EnvConfig:
 
     observation: str = "partial"
     fixed_speed: bool = False
+    # actions in [-1, 1] rescaled to [0, v_max] x [-omega_max, omega_max]: the Gaussian's initial
+    # mean (and the deterministic evaluation) then drives at half speed instead of standing still
+    unit_actions: bool = False
     max_obstacles: int = 3
     max_steps: int = 1200
     pursuer_v_max: float = 1.0
@@ -164,7 +167,7 @@ def build(cfg: PursuitConfig) -> Setup:
     from rljax.selfplay.trainer import SelfPlayTask, SelfPlayTrainer
 
     env = PursuitEvasion(observation=cfg.env.observation, max_obstacles=cfg.env.max_obstacles,
-                         fixed_speed=cfg.env.fixed_speed)
+                         fixed_speed=cfg.env.fixed_speed, unit_actions=cfg.env.unit_actions)
     arena = pursuit_params(max_obstacles=cfg.env.max_obstacles, **cfg.env.arena_overrides())
     nav = navigation_params(arena, max_steps=cfg.selfplay.nav_max_steps, flee_prob=cfg.selfplay.nav_flee_prob)
     net = ScaledActorCritic(env.action_space(arena), tuple(float(x) for x in observation_scale(env, arena)),

@@ -30,6 +30,9 @@ TINY = [
     "env.episode_length=64", "ppo.num_envs=16", "ppo.num_steps=32", "ppo.num_epochs=2", "ppo.num_minibatches=2",
     "ppo.total_timesteps=8192", "ppo.lr=1e-3", "sampling.mode=curriculum", "sampling.curriculum_updates=1",
     "runner.chunk_updates=8", "runner.eval_episodes=3", "runner.progress=false", "runner.tensorboard=true",
+    # A zap press costs 1 here (0.2 by default), so the learning test's signal does not hinge on how
+    # often a zap happens to land a correct sanction (+alpha) in this tiny world.
+    "env.c=1.0",
 ]
 
 
@@ -81,8 +84,9 @@ def test_run_trains_both_arms_and_logs_per_community(tiny_run):
 
 
 def test_tiny_run_learns_to_stop_pressing_zap(tiny_run):
-    """At initialisation p(zap) = sigmoid(~0) = 1/2; every press costs c and a mis-sanction beta,
-    so PPO must drive the zap rate down. A learner that does not learn stays near 1/2."""
+    """At initialisation p(zap) = sigmoid(~0) = 1/2; every press costs c = 1 and a mis-sanction
+    beta, against alpha = 0.5 for a correct one, so PPO must drive the zap rate down. A learner that
+    does not learn stays near 1/2 (about 0.08 of it after 8192 steps here)."""
     m = _csv(os.path.join(tiny_run, "metrics.csv"))
     upd, names = np.asarray(m["update"]), np.asarray(m["name"])
     frac = np.asarray(m["action_frac7"])
@@ -90,7 +94,7 @@ def test_tiny_run_learns_to_stop_pressing_zap(tiny_run):
         first = frac[(names == arm) & (upd == 1)][0]
         last = frac[(names == arm) & (upd >= upd.max() - 1)].mean()
         assert 0.4 < first < 0.6, first
-        assert last < 0.6 * first, (arm, first, last)
+        assert last < 0.3 * first, (arm, first, last)
 
 
 def test_eval_command_end_to_end(tiny_run, tmp_path, capsys):

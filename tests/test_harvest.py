@@ -13,7 +13,7 @@ from environments.harvest import (
     PATCH_INIT_COLOR, PATCH_POS, RED, SPAWN_CELLS, STEP_LEFT, STEP_RIGHT, TURN_LEFT, TURN_RIGHT, WIDTH,
     NEVER, HarvestEnv, harvest_params, observe, observe_view, reset_world, split_observation, step_all, step_order,
 )
-from environments.harvest_residents import resident_actions
+from environments.harvest_residents import hold_fire, resident_actions
 
 ENV = HarvestEnv()
 P = harvest_params()
@@ -547,6 +547,45 @@ def test_resident_bystander_guard():
     immune3 = np.zeros(NUM_PLAYERS, bool)
     immune3[3] = True
     assert resident_scene(scene, immune=immune3)[0] == FIRE_ZAP, "an immune bystander only fizzles"
+
+
+_hold_fire = jax.jit(hold_fire)
+
+
+def test_resident_foresight_holds_fire_exactly_when_a_mis_sanction_is_possible():
+    """guard 2: resident 1 fires at violator 2 (BLUE, straight ahead) unless this frame's joint
+    action may put a hittable compliant avatar in its beam when the beam resolves."""
+    z = (12, 14)
+    everyone = np.ones(NUM_PLAYERS, bool)
+
+    def case(a3=NOOP, a2=NOOP, t=30, params=P, immune3=False, residents=everyone, resolve=False, extra={}):
+        agents = {1: (*z, 1), 2: (*rel(z, 1, 0, 2), 0, BLUE), 3: (*rel(z, 1, -2, 1), 1, RED), **extra}
+        immune = np.zeros(NUM_PLAYERS, bool)
+        immune[3] = immune3
+        st = make_state(agents, t=t, immune=immune)
+        acts = np.full(NUM_PLAYERS, NOOP, np.int32)
+        acts[1], acts[2], acts[3] = FIRE_ZAP, a2, a3
+        got = np.asarray(_hold_fire(st, jnp.asarray(acts), params, jnp.asarray(residents)))
+        if resolve:  # mis-sanctions by resident 1 when the actions resolve as given / as held
+            return [int(_step_all(jax.random.key(0), st, a, params)[2]["mis"][1]) for a in (jnp.asarray(acts), got)]
+        return int(got[1])
+
+    assert case() == FIRE_ZAP, "the bystander stays outside the beam"
+    assert case(a3=STEP_RIGHT) == NOOP, "the bystander may step into the left ray"
+    assert case(a3=FORWARD) == FIRE_ZAP, "it steps to (-2, 2), beside the beam"
+    behind = {4: (*rel(z, 1, 0, 3), 1, RED)}  # compliant, behind the target on the centre ray
+    assert case(extra=behind) == FIRE_ZAP, "the target stays and shields it"
+    assert case(extra=behind, a2=STEP_LEFT) == NOOP, "the target may step aside and expose it"
+    assert case(a3=STEP_RIGHT, resolve=True) == [1, 0], "...and would be mis-sanctioned"
+    assert case(a3=STEP_RIGHT, immune3=True) == FIRE_ZAP, "an immune mover stays immune unless it turns grey"
+    assert case(a3=STEP_RIGHT, immune3=True, t=10) == NOOP, "within the grace a mover that turns grey is compliant"
+    assert case(a2=FIRE_ONE) == NOOP, "the target may plant the permitted colour (RED) first"
+    assert case(a2=FIRE_THREE) == FIRE_ZAP, "planting BLUE keeps it violating"
+    assert case(a3=STEP_RIGHT, params=harvest_params(resident_guard=1)) == FIRE_ZAP, "guard 1: no foresight"
+    assert case(a3=STEP_RIGHT, params=harvest_params(resident_quirks=1)) == FIRE_ZAP, "quirks: no guards"
+    ego1 = everyone.copy()
+    ego1[1] = False
+    assert case(a3=STEP_RIGHT, residents=ego1) == FIRE_ZAP, "the ego's own zaps are never changed"
 
 
 @pytest.mark.parametrize("facing,offset,fixed,quirky", [

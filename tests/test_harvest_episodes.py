@@ -13,7 +13,6 @@ from environments.harvest import (
     NUM_COMMUNITIES, NUM_PATCHES, NUM_PLAYERS, OBS_DIM, HarvestEnv, color_counts, env_step_keys, harvest_params,
     reset_world, sample_community, stack_params, step_all,
 )
-from environments.harvest_residents import resident_actions
 from rljax.envs.vec_env import VecEnv
 
 ENV = HarvestEnv()
@@ -116,7 +115,7 @@ def residents_episode(key, params):
 
     def body(st, k):
         k_world, k_res = env_step_keys(k)
-        a, st = resident_actions(k_res, st, params)
+        a, st = ENV.joint_actions(k_res, st, jnp.int32(0), params)  # all 16 residents, as the env step does
         st, _, ev = step_all(k_world, st, a, params)
         return st, {n: ev[n] for n in ("received", "correct", "mis", "planted", "greyed")}
 
@@ -125,14 +124,20 @@ def residents_episode(key, params):
 
 def test_residents_only_episodes_r1_r3_r6_t5():
     K = 200
-    params = stack_params([harvest_params(permitted=c) for c in range(NUM_COMMUNITIES)])
-    _, ev = jax.jit(jax.vmap(residents_episode))(jax.random.split(jax.random.key(14), NUM_COMMUNITIES), params)
-    ev = {k: np.asarray(v) for k, v in ev.items()}  # [3, 2000, 16]
+    guards = (2, 1)  # the default (bystander guard + foresight), and the bystander guard alone
+    params = stack_params([harvest_params(permitted=c, ego_is_resident=1, resident_guard=g)
+                           for g in guards for c in range(NUM_COMMUNITIES)])
+    _, ev = jax.jit(jax.vmap(residents_episode))(
+        jnp.concatenate([jax.random.split(jax.random.key(14), NUM_COMMUNITIES)] * len(guards)), params)
+    both = {k: np.asarray(v).reshape(len(guards), NUM_COMMUNITIES, *v.shape[1:]) for k, v in ev.items()}
+    ev = {k: v[0] for k, v in both.items()}  # the default: [3, 2000, 16]
     landed, mis = ev["received"].sum(), ev["mis"].sum()
     assert landed == ev["correct"].sum() + mis and landed > 150, "residents enforce"
-    # R1 (selectivity): mis-sanctions only where avatars move into the beam or change colour in the
-    # frame of the zap (about 2 in 115 per episode here; about 20 without the bystander guard).
-    assert mis <= 0.05 * landed, (mis, landed)
+    # R1 (selectivity): residents never mis-sanction.
+    assert mis == 0, (mis, landed)
+    # The test can fail: without foresight, avatars that step into the beam or change colour in the
+    # frame of the zap are mis-sanctioned (a few per episode).
+    assert both["mis"][1].sum() > 0
     # R3/R6: at most one -10 per target per frame.
     assert ev["received"].max() == 1
     # T5: no second -10 within K frames unless planting or turning grey cleared the immunity between.
