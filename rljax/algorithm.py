@@ -80,6 +80,13 @@ class Algorithm:
         """Updates done so far (int32 scalar); resume continues from it."""
         raise NotImplementedError
 
+    def env_steps(self, state: Any) -> Array | None:
+        """Environment steps trained so far, where that is not ``update_count x
+        steps_per_update`` (an algorithm whose later updates may idle, e.g. a self-play protocol
+        that ended before its maximum length). ``None``: the static count is exact. Like
+        :meth:`update_count` it must also work on the runner's member-batched state (``[M]``)."""
+        return None
+
     def evaluation(self, state: Any, keys: Array, max_steps: int) -> dict[str, Array]:
         """Evaluation episodes ``[E]`` (one per key): ``return`` plus any other per-episode
         numbers. The runner logs the mean of ``return`` and keeps best checkpoints by it."""

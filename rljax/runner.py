@@ -267,6 +267,12 @@ class Runner:
         """Updates done: the furthest member (a frozen member's own count stops)."""
         return int(np.max(to_host(self.algorithm.update_count(state))))
 
+    def trained_env_steps(self, state: Any) -> np.ndarray | None:
+        """``int64[M]`` environment steps each member has trained, where the algorithm reports
+        them (:meth:`Algorithm.env_steps`); ``None`` where the static count is exact."""
+        steps = self.algorithm.env_steps(state)
+        return None if steps is None else np.asarray(to_host(steps), np.int64).reshape(self.num_members)
+
     # -- the loop --------------------------------------------------------------------------
     def run(self) -> dict:
         cfg, rc = self.cfg, self.cfg.runner
@@ -304,6 +310,7 @@ class Runner:
                            rc.tensorboard, rc.wandb, rc.wandb_project, rc.wandb_offline, meta["config"],
                            resume_from=start if self.resume else None, log_episodes=rc.log_episodes)
         bar = _progress(rc.progress and is_primary(), self.num_updates * spu, start * spu, self.experiment.name)
+        trained_before = self.trained_env_steps(carry["state"])
         latest_return = np.full(self.num_members, np.nan)
         frozen_at = np.full(self.num_members, -1)
         frozen_at[np.asarray(to_host(carry["frozen"]), bool)] = start
@@ -379,7 +386,10 @@ class Runner:
         self.state = state
         if last_eval is None:  # resumed a finished run: nothing was trained here
             last_eval = self.evaluate(state)
-        summary = self._summary(last_eval, start, latest_return, frozen_at)
+        trained = self.trained_env_steps(state)
+        if trained is not None:
+            trained = (trained, trained - trained_before)
+        summary = self._summary(last_eval, start, latest_return, frozen_at, trained)
         if is_primary():
             write_summary(os.path.join(self.out_dir, "summary.json"), summary)
         return summary
@@ -417,13 +427,19 @@ class Runner:
         }
 
     def _summary(self, evaluation: dict[str, np.ndarray], start: int, latest_return: np.ndarray,
-                 frozen_at: np.ndarray) -> dict:
+                 frozen_at: np.ndarray, trained: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
+        """``trained``: per member, the env steps trained in all and in this run, where the
+        algorithm reports them; otherwise every member counts ``updates x steps_per_update``."""
         eval_returns = evaluation["return"]
         per_member = eval_returns.mean(axis=1)
         steps = self.num_updates * self.steps_per_update
-        run_steps = (self.num_updates - start) * self.steps_per_update
         train = self.timings["train"]
-        sps = run_steps / train if train > 0 else float("nan")
+        if trained is None:
+            member_steps = np.full(self.num_members, steps)
+            run_steps = np.full(self.num_members, (self.num_updates - start) * self.steps_per_update)
+        else:
+            member_steps, run_steps = trained
+        member_sps = run_steps / train if train > 0 else np.full(self.num_members, np.nan)
         others = {k.removeprefix("ep_"): v.mean(axis=1) for k, v in evaluation.items() if k != "return"}
         small = self.num_members <= max(self.cfg.runner.per_member_files, 16)
         members = []
@@ -433,7 +449,7 @@ class Runner:
                    # per-episode means of everything else evaluation counts (length, ep_* sums)
                    "eval_episode": {k: float(v[i]) for k, v in others.items()},
                    "train_episode_return": float(latest_return[i]),
-                   "env_steps": steps, "steps_per_second": sps}
+                   "env_steps": int(member_steps[i]), "steps_per_second": float(member_sps[i])}
             if small:
                 row["eval_returns"] = [float(x) for x in eval_returns[i]]
             if frozen_at[i] >= 0:
@@ -451,8 +467,9 @@ class Runner:
             "eval_return_across_members": _aggregate(finite),
             "eval_return_by_variant": variants,
             "diverged_members": int((frozen_at >= 0).sum()),
-            "env_steps_per_member": steps,
-            "total_steps_per_second": sps * self.num_members,
+            "env_steps_per_member": steps,  # the static count: updates x steps per update
+            "env_steps_trained": _aggregate(member_steps.astype(np.float64)),
+            "total_steps_per_second": float(np.sum(member_sps)),
             "train_seconds": train,
             "compile_seconds": self.timings["compile"],
             "init_seconds": self.timings["init"],

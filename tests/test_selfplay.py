@@ -6,6 +6,8 @@ the module: rollbacks restore exact earlier parameters and optimiser states, a k
 resumed run ends in the same state, and each seed alone equals its member of the vmapped run.
 """
 import dataclasses
+import json
+import os
 
 import jax
 import jax.numpy as jnp
@@ -157,6 +159,12 @@ def test_tiny_protocol_runs_every_stage(tiny):
     assert (np.asarray(s.evaluation.count) >= 4).all()  # after S0 and each phase
     assert (np.asarray(s.rollbacks) > 0).all()
     assert (np.asarray(s.pool.count) > 0).any()
+    # summary.json counts the steps the learners actually trained, not the protocol's static length
+    summary = json.load(open(os.path.join(runner.out_dir, "summary.json")))
+    trained = np.asarray(s.learner_steps).sum(axis=-1)
+    assert [m["env_steps"] for m in summary["members"]] == trained.tolist()
+    assert trained.max() <= summary["env_steps_per_member"]
+    assert summary["total_steps_per_second"] == pytest.approx(trained.sum() / summary["train_seconds"], rel=1e-6)
 
 
 def test_rollback_restores_exact_earlier_parameters_and_optimiser_state(tiny):

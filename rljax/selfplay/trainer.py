@@ -318,6 +318,11 @@ class SelfPlayTrainer(Algorithm):
     def update_count(self, state: SelfPlayState) -> Array:
         return state.update
 
+    def env_steps(self, state: SelfPlayState) -> Array:
+        """Steps both learners actually trained: once a protocol is done its updates idle, and the
+        static count reserves room for warm starts that may not happen."""
+        return jnp.sum(state.learner_steps, axis=-1)
+
     def observation(self, state: SelfPlayState) -> Array:
         return state.obs
 
