@@ -209,7 +209,7 @@ def hold_fire(state: HarvestState, actions: Array, params: HarvestParams, reside
     reach. Holding fire changes nobody's position or colour, so one pass is enough.
     """
     t = state.t
-    moves = (actions >= NOOP + 1) & (actions <= STEP_RIGHT)  # FORWARD, BACKWARD, STEP_LEFT, STEP_RIGHT
+    moves = (actions >= FORWARD) & (actions <= STEP_RIGHT)  # FORWARD, BACKWARD, STEP_LEFT, STEP_RIGHT
     plants = actions >= FIRE_ONE
     planted_color = actions - (FIRE_ONE - RED)
     as_is = ~violating(state.body, t, params) & ~state.immune

@@ -28,15 +28,13 @@ measured on a quiet machine (2026-11-23 18:22 UTC, residents with foresight, ``-
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from experiments.fresh_process import call
+
 TARGET = 3000.0
 ENV_TARGET = 6600.0
 
@@ -77,16 +75,6 @@ def measure(devices: int, preset: str | None, overrides: list[str], seeds: int, 
             "steps_per_cpu_second": float(np.median(cpu_rates))}
 
 
-def _in_subprocess(**kwargs) -> dict:
-    code = (f"import json; from experiments.bench_communities import measure; "
-            f"print('RESULT' + json.dumps(measure(**{kwargs!r})))")
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), JAX_PLATFORMS="cpu")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
-    if out.returncode:
-        raise RuntimeError(out.stderr[-3000:])
-    return json.loads(next(line for line in out.stdout.splitlines() if line.startswith("RESULT"))[6:])
-
-
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--devices", type=int, nargs="+", default=[1, 2])
@@ -107,21 +95,21 @@ def main(argv: list[str] | None = None) -> None:
     print(f"machine: {host_description()}, jax {jax.__version__}, python {platform.python_version()}")
     print("command: python -m experiments.bench_communities " + " ".join(sys.argv[1:] if argv is None else argv))
     if args.env_envs:
-        from experiments.bench_harvest_env import _in_subprocess as env_subprocess
 
         print(f"\nenvironment only: 15 residents + random ego, target {ENV_TARGET:,.0f} ego-steps/s on 2 CPU cores")
         print(f"{'devices':>8}{'num_envs':>10}{'ego-steps/s':>14}{'x target':>10}{'compile s':>11}")
         for d in args.devices:
             for n in args.env_envs:
-                r = env_subprocess("measure_throughput", num_envs=n, steps=args.env_steps, devices=d, repeats=args.repeats)
+                r = call("experiments.bench_harvest_env", "measure_throughput", num_envs=n, steps=args.env_steps,
+                         devices=d, repeats=args.repeats)
                 sps = r["steps_per_second"]
                 print(f"{r['devices']:>8}{n:>10}{sps:>14,.0f}{sps / ENV_TARGET:>10.2f}{r['compile_seconds']:>11.1f}", flush=True)
     print(f"\ntraining: target {TARGET:,.0f} ego-steps/s on 2 CPU cores (compile excluded)")
     print(f"{'devices':>8}{'members':>8}{'trunk':>9}{'envs x steps':>14}{'epochs x mb':>12}{'loop':>6}"
           f"{'ego-steps/s':>13}{'x target':>9}{'per CPU-s':>11}{'compile s':>10}")
     for d in args.devices:
-        r = _in_subprocess(devices=d, preset=args.preset, overrides=args.overrides, seeds=args.seeds, chunk=args.chunk,
-                           repeats=args.repeats)
+        r = call("experiments.bench_communities", "measure", devices=d, preset=args.preset, overrides=args.overrides,
+                 seeds=args.seeds, chunk=args.chunk, repeats=args.repeats)
         sps = r["steps_per_second"]
         print(f"{r['devices']:>8}{r['members']:>8}{r['trunk']:>9}{r['num_envs']:>7} x {r['num_steps']:<4}"
               f"{r['num_epochs']:>6} x {r['num_minibatches']:<3}{r['member_loop']:>6}{sps:>13,.0f}{sps / TARGET:>9.2f}"

@@ -22,14 +22,13 @@ Python residents ran 67 ego-steps/s.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from experiments.fresh_process import call
+
 TARGET = 6600.0
 ORIGINAL = 67.0
 
@@ -39,7 +38,6 @@ def measure_throughput(num_envs: int, steps: int, devices: int, repeats: int) ->
 
     if devices > 1:
         jax.config.update("jax_num_cpu_devices", devices)
-    import jax.numpy as jnp
     import numpy as np
     from jax.sharding import Mesh, NamedSharding
     from jax.sharding import PartitionSpec as P
@@ -127,16 +125,6 @@ def measure_share(seeds: int, quirks: int, guard: int) -> dict:
             "events": {k: v.tolist() for k, v in ev.items()}}
 
 
-def _in_subprocess(fn: str, **kwargs) -> dict:
-    code = (f"import json; from experiments.bench_harvest_env import {fn}; "
-            f"print('RESULT' + json.dumps({fn}(**{kwargs!r})))")
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), JAX_PLATFORMS="cpu")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
-    if out.returncode:
-        raise RuntimeError(out.stderr[-3000:])
-    return json.loads(next(line for line in out.stdout.splitlines() if line.startswith("RESULT"))[6:])
-
-
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--num-envs", type=int, nargs="+", default=[64, 256, 1024])
@@ -159,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
                                      (0, 1, "quirks fixed, bystander guard only"),
                                      (0, 0, "quirks fixed, no bystander guard"), (1, 0, "original quirks")]:
             t0 = time.perf_counter()
-            r = _in_subprocess("measure_share", seeds=args.seeds, quirks=quirks, guard=guard)
+            r = call("experiments.bench_harvest_env", "measure_share", seeds=args.seeds, quirks=quirks, guard=guard)
             print(f"\n{label}: {args.seeds} residents-only episodes of 2000 steps per community "
                   f"({time.perf_counter() - t0:.0f} s)")
             print(f"{'community':<10}{'permitted share at t=2000':>30}{'min':>8}{'max':>8}{'landed -10':>12}{'mis':>8}{'plants':>9}")
@@ -176,7 +164,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'devices':>8}{'num_envs':>10}{'ego-steps/s':>14}{'x target':>10}{'x original':>12}{'compile s':>11}")
     for devices in args.devices:
         for n in args.num_envs:
-            r = _in_subprocess("measure_throughput", num_envs=n, steps=args.steps, devices=devices, repeats=args.repeats)
+            r = call("experiments.bench_harvest_env", "measure_throughput", num_envs=n, steps=args.steps, devices=devices,
+                     repeats=args.repeats)
             sps = r["steps_per_second"]
             print(f"{r['devices']:>8}{n:>10}{sps:>14,.0f}{sps / TARGET:>10.1f}{sps / ORIGINAL:>12.0f}{r['compile_seconds']:>11.1f}",
                   flush=True)

@@ -24,7 +24,7 @@ self-play phases (``protocol.max_phases=0``).
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import functools
 import json
 import os
 from dataclasses import dataclass, field
@@ -194,10 +194,7 @@ def regularizers(sp: SelfPlayConfig) -> tuple[tuple, Any, Any]:
                                                         features=sp.rnd_features, minibatch=sp.rnd_minibatch)))
         if sp.ewc:
             ewc = ewc_module.EWC(name="ewc", lam=sp.ewc_lambda)
-            mb = sp.ewc_minibatch
-
-            def fisher(apply_fn, space, params, obs, key):
-                return ewc_module.fisher_diagonal(apply_fn, space, params, obs, key, minibatch=mb)
+            fisher = functools.partial(ewc_module.fisher_diagonal, minibatch=sp.ewc_minibatch)
     return tuple(extensions), ewc, fisher
 
 
@@ -230,7 +227,7 @@ def episode_main(argv: Sequence[str]) -> int:
     deterministic episode of the member's trained pursuer and evader at its current task."""
     import jax
 
-    from environments.pursuit_render import rollout_episode, save_episode
+    from environments.pursuit_render import save_episode
 
     p = argparse.ArgumentParser(prog="python -m experiments.pursuit episode")
     p.add_argument("run_dir")

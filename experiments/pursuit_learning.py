@@ -20,7 +20,7 @@ import platform
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -28,6 +28,7 @@ import numpy as np
 
 from environments.pursuit_evasion import PursuitEvasion, pursuit_params
 from environments.pursuit_opponents import OpponentView, view_params
+from rljax.distributions import make_distribution
 from rljax.networks.mlp import ActorCriticMLP
 from rljax.ppo import PPOConfig
 from rljax.trainer import Trainer
@@ -66,50 +67,72 @@ def pursuer_view(v: Variant) -> tuple[OpponentView, Any]:
     return env, view_params(pursuit_params(**EASY_ARENA, **v.reward))
 
 
-def random_pursuer_captures(env: OpponentView, params: Any, keys: jax.Array) -> np.ndarray:
-    """``[E]`` capture (0/1) per episode for a pursuer acting uniformly over its action box, one
-    episode per key in ``keys[E]``."""
+def pursuer_episodes(env: OpponentView, params: Any, keys: jax.Array,
+                     act: Callable[[jax.Array, jax.Array], jax.Array] | None = None) -> dict[str, np.ndarray]:
+    """Per-episode ``captured`` (0/1) and ``length`` (``[E]`` each), one episode per key in
+    ``keys[E]``, for a pursuer acting by ``act(key, obs) -> action`` (default: uniformly over its
+    action box).
+
+    The keys are used exactly as :meth:`rljax.ppo.Trainer.evaluate` uses them (same reset, same
+    step keys, so the random evader makes the same moves): with the same keys, a policy's greedy
+    ``act`` reproduces its evaluation episode for episode, and any other pursuer plays the same
+    starts against the same evader."""
     space = env.action_space(params)
     low, high = jnp.asarray(space.low, jnp.float32), jnp.asarray(space.high, jnp.float32)
     if not env.env.unit_actions and not env.env.fixed_speed:  # the physical box: v in [0, v_max]
         arena = params.arena
         low = jnp.stack([jnp.zeros(()), -arena.pursuer_omega_max])
         high = jnp.stack([arena.pursuer_v_max, arena.pursuer_omega_max])
+    if act is None:
+        def act(key, obs):
+            return jax.random.uniform(key, space.shape, minval=low, maxval=high)
     max_steps = env.max_steps(params)
 
     def episode(key):
-        rkey, skey = jax.random.split(key)
-        _, state = env.reset(rkey, params)
+        _, rkey, skey = jax.random.split(key, 3)
+        obs, state = env.reset(rkey, params)
 
         def step(carry, k):
-            state, alive, captured = carry
-            ka, ks = jax.random.split(k)
-            action = jax.random.uniform(ka, space.shape, minval=low, maxval=high)
-            _, state, _, term, trunc, info = env.step(ks, state, action, params)
-            return (state, alive * (1.0 - jnp.logical_or(term, trunc)), captured + alive * info["ep_captured"]), None
+            obs, state, alive, captured, length = carry
+            action = act(jax.random.fold_in(k, 1), obs)  # the step key itself goes to the env, as in evaluate
+            obs, state, _, term, trunc, info = env.step(k, state, action, params)
+            captured, length = captured + alive * info["ep_captured"], length + alive.astype(jnp.int32)
+            return (obs, state, alive * (1.0 - jnp.logical_or(term, trunc)), captured, length), None
 
-        (_, _, captured), _ = jax.lax.scan(step, (state, 1.0, 0.0), jax.random.split(skey, max_steps))
-        return captured
+        init = (obs, state, jnp.ones(()), jnp.zeros(()), jnp.zeros((), jnp.int32))
+        (_, _, _, captured, length), _ = jax.lax.scan(step, init, jax.random.split(skey, max_steps))
+        return {"captured": captured, "length": length}
 
-    return np.asarray(jax.jit(jax.vmap(episode))(keys))
+    return {k: np.asarray(v) for k, v in jax.jit(jax.vmap(episode))(keys).items()}
 
 
 def train_pursuer(v: Variant, seed: int = 0, total_timesteps: int = 40_960, episodes: int = 400) -> dict[str, float]:
     """Trains the pursuer of variant ``v`` and returns greedy capture rates: ``trained``,
     ``untrained`` (the initial policy's mean action) and ``random`` (uniform actions), all on the
-    same ``episodes`` evaluation episodes."""
+    same ``episodes`` evaluation episodes; ``same_episodes`` says whether replaying the trained
+    policy through :func:`pursuer_episodes` reproduced its evaluation (captures and lengths)
+    episode for episode."""
     env, params = pursuer_view(v)
     cfg = PPOConfig(num_envs=16, num_steps=64, num_minibatches=4, num_epochs=4, total_timesteps=total_timesteps, lr=v.lr,
                     ent_coef=0.0, normalize_reward=v.normalize_reward)
     tr = Trainer(env, ActorCriticMLP(env.action_space(params), hidden=(64, 64)), cfg)
     ts, _ = jax.jit(tr.train)(jax.random.PRNGKey(seed), tr.hparams(params), params)
     keys = jax.random.split(jax.random.PRNGKey(7), episodes)
-    greedy = jax.jit(lambda p, stats: tr.evaluate(p, stats, params, keys, env.max_steps(params))["ep_captured"])
+    greedy = jax.jit(lambda p, stats: tr.evaluate(p, stats, params, keys, env.max_steps(params)))
     init = tr.init_state(jax.random.PRNGKey(seed), params, tr.hparams(params))
+    trained = {k: np.asarray(v) for k, v in greedy(ts.params, ts.obs_stats).items()}
+    space = env.action_space(params)
+
+    def greedy_act(key, obs):  # the policy's mean action, as evaluate plays it (observations are not normalised)
+        return make_distribution(space, tr.apply(ts.params, obs[None])[0]).mode()[0]
+
+    replayed = pursuer_episodes(env, params, keys, greedy_act)
     return {
-        "trained": float(np.mean(greedy(ts.params, ts.obs_stats))),
-        "untrained": float(np.mean(greedy(init.params, init.obs_stats))),
-        "random": float(np.mean(random_pursuer_captures(env, params, keys))),
+        "trained": float(np.mean(trained["ep_captured"])),
+        "same_episodes": bool(np.array_equal(trained["ep_captured"], replayed["captured"])
+                              and np.array_equal(trained["length"], replayed["length"])),
+        "untrained": float(np.mean(greedy(init.params, init.obs_stats)["ep_captured"])),
+        "random": float(np.mean(pursuer_episodes(env, params, keys)["captured"])),
     }
 
 

@@ -275,7 +275,7 @@ class Runner:
 
     # -- the loop --------------------------------------------------------------------------
     def run(self) -> dict:
-        cfg, rc = self.cfg, self.cfg.runner
+        rc = self.cfg.runner
         os.makedirs(self.out_dir, exist_ok=True)
         meta = self._metadata()
         ckpt = Checkpointer(self.out_dir, rc.keep_latest, rc.keep_best, metadata=meta)

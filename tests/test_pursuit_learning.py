@@ -14,6 +14,7 @@ from experiments.pursuit_learning import VARIANTS, train_pursuer
 
 def test_ppo_pursuer_beats_the_random_pursuer_against_a_random_evader():
     r = train_pursuer(VARIANTS["shaped"], seed=0, episodes=200)
+    assert r["same_episodes"], "the random pursuer must play the trained policy's evaluation episodes"
     assert 0.02 < r["random"] < 0.3, r  # the task is not trivial for a random pursuer
     assert r["untrained"] < 0.3, r  # ...nor for the untrained policy's mean action
     assert r["trained"] > 0.6 and r["trained"] > 3 * r["random"], r

@@ -28,14 +28,15 @@ def extract_patches(x: Array) -> Array:
     return jnp.concatenate([xp[..., ky : ky + h, kx : kx + w, :] for ky in range(3) for kx in range(3)], axis=-1)
 
 
-def _chunks(x: Array, chunk: int) -> Array:
+def split_batch(x: Array, chunk: int) -> Array:
     """``[B, ...] -> [ceil(B / chunk), chunk, ...]``, zero-padding the batch."""
     n = -(-x.shape[0] // chunk)
     x = jnp.pad(x, [(0, n * chunk - x.shape[0])] + [(0, 0)] * (x.ndim - 1))
     return x.reshape((n, chunk) + x.shape[1:])
 
 
-def _unchunk(y: Array, batch: int) -> Array:
+def join_batch(y: Array, batch: int) -> Array:
+    """The inverse of :func:`split_batch`: ``[n, chunk, ...] -> [batch, ...]``, padding dropped."""
     return y.reshape((-1,) + y.shape[2:])[:batch]
 
 
@@ -47,7 +48,7 @@ def _flipped(kernel: Array) -> Array:
 @partial(jax.custom_vjp, nondiff_argnums=(2,))
 def _conv_chunked(x: Array, kernel: Array, chunk: int) -> Array:
     k = kernel.reshape(-1, kernel.shape[-1])
-    return _unchunk(jax.lax.map(lambda xc: extract_patches(xc) @ k, _chunks(x, chunk)), x.shape[0])
+    return join_batch(jax.lax.map(lambda xc: extract_patches(xc) @ k, split_batch(x, chunk)), x.shape[0])
 
 
 def _conv_chunked_fwd(x, kernel, chunk):
@@ -68,8 +69,8 @@ def _conv_chunked_bwd(chunk, res, dy):
         dk_t = dk_t + dyc.reshape(-1, cout).T @ extract_patches(xc).reshape(-1, 9 * cin)
         return dk_t, dx_c
 
-    dk_t, dx = jax.lax.scan(body, jnp.zeros((cout, 9 * cin), dy.dtype), (_chunks(x, chunk), _chunks(dy, chunk)))
-    return _unchunk(dx, x.shape[0]), dk_t.T.reshape(kernel.shape)
+    dk_t, dx = jax.lax.scan(body, jnp.zeros((cout, 9 * cin), dy.dtype), (split_batch(x, chunk), split_batch(dy, chunk)))
+    return join_batch(dx, x.shape[0]), dk_t.T.reshape(kernel.shape)
 
 
 _conv_chunked.defvjp(_conv_chunked_fwd, _conv_chunked_bwd)

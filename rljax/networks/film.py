@@ -71,6 +71,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rljax.distributions import JointDistribution, gated_categorical
+from rljax.networks.cnn import join_batch, split_batch
 
 Array = jax.Array
 
@@ -93,22 +94,11 @@ def _patches(x: Array, k: int, stride: int) -> Array:
     return jnp.concatenate([x[:, i:i + span_h:stride, j:j + span_w:stride, :] for i in range(k) for j in range(k)], axis=-1)
 
 
-def _chunks(x: Array, chunk: int) -> Array:
-    """``[B, ...] -> [ceil(B / chunk), chunk, ...]``, zero-padding the batch."""
-    n = -(-x.shape[0] // chunk)
-    x = jnp.pad(x, [(0, n * chunk - x.shape[0])] + [(0, 0)] * (x.ndim - 1))
-    return x.reshape((n, chunk) + x.shape[1:])
-
-
-def _unchunk(y: Array, batch: int) -> Array:
-    return y.reshape((-1,) + y.shape[2:])[:batch]
-
-
 @partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
 def _conv_valid(x: Array, kernel: Array, stride: int, chunk: int, input_grad: bool = True) -> Array:
     k = kernel.shape[0]
     km = kernel.reshape(-1, kernel.shape[-1])
-    return _unchunk(jax.lax.map(lambda xc: _patches(xc, k, stride) @ km, _chunks(x, chunk)), x.shape[0])
+    return join_batch(jax.lax.map(lambda xc: _patches(xc, k, stride) @ km, split_batch(x, chunk)), x.shape[0])
 
 
 def _conv_valid_fwd(x, kernel, stride, chunk, input_grad):
@@ -142,8 +132,8 @@ def _conv_valid_bwd(stride, chunk, input_grad, res, dy):
             dx = piece if dx is None else dx + piece
         return dk, dx
 
-    dk, dx = jax.lax.scan(body, jnp.zeros((k * k * cin, cout), dy.dtype), (_chunks(x, chunk), _chunks(dy, chunk)))
-    dx = _unchunk(dx, x.shape[0]) if input_grad else jnp.zeros_like(x)
+    dk, dx = jax.lax.scan(body, jnp.zeros((k * k * cin, cout), dy.dtype), (split_batch(x, chunk), split_batch(dy, chunk)))
+    dx = join_batch(dx, x.shape[0]) if input_grad else jnp.zeros_like(x)
     return dx, dk.reshape(kernel.shape)
 
 
