@@ -14,6 +14,7 @@ from rljax.algorithm import Algorithm
 from rljax.backend import BRANCH_MODES, LOOP_MODES
 from rljax.config import from_dict, load_yaml, merge, parse_overrides
 from rljax.errors import ConfigError
+from rljax.optional import require
 
 DIVERGENCE_ACTIONS = ("stop", "freeze")
 
@@ -72,6 +73,10 @@ class RunnerConfig:
             raise ConfigError(f"runner.checkpoint_minutes must be > 0, got {self.checkpoint_minutes}")
         if len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"runner.seeds has duplicates: {list(self.seeds)}")
+        if self.tensorboard:
+            require("tensorboardX", "runner.tensorboard=true")
+        if self.wandb:
+            require("wandb", "runner.wandb=true")
 
     def seed_list(self) -> list[int]:
         return list(self.seeds) if self.seeds else list(range(self.seed, self.seed + self.num_seeds))

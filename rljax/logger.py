@@ -24,7 +24,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from rljax.errors import ConfigError
+from rljax.optional import require
 
 QUANTILES = {"min": 0.0, "p25": 0.25, "median": 0.5, "p75": 0.75, "max": 1.0}
 
@@ -151,6 +151,7 @@ class RunLogger:
         )
         self.tb = None
         if tensorboard:
+            require("tensorboardX", "runner.tensorboard=true")
             from tensorboardX import SummaryWriter
 
             if per_member:
@@ -159,10 +160,9 @@ class RunLogger:
                 self.tb = [SummaryWriter(os.path.join(run_dir, "tb", "members"))]
         self.wandb_run = None
         if wandb:
-            try:
-                import wandb as wb
-            except ImportError:
-                raise ConfigError("runner.wandb=true needs the wandb package: pip install 'rljax[wandb]'") from None
+            require("wandb", "runner.wandb=true")
+            import wandb as wb
+
             self.wandb_run = wb.init(project=wandb_project, config=config, dir=run_dir,
                                      mode="offline" if wandb_offline else "online", reinit=True)
 

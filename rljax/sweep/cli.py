@@ -25,7 +25,7 @@ def add_sweep_commands(sub: argparse._SubParsersAction) -> None:
     sw.add_argument("--steps", type=int, default=None, help="env steps per trial (ppo.total_timesteps)")
     sw.add_argument("--seed", type=int, default=0, help="sampling seed and the trials' training seed")
     sw.add_argument("--sampler", choices=("random", "tpe"), default="random",
-                    help="tpe: Optuna's TPE through ask/tell after 20 random trials (pip install optuna)")
+                    help="tpe: Optuna's TPE through ask/tell after 20 random trials (pip install -e '.[sweep]')")
     sw.add_argument("--preset", default=None)
     sw.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     sw.add_argument("--out", default=None)

@@ -27,6 +27,7 @@ import time
 from typing import Any, Callable, Sequence
 
 from rljax.errors import ConfigError
+from rljax.optional import require
 from rljax.sweep.jobs import Job, ResultsTable, plain
 from rljax.sweep.space import Space, get_space
 
@@ -157,6 +158,8 @@ def run_sweep(experiment: str, base_config: dict, space: Space | str, trials: in
     """
     if sampler not in ("random", "tpe"):
         raise ConfigError(f"unknown sweep sampler {sampler!r}; available: random, tpe")
+    if sampler == "tpe":  # before any trial trains
+        require("optuna", "--sampler tpe")
     space = get_space(space) if isinstance(space, str) else space
     if trials <= 0 or batch <= 0:
         raise ConfigError(f"trials and batch must be > 0, got trials={trials}, batch={batch}")
@@ -202,10 +205,8 @@ def _ensured(runner: _Runner, hps: list[dict], seeds: Sequence[int]) -> list[dic
 def _tpe_samples(space: Space, seed: int, trials: int, per_round: int, startup: int,
                  evaluate: Callable[[list[dict]], list[float]]) -> list[dict]:
     """Trials proposed by optuna's TPE via ask/tell; ``evaluate`` trains a round of trials."""
-    try:
-        import optuna
-    except ImportError:
-        raise ConfigError("sampler 'tpe' needs optuna (pip install optuna)") from None
+    import optuna
+
     from rljax.sweep.space import LogNormal
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
