@@ -1,12 +1,9 @@
 """Experiments: a config class, presets and a ``build`` that returns the algorithm and its
-task variants. The registry finds every module in the ``experiments`` package that defines
-``EXPERIMENT``."""
+task variants. The registry is the ``rljax.experiments`` entry-point group."""
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import inspect
-import pkgutil
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -147,27 +144,34 @@ def validate_config(cfg: Any) -> None:
         cfg.validate()
 
 
-def experiment_names() -> list[str]:
-    import experiments
+# Experiments register under this entry-point group (pyproject.toml:
+# ``[project.entry-points."rljax.experiments"] NAME = "module:EXPERIMENT"``), so the library
+# finds them without importing the packages that hold them (layers run experiments -> rljax),
+# and a user's own package can add experiments the same way.
+ENTRY_POINT_GROUP = "rljax.experiments"
 
-    return sorted(m.name for m in pkgutil.iter_modules(experiments.__path__) if not m.name.startswith(("_", "bench")))
+
+def _entry_points() -> dict:
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def experiment_names() -> list[str]:
+    """The registered experiments' names (nothing is imported)."""
+    return sorted(_entry_points())
 
 
 def load_experiment(name: str) -> Experiment:
-    names = experiment_names()
-    if name not in names:
-        raise ConfigError(f"unknown experiment {name!r}; available: {', '.join(names)}")
-    module = importlib.import_module(f"experiments.{name}")
-    exp = getattr(module, "EXPERIMENT", None)
-    if exp is None:
-        raise ConfigError(f"module experiments.{name} defines no EXPERIMENT")
+    eps = _entry_points()
+    if name not in eps:
+        raise ConfigError(f"unknown experiment {name!r}; available: {', '.join(sorted(eps)) or 'none registered '}"
+                          + ("" if eps else "(install the package: pip install -e .)"))
+    exp = eps[name].load()
+    if not isinstance(exp, Experiment):
+        raise ConfigError(f"entry point {name!r} ({eps[name].value}) is not an rljax Experiment")
     return exp
 
 
 def list_experiments() -> list[Experiment]:
-    out = []
-    for n in experiment_names():
-        module = importlib.import_module(f"experiments.{n}")
-        if hasattr(module, "EXPERIMENT"):
-            out.append(module.EXPERIMENT)
-    return out
+    return [load_experiment(n) for n in experiment_names()]

@@ -14,6 +14,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     "argv, needle",
     [
         (["run", "nosuchexp"], "unknown experiment 'nosuchexp'"),
+        # modules beside the experiments that are not experiments (benchmarks, tools)
+        (["run", "goodhart_verify"], "unknown experiment 'goodhart_verify'; available: cartpole, "),
+        (["run", "bench_scale"], "unknown experiment 'bench_scale'"),
         (["run", "cartpole", "--set", "ppo.lrr=0.1"], "unknown config key 'ppo.lrr' (did you mean 'ppo.lr'?)"),
         (["run", "cartpole", "--set", "ppo.num_envs=four"], "ppo.num_envs: expected an integer"),
         (["run", "cartpole", "--set", "ppo.num_envs=0"], "ppo.num_envs must be > 0"),
@@ -39,7 +42,7 @@ def test_console_exit_code_is_2_in_a_real_process():
     assert proc.stderr.strip() == "rljax: error: ppo.gamma must be in [0, 1], got 2.0"
 
 
-def test_list_shows_experiments(capsys):
+def test_list_shows_experiments_only(capsys):
     assert main(["list"]) == 0
-    out = capsys.readouterr().out
-    assert "cartpole" in out and "probe" in out
+    names = [line.split()[0] for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert names == ["cartpole", "communities", "empo", "goodhart", "probe", "pursuit"]
