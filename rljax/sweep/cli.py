@@ -54,6 +54,10 @@ def add_sweep_commands(sub: argparse._SubParsersAction) -> None:
     _distributed_args(va)
     va.set_defaults(handler=_validate)
 
+    from rljax.pbt.cli import add_pbt_command
+
+    add_pbt_command(sub)  # registered here so rljax/cli.py needs no change
+
 
 def parse_seeds(text: str | None, default: tuple[int, ...]) -> list[int]:
     if text is None:
