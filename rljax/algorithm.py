@@ -105,6 +105,12 @@ class Algorithm:
         """The current observation batch ``[N, ...]`` (for dashboards), if there is one."""
         return None
 
+    # -- across members (optional) -----------------------------------------------------------
+    # ``population_step(batched_state) -> batched_state``: when an algorithm defines it (not
+    # None), the runner applies it to the member-batched state ``[M, ...]`` after every update,
+    # inside the compiled chunk (population-based training, :mod:`rljax.pbt`).
+    population_step = None
+
 
 def tree_all_finite(tree: Any) -> Array:
     """True when every float leaf of ``tree`` is finite.

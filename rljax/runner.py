@@ -215,6 +215,28 @@ class Runner:
 
         return lambda state, frozen: jax.lax.scan(body, (state, frozen), None, length=num_updates)
 
+    def _batched_chunk(self, num_updates: int) -> Callable:
+        """The member-batched chunk ``(state[M], frozen[M]) -> ((state, frozen), metrics[M, K])``.
+
+        Usually ``members(scan of K updates)``. An algorithm with a ``population_step``
+        (``batched_state -> batched_state``, e.g. population-based training) gets ``scan of K
+        (members(one update); population_step)`` instead: its cross-member step sees all members
+        after every update, inside the same compiled program."""
+        population_step = getattr(self.algorithm, "population_step", None)
+        if population_step is None:
+            return self._members(self._member_chunk(num_updates))
+        one = self._members(self._member_chunk(1))
+
+        def body(carry, _):
+            (state, frozen), metrics = one(*carry)
+            return (population_step(state), frozen), jax.tree.map(lambda x: x[:, 0], metrics)
+
+        def chunk(state, frozen):
+            carry, metrics = jax.lax.scan(body, (state, frozen), None, length=num_updates)
+            return carry, jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), metrics)  # [K, M, ...] -> [M, K, ...]
+
+        return chunk
+
     def chunk_fn(self, k: int, state: Any, frozen: Any) -> Callable:
         """The compiled chunk of ``k`` updates of all members, ``(state, frozen) -> ((state,
         frozen), metrics)``, for arguments shaped like ``state`` and ``frozen[M]``; compiled
@@ -222,7 +244,7 @@ class Runner:
         donated (their buffers are reused for the result)."""
         if k not in self._chunk_fns:
             t0 = time.perf_counter()
-            fn = jax.jit(self._members(self._member_chunk(k)), donate_argnums=(0, 1))
+            fn = jax.jit(self._batched_chunk(k), donate_argnums=(0, 1))
             shapes = jax.tree.map(lambda x: x if isinstance(x, jax.ShapeDtypeStruct) else abstract_like(x), (state, frozen))
             self._chunk_fns[k] = fn.lower(*shapes).compile()
             self.timings["compile"] += time.perf_counter() - t0
@@ -251,7 +273,7 @@ class Runner:
         fused with the first update, XLA simplifies around the known-zero optimiser state and
         the first update's floats change in the last bit."""
         state, frozen = self.init_state(), self.initial_frozen()
-        (state, _), metrics = jax.jit(self._members(self._member_chunk(self.num_updates)))(state, frozen)
+        (state, _), metrics = jax.jit(self._batched_chunk(self.num_updates))(state, frozen)
         return state, metrics
 
     def evaluate(self, state: Any) -> dict[str, np.ndarray]:

@@ -10,7 +10,9 @@ import pytest
 from rljax.sweep.jobs import Job, ResultsTable, canonical_json, pending
 from rljax.sweep.report import DETERMINISM, build_report
 from rljax.sweep.scheduler import PHASE1_SEEDS, PHASE2_SEEDS, run_sweep, run_validation
-from rljax.sweep.space import get_space
+from rljax.errors import ConfigError
+from rljax.sweep.seeds import SELECTION_BASE, selection_seeds
+from rljax.sweep.space import get_space, parse_params
 
 BASE = {"ppo": {"num_envs": 4, "lr": 3e-4}, "runner": {"total_steps": 1000, "seeds": [1, 2], "progress": True}}
 
@@ -94,7 +96,7 @@ def test_sweep_batches_and_skips_on_rerun(tmp_path):
     s1 = run_sweep("fake", BASE, "ppo6", trials=10, batch=4, seed=42, out_dir=out, train_fn=fake, log=_quiet,
                    primary=True)
     assert [len(c) * len(s) for c, s in fake.calls] == [4, 4, 2]
-    assert all(s == [42] for _, s in fake.calls)
+    assert all(s == [SELECTION_BASE] for _, s in fake.calls)  # the selection stream, not the sampling seed
     space = get_space("ppo6")
     assert [c for call, _ in fake.calls for c in call] == space.sample_trials(42, 10)
     ranked = s1["ranked"]
@@ -123,7 +125,7 @@ def test_sweep_batches_and_skips_on_rerun(tmp_path):
 def test_sweep_objective_is_mean_over_train_seeds(tmp_path):
     fake = FakeTrain()
     s = run_sweep("fake", BASE, get_space("ppo6"), trials=3, batch=8, seed=0, out_dir=str(tmp_path), train_fn=fake,
-                  train_seeds=[1, 2, 3], log=_quiet, primary=True)
+                  train_seeds=selection_seeds(3), log=_quiet, primary=True)
     assert [len(c) * len(x) for c, x in fake.calls] == [6, 3]  # 8 // 3 = 2 trials per call
     for r in s["ranked"]:
         assert r["objective"] == pytest.approx(np.mean(r["eval_returns"]))
@@ -144,7 +146,7 @@ def test_sweep_then_validate_then_report(tmp_path):
     fake = FakeTrain()
     sweep = run_sweep("fake", BASE, "ppo6", trials=12, batch=6, seed=42, out_dir=out, train_fn=fake, log=_quiet,
                       primary=True)
-    n_sweep = fake.members
+    n_sweep, n_calls = fake.members, len(fake.calls)
     val = run_validation(out, top_k=3, seeds=None, baseline_config={}, train_fn=fake, log=_quiet, primary=True)
     best = f"trial{sweep['ranked'][0]['trial']}"
     assert list(val["configs"]) == [f"trial{r['trial']}" for r in sweep["ranked"][:3]] + ["baseline"]
@@ -152,9 +154,12 @@ def test_sweep_then_validate_then_report(tmp_path):
     assert len(val["phase2"]) == 4 and val["phase2"][0] == best  # top 3 + baseline get 20 seeds
     for name, c in val["configs"].items():
         assert len(c["scores"]) == (20 if name in val["phase2"] else 10)
-    # The sweep already trained seed 42 (the first validation seed) for each candidate: reused.
-    assert fake.members - n_sweep == 3 * 9 + 10 + 4 * 10
-    assert val["configs"][best]["scores"][0] == sweep["ranked"][0]["eval_returns"][0]
+    # Validation seeds never include a selection seed, so no sweep job is reused: every
+    # validation job is trained anew (4 configurations x 10 seeds, then 4 x 10 more).
+    assert sweep["selection_seeds"] == [SELECTION_BASE] and val["selection_seeds"] == [SELECTION_BASE]
+    assert fake.members - n_sweep == 4 * 10 + 4 * 10
+    assert all(s < SELECTION_BASE for _, seeds in fake.calls[n_calls:] for s in seeds)
+    assert all(s == SELECTION_BASE for _, seeds in fake.calls[:n_calls] for s in seeds)
 
     rerun = FakeTrain()
     val2 = run_validation(out, top_k=3, seeds=None, baseline_config={}, train_fn=rerun, log=_quiet, primary=True)
@@ -191,3 +196,76 @@ def test_tpe_sampler_is_reproducible_and_resumable(tmp_path):
     assert c["ranked"] == a["ranked"]  # a fresh directory gives the same sweep
     with pytest.raises(ValueError, match="'grid'"):
         run_sweep("fake", BASE, "ppo6", 2, 2, 0, str(tmp_path / "d"), FakeTrain(), sampler="grid", log=_quiet)
+
+
+# ----------------------------------------------------------------------------- seed streams
+
+def test_selection_and_validation_seeds_never_meet(tmp_path):
+    out = str(tmp_path / "sweep")
+    with pytest.raises(ConfigError, match="sweep training seed 0 is in the validation stream"):
+        run_sweep("fake", BASE, "ppo6", 2, 2, 0, out, FakeTrain(), train_seeds=[0], log=_quiet, primary=True)
+    run_sweep("fake", BASE, "ppo6", 2, 2, 0, out, FakeTrain(), train_seeds=selection_seeds(2), log=_quiet,
+              primary=True)
+    with pytest.raises(ConfigError, match=f"validation seed {SELECTION_BASE + 1} was a selection seed"):
+        run_validation(out, 1, [1, SELECTION_BASE + 1], None, FakeTrain(), log=_quiet, primary=True)
+    with pytest.raises(ConfigError, match=f"validation seed {SELECTION_BASE + 5} is outside the validation stream"):
+        run_validation(out, 1, [SELECTION_BASE + 5], None, FakeTrain(), log=_quiet, primary=True)
+    # a sweep directory from before the streams (trained on seed 0): its recorded seed is refused
+    legacy = json.load(open(os.path.join(out, "sweep.json")))
+    for k in ("selection_seeds", "train_seeds"):
+        legacy.pop(k)
+    legacy["seed"] = 0
+    json.dump(legacy, open(os.path.join(out, "sweep.json"), "w"))
+    fake = FakeTrain()
+    with pytest.raises(ConfigError, match="validation seed 0 was a selection seed"):
+        run_validation(out, 1, [0, 1, 2], None, fake, log=_quiet, primary=True)
+    assert fake.calls == []  # refused before training anything
+
+
+def test_validate_cli_refuses_a_selection_seed_with_one_line(tmp_path, capsys):
+    from rljax.cli import main
+
+    out = str(tmp_path / "sweep")
+    run_sweep("probe", {"ppo": {}}, "ppo6", 1, 1, 0, out, FakeTrain(), log=_quiet, primary=True)
+    assert main(["validate", out, "--seeds", f"3,{SELECTION_BASE}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"validation seed {SELECTION_BASE} was a selection seed" in err[0]
+
+
+def test_variant_is_part_of_the_job_and_scored_per_variant(tmp_path):
+    a = Job("communities", {"ppo": {"lr": 1e-3}}, seed=1)
+    b = Job("communities", {"ppo": {"lr": 1e-3}}, seed=1, variant="treatment")
+    assert a.id != b.id and b.id != Job("communities", {"ppo": {"lr": 1e-3}}, seed=1, variant="control").id
+
+    def two_arms(configs, seeds):
+        rows = []
+        for c in configs:
+            for s in seeds:
+                lr = c.get("lr", 3e-4)
+                t, k = -abs(math.log10(lr) + 3), -abs(math.log10(lr) + 4)
+                rows.append({"eval_return": (t + k) / 2, "eval_return_by_variant": {"treatment": t, "control": k}})
+        return rows
+
+    out = str(tmp_path / "sweep")
+    sweep = run_sweep("fake", BASE, "ppo6", 4, 4, 0, out, two_arms, log=_quiet, primary=True)
+    r = sweep["ranked"][0]
+    assert sweep["variant"] is None and set(r["eval_returns_by_variant"]) == {"treatment", "control"}
+    val = run_validation(out, 2, [1, 2, 3], None, two_arms, extra_seeds=[], log=_quiet, primary=True)
+    c = val["configs"][f"trial{r['trial']}"]
+    assert c["scores"] == pytest.approx(np.mean([c["scores_by_variant"]["treatment"],
+                                                 c["scores_by_variant"]["control"]], axis=0))
+    report = build_report(out, seed=0)
+    assert set(report["configs"]["baseline"]["by_variant"]) == {"treatment", "control"}
+    md = open(os.path.join(out, "report.md")).read()
+    assert "## Per task variant" in md and f"Selected (the sweep's trials trained on): [{SELECTION_BASE}]" in md
+
+
+def test_param_items_make_a_space():
+    space = parse_params(["empo.lr_q_r=log:1e-4:1e-2", "empo.beta_r=uniform:1:100"])
+    assert space.section == "empo" and set(space.params) == {"lr_q_r", "beta_r"}
+    hp = space.sample(0, 0)
+    assert 1e-4 <= hp["lr_q_r"] <= 1e-2 and 1 <= hp["beta_r"] <= 100
+    with pytest.raises(ConfigError, match="one config section"):
+        parse_params(["empo.lr_q_r=log:1e-4:1e-2", "ppo.lr=log:1e-4:1e-2"])
+    with pytest.raises(ConfigError, match="is not of the form"):
+        parse_params(["lr=log:1e-4:1e-2"])

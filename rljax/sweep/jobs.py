@@ -1,8 +1,9 @@
 """Jobs with stable ids, and an append-only results table that survives crashes.
 
-A job is one training run: (experiment, configuration, seed). Its id is a hash of exactly
-those, so the same run asked for twice -- by a rerun of the same sweep, or by a validation that
-wants a seed the sweep already trained -- is recognised and not trained again.
+A job is one training run: (experiment, configuration, seed[, variant]). Its id is a hash of
+exactly those, so the same run asked for twice -- by a rerun of the same sweep or validation --
+is recognised and not trained again. (A validation never asks for a sweep's job: their seeds
+come from disjoint streams, see ``rljax.sweep.seeds``.)
 """
 from __future__ import annotations
 
@@ -57,18 +58,22 @@ def canonical_json(obj: Any) -> str:
 @dataclass(frozen=True)
 class Job:
     """One training run. ``kind`` ("sweep", "validate", ...) is a label, not part of the id:
-    a validation job identical to a sweep job is the same computation and is reused."""
+    the same computation asked for twice is recognised and reused. ``variant``: the one task
+    variant the job trains, or ``None`` for all of the experiment's variants together (part of
+    the id only when set, so ids of single-variant jobs are what they always were)."""
 
     experiment: str
     config: dict = field(hash=False)
     seed: int = 0
     kind: str = "sweep"
+    variant: str | None = None
 
     @property
     def id(self) -> str:
-        payload = canonical_json({"experiment": self.experiment, "config": canonical_config(self.config),
-                                  "seed": int(self.seed)})
-        return hashlib.sha256(payload.encode()).hexdigest()[:ID_LENGTH]
+        payload = {"experiment": self.experiment, "config": canonical_config(self.config), "seed": int(self.seed)}
+        if self.variant is not None:
+            payload["variant"] = self.variant
+        return hashlib.sha256(canonical_json(payload).encode()).hexdigest()[:ID_LENGTH]
 
 
 class ResultsTable:
@@ -111,7 +116,7 @@ class ResultsTable:
         import rljax
 
         record = {"id": job.id, "experiment": job.experiment, "kind": job.kind, "seed": int(job.seed),
-                  "config": plain(job.config), "status": status, "metrics": plain(metrics),
+                  "variant": job.variant, "config": plain(job.config), "status": status, "metrics": plain(metrics),
                   "wall_seconds": float(wall_seconds), "rljax_version": rljax.__version__,
                   "jax_version": jax.__version__, "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)

@@ -48,6 +48,8 @@ def build_report(validation_dir: str, seed: int = 0, out_dir: str | None = None)
         s = Summary.of(c["scores"], seed=seed)
         row = {"hparams": c["hparams"], "sweep_trial": c.get("sweep_trial"), "sweep_score": c.get("sweep_score"),
                "seeds": c["seeds"], "scores": c["scores"], "summary": s.to_dict()}
+        if "scores_by_variant" in c:
+            row["by_variant"] = {v: Summary.of(sc, seed=seed).to_dict() for v, sc in c["scores_by_variant"].items()}
         if name != "baseline":
             crit = success_criteria(s, c.get("sweep_score"), base)
             row["criteria"] = {k: {"verdict": v.verdict, "value": v.value, "threshold": v.threshold,
@@ -60,7 +62,8 @@ def build_report(validation_dir: str, seed: int = 0, out_dir: str | None = None)
                            p_improvement=probability_of_improvement(c["scores"], base_scores),
                            p_improvement_ci=list(probability_of_improvement_ci(c["scores"], base_scores, seed=seed)))
         rows[name] = row
-    report = {"experiment": val["experiment"], "seed": seed, "configs": rows, "determinism": DETERMINISM}
+    report = {"experiment": val["experiment"], "seed": seed, "configs": rows, "determinism": DETERMINISM,
+              "selection_seeds": val.get("selection_seeds"), "validation_seeds": _validation_seeds(val)}
     with open(os.path.join(out_dir, "report.json"), "w") as f:
         json.dump(report, f, indent=1)
     _plots(out_dir, rows, seed)
@@ -69,11 +72,18 @@ def build_report(validation_dir: str, seed: int = 0, out_dir: str | None = None)
     return report
 
 
+def _validation_seeds(val: dict) -> list[int]:
+    return list(val.get("phase1_seeds", [])) + list(val.get("phase2_seeds", []))
+
+
 def _markdown(val: dict, rows: dict) -> str:
     lines = [f"# Validation report: {val['experiment']}", "",
              f"Top {val.get('top_k', '?')} configurations of the sweep in `{val.get('sweep_dir', '')}` and the "
              f"baseline, on seeds {val.get('phase1_seeds')}; phase 2 adds seeds {val.get('phase2_seeds')} for "
              f"{', '.join(val.get('phase2', [])) or 'none'}.", "",
+             f"**Seeds.** Selected (the sweep's trials trained on): {val.get('selection_seeds', 'not recorded')}. "
+             f"Validated on: {_validation_seeds(val)}. The two sets are disjoint (selection and validation seed "
+             "streams, `rljax.sweep.seeds`): no selection run is part of a validation sample.", "",
              "Scores are the final evaluation return of each (configuration, seed) job. std uses ddof=1; "
              "IQM is the 25%-trimmed mean; CIs are 95% percentile bootstraps (10,000 resamples). Welch's t-test "
              "is two-sided against the baseline; P(improvement) = P(X > Y) + 0.5 P(X = Y) for a run X of the "
@@ -88,6 +98,13 @@ def _markdown(val: dict, rows: dict) -> str:
         lines.append(f"| {name} | {s['n']} | {_fmt(s['mean'])} | {_fmt(s['std'])} | {_fmt(s['iqm'])} "
                      f"| [{_fmt(s['ci_low'])}, {_fmt(s['ci_high'])}] | [{_fmt(s['iqm_ci_low'])}, "
                      f"{_fmt(s['iqm_ci_high'])}] | {_fmt(r['sweep_score'])} | {_fmt(r.get('welch_p'))} | {poi} |")
+    variant_rows = [(n, v, x) for n, r in rows.items() for v, x in r.get("by_variant", {}).items()]
+    if variant_rows:
+        lines += ["", "## Per task variant", "",
+                  "Every job trained all task variants in one program; the table above scores their mean.", "",
+                  "| config | variant | seeds | mean | std | IQM | 95% CI (mean) |", "|---|---|---|---|---|---|---|"]
+        lines += [f"| {n} | {v} | {x['n']} | {_fmt(x['mean'])} | {_fmt(x['std'])} | {_fmt(x['iqm'])} "
+                  f"| [{_fmt(x['ci_low'])}, {_fmt(x['ci_high'])}] |" for n, v, x in variant_rows]
     lines += ["", "## Success criteria", "",
               "1. mean >= 90% of the configuration's sweep score (written `mean >= score - 0.1 |score|` so it "
               "also holds for negative returns);",

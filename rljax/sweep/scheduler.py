@@ -14,12 +14,15 @@ The ``train_fn`` contract (the engine supplies it, see ``rljax.sweep.engine.make
 * each result is a JSON-serialisable metrics dict with at least a float ``eval_return``
   (NaN is allowed for a diverged run and ranks last);
 * it must be a deterministic function of (config, seed): a job is trained once and its
-  record is reused by later sweeps and validations;
+  record is reused by reruns;
+* an engine that trains several task variants per job adds ``eval_return_by_variant``
+  (variant -> return; ``eval_return`` is then their mean), kept per variant in the summaries;
 * in a multi-process run every process calls it with the same arguments (SPMD); only the
   primary process writes the results table and summaries.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -29,13 +32,14 @@ from typing import Any, Callable, Sequence
 from rljax.errors import ConfigError
 from rljax.optional import require
 from rljax.sweep.jobs import Job, ResultsTable, plain
+from rljax.sweep.seeds import check_selection, check_validation, recorded_selection_seeds, selection_seeds
 from rljax.sweep.space import Space, get_space
 
 TrainFn = Callable[[list[dict], list[int]], list[dict]]
 Log = Callable[[str], None]
 
-# The seed document's validation seeds (both lists are spelled out there): phase 1 trains the
-# sweep's top configurations on these ten ...
+# The seed document's validation seeds (both lists are spelled out there; all in the validation
+# stream of rljax.sweep.seeds): phase 1 trains the sweep's top configurations on these ten ...
 PHASE1_SEEDS = (42, 123, 456, 789, 1011, 1314, 1617, 1920, 2223, 2526)
 # ... and phase 2 adds these ten for the top 3 of phase 1 (20 seeds each).
 PHASE2_SEEDS = (3031, 3334, 3637, 3940, 4243, 4546, 4849, 5152, 5455, 5758)
@@ -49,13 +53,14 @@ def _is_primary() -> bool:
     return jax.process_index() == 0
 
 
-def _job(experiment: str, base_config: dict, section: str, hparams: dict, seed: int, kind: str) -> Job:
+def _job(experiment: str, base_config: dict, section: str, hparams: dict, seed: int, kind: str,
+         variant: str | None = None) -> Job:
     config = json.loads(json.dumps(plain(base_config)))  # deep, JSON-ready copy
     node = config.setdefault(section, {})
     if not isinstance(node, dict):
         raise ConfigError(f"base config section {section!r} is not a mapping")
     node.update(hparams)
-    return Job(experiment, config, int(seed), kind)
+    return Job(experiment, config, int(seed), kind, variant)
 
 
 def _write_json(path: str, obj: Any) -> None:
@@ -80,14 +85,14 @@ class _Runner:
     """Trains missing jobs in batches and remembers every result it has seen."""
 
     def __init__(self, experiment: str, base_config: dict, section: str, table: ResultsTable, train_fn: TrainFn,
-                 batch: int, primary: bool, log: Log):
-        self.experiment, self.base, self.section = experiment, base_config, section
+                 batch: int, primary: bool, log: Log, variant: str | None = None):
+        self.experiment, self.base, self.section, self.variant = experiment, base_config, section, variant
         self.table, self.train_fn, self.batch, self.primary, self.log = table, train_fn, batch, primary, log
         self.results = {jid: r["metrics"] for jid, r in table.by_id().items()}
         self.trained = 0
 
     def job(self, hparams: dict, seed: int, kind: str) -> Job:
-        return _job(self.experiment, self.base, self.section, hparams, seed, kind)
+        return _job(self.experiment, self.base, self.section, hparams, seed, kind, self.variant)
 
     def metrics(self, hparams: dict, seed: int) -> dict:
         return self.results[self.job(hparams, seed, "").id]
@@ -141,12 +146,15 @@ class _Runner:
 def run_sweep(experiment: str, base_config: dict, space: Space | str, trials: int, batch: int, seed: int,
               out_dir: str, train_fn: TrainFn, *, train_seeds: Sequence[int] | None = None,
               sampler: str = "random", startup_trials: int = 20, log: Log = print,
-              primary: bool | None = None) -> dict:
+              primary: bool | None = None, variant: str | None = None) -> dict:
     """Random search over ``space``.
 
-    Trial ``i`` takes ``space.sample(seed, i)``; every trial trains on the same ``train_seeds``
-    (default ``[seed]``: common random numbers make trials comparable), and its objective is the
-    mean ``eval_return`` over them. Up to ``batch`` members (trials x train seeds) go to one
+    Trial ``i`` takes ``space.sample(seed, i)`` (``seed`` only samples hyperparameters); every
+    trial trains on the same ``train_seeds`` from the selection stream (default
+    ``selection_seeds(1)``; common random numbers make trials comparable; a seed outside the
+    stream raises ``ConfigError``, see :mod:`rljax.sweep.seeds`), and its objective is the mean
+    ``eval_return`` over them. ``variant``: the task variant the engine trains (part of every
+    job id; ``None``: all of the experiment's variants together, as ``train_fn`` does it). Up to ``batch`` members (trials x train seeds) go to one
     ``train_fn`` call; jobs already in ``out_dir/results.jsonl`` are not trained again. Writes
     ``out_dir/sweep.json`` (trials ranked best first) and returns its content.
 
@@ -163,13 +171,11 @@ def run_sweep(experiment: str, base_config: dict, space: Space | str, trials: in
     space = get_space(space) if isinstance(space, str) else space
     if trials <= 0 or batch <= 0:
         raise ConfigError(f"trials and batch must be > 0, got trials={trials}, batch={batch}")
-    train_seeds = [int(seed)] if train_seeds is None else [int(s) for s in train_seeds]
-    if not train_seeds or len(set(train_seeds)) != len(train_seeds):
-        raise ConfigError(f"train seeds must be distinct and non-empty, got {train_seeds}")
+    train_seeds = check_selection(selection_seeds(1) if train_seeds is None else train_seeds)
     primary = _is_primary() if primary is None else primary
     os.makedirs(out_dir, exist_ok=True)
     runner = _Runner(experiment, base_config, space.section, ResultsTable(os.path.join(out_dir, RESULTS_FILE)),
-                     train_fn, batch, primary, log)
+                     train_fn, batch, primary, log, variant)
     log(f"sweep {experiment}/{space.name} ({sampler}): {trials} trials x {len(train_seeds)} seed(s), batch {batch}")
     if sampler == "random":
         samples = space.sample_trials(seed, trials)
@@ -182,19 +188,32 @@ def run_sweep(experiment: str, base_config: dict, space: Space | str, trials: in
     for i, hp in enumerate(samples):
         returns = [runner.metrics(hp, s)["eval_return"] for s in train_seeds]
         objective = _objective(returns)
-        trials_out.append({"trial": i, "hparams": hp, "objective": objective, "eval_return": objective,
-                           "eval_returns": returns,
-                           "job_ids": [runner.job(hp, s, "sweep").id for s in train_seeds]})
+        row = {"trial": i, "hparams": hp, "objective": objective, "eval_return": objective, "eval_returns": returns,
+               "job_ids": [runner.job(hp, s, "sweep").id for s in train_seeds]}
+        by_variant = _by_variant([runner.metrics(hp, s) for s in train_seeds])
+        if by_variant:
+            row["eval_returns_by_variant"] = by_variant
+        trials_out.append(row)
     ranked = sorted(trials_out, key=lambda r: (_rank_key(r["objective"]), r["trial"]))
     summary = {"experiment": experiment, "space": space.name, "sampler": sampler, "section": space.section,
+               "space_params": {k: {"distribution": type(d).__name__, **dataclasses.asdict(d)}
+                                for k, d in space.params.items()},
                "trials": trials,
-               "seed": int(seed), "train_seeds": train_seeds, "batch": batch, "objective": "mean eval_return",
+               "seed": int(seed), "selection_seeds": train_seeds, "train_seeds": train_seeds, "variant": variant,
+               "batch": batch, "objective": "mean eval_return" + (" over variants" if variant is None else ""),
                "base_config": plain(base_config), "trained_now": runner.trained, "ranked": ranked}
     if primary:
         _write_json(os.path.join(out_dir, "sweep.json"), summary)
     log(f"sweep done: {runner.trained} job(s) trained now; best trial {ranked[0]['trial']} "
         f"objective {ranked[0]['objective']:.4g}")
     return summary
+
+
+def _by_variant(metrics: Sequence[dict]) -> dict[str, list[float]]:
+    """variant -> one return per job, where the engine scored variants separately."""
+    if not metrics or "eval_return_by_variant" not in metrics[0]:
+        return {}
+    return {v: [float(m["eval_return_by_variant"][v]) for m in metrics] for v in metrics[0]["eval_return_by_variant"]}
 
 
 def _ensured(runner: _Runner, hps: list[dict], seeds: Sequence[int]) -> list[dict]:
@@ -241,11 +260,13 @@ def run_validation(sweep_dir: str, top_k: int, seeds: Sequence[int] | None, base
     """Re-runs the sweep's best configurations with explicit seed lists.
 
     Phase 1: the top ``top_k`` trials of ``sweep_dir/sweep.json`` and the baseline on ``seeds``
-    (default: the seed document's ten, ``PHASE1_SEEDS``). Phase 2: the ``extra_seeds_top`` best
+    (default: the seed document's ten, ``PHASE1_SEEDS``). Every validation seed must lie in the
+    validation stream and must not be one of the sweep's recorded selection seeds
+    (``ConfigError`` otherwise; :mod:`rljax.sweep.seeds`), so no selection run is reused. Phase 2: the ``extra_seeds_top`` best
     of phase 1 (by mean ``eval_return``) and the baseline also on ``extra_seeds`` (default
     ``PHASE2_SEEDS``), 20 seeds in all. ``baseline_config`` holds the baseline's
     hyperparameter overrides (``None``/``{}``: the experiment's defaults in the sweep's base
-    config). Jobs already in the sweep's results table are reused. Writes
+    config). Validation jobs already in the results table (an earlier validation) are reused. Writes
     ``validation.json`` into ``out_dir`` (default ``sweep_dir``) and returns its content.
     """
     path = os.path.join(sweep_dir, "sweep.json")
@@ -263,8 +284,12 @@ def run_validation(sweep_dir: str, top_k: int, seeds: Sequence[int] | None, base
     primary = _is_primary() if primary is None else primary
     with open(path) as f:
         sweep = json.load(f)
+    selection = recorded_selection_seeds(sweep)
+    seeds = check_validation(seeds, selection)
+    extra = check_validation(extra, selection)
     runner = _Runner(sweep["experiment"], sweep["base_config"], sweep.get("section", "ppo"),
-                     ResultsTable(os.path.join(sweep_dir, RESULTS_FILE)), train_fn, batch, primary, log)
+                     ResultsTable(os.path.join(sweep_dir, RESULTS_FILE)), train_fn, batch, primary, log,
+                     sweep.get("variant"))
 
     candidates = {f"trial{r['trial']}": r for r in sweep["ranked"][:top_k]}
     configs = {name: dict(r["hparams"]) for name, r in candidates.items()}
@@ -291,8 +316,12 @@ def run_validation(sweep_dir: str, top_k: int, seeds: Sequence[int] | None, base
             "scores": [runner.metrics(hp, s)["eval_return"] for s in used],
             "job_ids": [runner.job(hp, s, "validate").id for s in used],
         }
+        by_variant = _by_variant([runner.metrics(hp, s) for s in used])
+        if by_variant:
+            result_configs[name]["scores_by_variant"] = by_variant
     result = {"experiment": sweep["experiment"], "sweep_dir": os.path.abspath(sweep_dir), "space": sweep["space"],
-              "top_k": top_k, "phase1_seeds": seeds, "phase2_seeds": extra, "phase2": phase2,
+              "top_k": top_k, "selection_seeds": selection, "phase1_seeds": seeds, "phase2_seeds": extra,
+              "phase2": phase2, "variant": sweep.get("variant"),
               "trained_now": runner.trained, "configs": result_configs}
     if primary:
         os.makedirs(out_dir, exist_ok=True)

@@ -138,8 +138,39 @@ def ppo6() -> Space:
     })
 
 
+def empo_lr() -> Space:
+    """EMPO phase 2: the learning rates of its five learned quantities and ``beta_r``."""
+    return Space("empo_lr", {
+        **{f"lr_{n}": LogNormal(1e-5, 1e-1) for n in ("q_r", "v_r", "v_h_e", "x_h", "u_r")},
+        "beta_r": LogNormal(1.0, 1000.0),
+    }, section="empo")
+
+
 # Name -> factory. Add a space by adding an entry here (or with ``register_space``).
-SPACES: dict[str, Callable[[], Space]] = {"ppo6": ppo6}
+SPACES: dict[str, Callable[[], Space]] = {"ppo6": ppo6, "empo_lr": empo_lr}
+
+
+def parse_params(items: list[str]) -> Space:
+    """A space from ``SECTION.KEY=log:LOW:HIGH`` (log-uniform-like ``LogNormal``) or
+    ``SECTION.KEY=uniform:LOW:HIGH`` items (``--param``); every item names the same section."""
+    params: dict[str, Distribution] = {}
+    sections = set()
+    for item in items:
+        key, sep, spec = item.partition("=")
+        section, dot, name = key.partition(".")
+        parts = spec.split(":")
+        if not sep or not dot or len(parts) != 3 or parts[0] not in ("log", "uniform"):
+            raise ConfigError(f"--param {item!r} is not of the form SECTION.KEY=log:LOW:HIGH or "
+                              f"SECTION.KEY=uniform:LOW:HIGH")
+        try:
+            low, high = float(parts[1]), float(parts[2])
+        except ValueError:
+            raise ConfigError(f"--param {key}: bounds must be numbers, got {parts[1]!r}, {parts[2]!r}") from None
+        params[name] = LogNormal(low, high) if parts[0] == "log" else Uniform(low, high)
+        sections.add(section)
+    if len(sections) != 1:
+        raise ConfigError(f"--param keys must all be in one config section, got {sorted(sections)}")
+    return Space("custom", params, section=sections.pop())
 
 
 def register_space(name: str, factory: Callable[[], Space]) -> None:
