@@ -30,7 +30,7 @@ selected (branch-free).
 
 Two ways to give instances their opponents: fixed per instance (``VecEnv(...,
 batched_params=True)`` with stacked :func:`view_params`), or redrawn per episode by
-:func:`make_opponent_sampler` as the ``param_sampler`` of ``VecEnv``/``Trainer`` (uniform over
+:func:`make_opponent_sampler` as the ``param_sampler`` of ``VecEnv``/``PPO`` (uniform over
 the filled slots plus the random policy).
 """
 from __future__ import annotations
@@ -194,7 +194,7 @@ def sample_opponent_index(key: Array, pool_count: Array, include_random: bool = 
 
 
 def make_opponent_sampler(include_random: bool = True):
-    """A ``VecEnv``/``Trainer`` ``param_sampler(key, base) -> params`` that redraws each
+    """A ``VecEnv``/``PPO`` ``param_sampler(key, base) -> params`` that redraws each
     instance's ``opponent_index`` at every reset, uniformly over the first ``pool_count``
     members plus the random policy (the reference's per-env pool sample with its "random"
     sentinel, redrawn per episode). The per-instance copies are a few scalars: the pool itself

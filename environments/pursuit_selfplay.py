@@ -80,7 +80,7 @@ def selfplay_view_params(arena: PursuitParams, mixed_prob: float = 0.0, prev_min
 
 
 def make_lane_sampler(num_lanes: int) -> Callable[[Array, SelfPlayViewParams], SelfPlayViewParams]:
-    """``param_sampler(key, base) -> params`` for ``VecEnv``/``Trainer``: at every reset an
+    """``param_sampler(key, base) -> params`` for ``VecEnv``/``PPO``: at every reset an
     instance draws its opponent lane uniformly from ``num_lanes`` and, with probability
     ``base.mixed_prob``, the previous curriculum distances."""
     if not isinstance(num_lanes, int) or num_lanes < 1:

@@ -70,7 +70,7 @@ def measure_sequential(steps: int, seeds: int) -> dict:
     with tempfile.TemporaryDirectory() as d:
         runner = Runner(EXPERIMENT, cfg, d)
         t0 = time.perf_counter()
-        run = jax.jit(jax.vmap(partial(runner.trainer.chunk, num_updates=runner.num_updates))).lower(runner.init_state()).compile()
+        run = jax.jit(jax.vmap(partial(runner.algorithm.chunk, num_updates=runner.num_updates))).lower(runner.init_state()).compile()
         compile_s = time.perf_counter() - t0
         total, returns = 0.0, []
         for seed in range(seeds):

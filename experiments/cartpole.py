@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from environments.cartpole import make_cartpole
 from rljax.experiment import Experiment, RunnerConfig, Setup
 from rljax.networks.mlp import ActorCriticMLP
-from rljax.ppo import PPOConfig, Trainer
+from rljax.ppo import PPO, PPOConfig
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ def build(cfg: CartPoleConfig) -> Setup:
     env = make_cartpole()
     params = env.default_params()
     net = ActorCriticMLP(env.action_space(params), hidden=cfg.network.hidden, activation=cfg.network.activation)
-    return Setup(Trainer(env, net, cfg.ppo, log_episodes=cfg.runner.log_episodes), (("cartpole", params),),
+    return Setup(PPO(env, net, cfg.ppo, log_episodes=cfg.runner.log_episodes), (("cartpole", params),),
                  cheap_reset=True)
 
 

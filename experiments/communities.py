@@ -57,8 +57,7 @@ from rljax.distributions import make_distribution
 from rljax.errors import ConfigError
 from rljax.experiment import Experiment, RunnerConfig, Setup
 from rljax.networks.film import TRUNKS, FiLMPolicy
-from rljax.ppo import PPOConfig, Trainer
-from rljax.ppo.trainer import TrainState
+from rljax.ppo import PPO, PPOConfig, TrainState
 
 Array = jax.Array
 ARMS = ("treatment", "control")
@@ -382,7 +381,7 @@ def rename_community_metrics(metrics: dict[str, Array]) -> dict[str, Array]:
 
 
 @dataclass(frozen=True)
-class CommunityTrainer(Trainer):
+class CommunityPPO(PPO):
     """PPO on harvest with community sampling, per-community metrics and an evaluation that
     pairs every ego episode with its resident baseline (value gap). ``greedy_eval``: evaluate
     with the policy's mode instead of samples."""
@@ -394,7 +393,7 @@ class CommunityTrainer(Trainer):
 
     def policy(self, ts_params: Any, obs_stats: Any) -> Any:
         space = self.env.action_space(None)
-        return lambda obs: make_distribution(space, self.apply(ts_params, self._norm_obs(obs_stats, obs))[0])
+        return lambda obs: make_distribution(space, self.apply(ts_params, self.norm_obs(obs_stats, obs))[0])
 
     def update(self, ts: TrainState) -> tuple[TrainState, dict[str, Array]]:
         probs = ts.env_params.harvest.community_probs
@@ -433,7 +432,7 @@ def make_network(cfg: CommunitiesConfig) -> FiLMPolicy:
 
 def build(cfg: CommunitiesConfig) -> Setup:
     sampler = CommunitySampler.from_config(cfg.sampling, cfg.ppo.num_updates)
-    trainer = CommunityTrainer(
+    trainer = CommunityPPO(
         HarvestEnv(), make_network(cfg), cfg.ppo, param_sampler=draw_task,
         post_update=sampler.post_update if sampler.changes else None,
         log_episodes=cfg.runner.log_episodes, num_tags=NUM_COMMUNITIES,

@@ -24,7 +24,7 @@ from rljax import backend
 from rljax.errors import ConfigError
 from rljax.experiment import Experiment, RunnerConfig, Setup
 from rljax.networks.cnn import BaseCNN
-from rljax.ppo import PPOConfig, Trainer
+from rljax.ppo import PPO, PPOConfig
 
 # d987f31's PPOConfig as the trainer actually used it (spec §5.6): constant lr 5e-4, 64 envs x
 # 128 steps, 4 epochs of 4 minibatches, entropy 0.02, clipped values, per-update advantages.
@@ -127,7 +127,7 @@ def build(cfg: GoodhartConfig) -> Setup:
     variants = tuple((m, params_for_mode(m, **cfg.env.overrides(cfg.ppo.gamma))) for m in cfg.env.modes)
     net = BaseCNN(num_actions=8, channels=cfg.network.channels, hidden=cfg.network.hidden,
                   conv_impl=backend.conv_impl(cfg.network.conv_impl))
-    return Setup(Trainer(env, net, cfg.ppo, log_episodes=cfg.runner.log_episodes), variants, conv_heavy=True)
+    return Setup(PPO(env, net, cfg.ppo, log_episodes=cfg.runner.log_episodes), variants, conv_heavy=True)
 
 
 def verify_main(argv: Sequence[str]) -> int:

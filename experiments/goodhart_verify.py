@@ -248,7 +248,7 @@ def _member_policies(trainer):
     """``(greedy(params, stats, obs[n]), sample(params, stats, keys[n], obs[n]))``."""
 
     def logits(p, stats, obs):
-        return trainer.apply(p, trainer._norm_obs(stats, obs))[0]
+        return trainer.apply(p, trainer.norm_obs(stats, obs))[0]
 
     def sample(pp, keys, obs):
         p, stats = pp
@@ -277,7 +277,7 @@ def run_verification(run_dir: str, out_dir: str | None = None, runs: int = 3, ag
         raise ConfigError(f"{run_dir} is a {runner.experiment.name!r} run, not a goodhart run")
     out_dir = out_dir or os.path.join(runner.out_dir, "verify")
     os.makedirs(out_dir, exist_ok=True)
-    trainer, cfg = runner.trainer, runner.cfg
+    trainer, cfg = runner.algorithm, runner.cfg
     env: Foraging = trainer.env
     env_overrides = cfg.env.overrides(cfg.ppo.gamma)
     world = dict(world or {})
@@ -323,7 +323,7 @@ def run_verification(run_dir: str, out_dir: str | None = None, runs: int = 3, ag
         obs = jnp.stack([observation_from_cells(jnp.asarray(v), mp) for v in views])
         p_i = jax.tree.map(lambda x: x[i], ts.params)
         stats_i = jax.tree.map(lambda x: x[i], ts.obs_stats)
-        sal = saliency(lambda p, o: trainer.apply(p, trainer._norm_obs(stats_i, o)), p_i, obs)
+        sal = saliency(lambda p, o: trainer.apply(p, trainer.norm_obs(stats_i, o)), p_i, obs)
         save_saliency_png(obs, sal, os.path.join(out_dir, f"saliency_{m.variant}.png"),
                           title=f"{m.variant} ({m.name})", captions=captions)
         sal_share[m.variant] = [saliency_share(o, s, v) for o, s, v in zip(obs, sal, views)]

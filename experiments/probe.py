@@ -10,7 +10,7 @@ from environments import probes
 from rljax.errors import ConfigError
 from rljax.experiment import Experiment, RunnerConfig, Setup
 from rljax.networks.mlp import ActorCriticMLP
-from rljax.ppo import PPOConfig, Trainer
+from rljax.ppo import PPO, PPOConfig
 
 PROBES = {
     "constant": probes.ConstantRewardProbe,
@@ -41,7 +41,7 @@ def build(cfg: ProbeConfig) -> Setup:
     env = PROBES[cfg.env.name]()
     params = env.default_params()
     net = ActorCriticMLP(env.action_space(params), hidden=(16, 16))
-    return Setup(Trainer(env, net, cfg.ppo, log_episodes=cfg.runner.log_episodes), ((cfg.env.name, params),))
+    return Setup(PPO(env, net, cfg.ppo, log_episodes=cfg.runner.log_episodes), ((cfg.env.name, params),))
 
 
 EXPERIMENT = Experiment(

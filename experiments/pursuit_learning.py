@@ -1,6 +1,6 @@
 """What a PPO pursuer learns against the uniformly random evader at a tiny budget, and what stops it.
 
-The engine's PPO (:class:`rljax.trainer.Trainer`) on the single-agent view of the arena
+The engine's PPO (:class:`rljax.ppo.PPO`) on the single-agent view of the arena
 (:class:`environments.pursuit_opponents.OpponentView`, the evader acting uniformly at random),
 full observation, no obstacles, 1-3 m starts, 200-step episodes. Each variant changes one thing
 against the set-up that learns (``shaped``): the action parametrisation, the reward, the learning
@@ -31,7 +31,7 @@ from environments.pursuit_opponents import OpponentView, view_params
 from rljax.distributions import make_distribution
 from rljax.networks.mlp import ActorCriticMLP
 from rljax.ppo import PPOConfig
-from rljax.trainer import Trainer
+from rljax.ppo import PPO
 
 # The closing distance x100 (about 0.18 per step at full speed), +10 at capture, no timeout penalty.
 SHAPED = {"distance_scale": 100.0, "capture_bonus": 10.0, "timeout_penalty": 0.0}
@@ -73,7 +73,7 @@ def pursuer_episodes(env: OpponentView, params: Any, keys: jax.Array,
     ``keys[E]``, for a pursuer acting by ``act(key, obs) -> action`` (default: uniformly over its
     action box).
 
-    The keys are used exactly as :meth:`rljax.ppo.Trainer.evaluate` uses them (same reset, same
+    The keys are used exactly as :meth:`rljax.ppo.PPO.evaluate` uses them (same reset, same
     step keys, so the random evader makes the same moves): with the same keys, a policy's greedy
     ``act`` reproduces its evaluation episode for episode, and any other pursuer plays the same
     starts against the same evader."""
@@ -115,7 +115,7 @@ def train_pursuer(v: Variant, seed: int = 0, total_timesteps: int = 40_960, epis
     env, params = pursuer_view(v)
     cfg = PPOConfig(num_envs=16, num_steps=64, num_minibatches=4, num_epochs=4, total_timesteps=total_timesteps, lr=v.lr,
                     ent_coef=0.0, normalize_reward=v.normalize_reward)
-    tr = Trainer(env, ActorCriticMLP(env.action_space(params), hidden=(64, 64)), cfg)
+    tr = PPO(env, ActorCriticMLP(env.action_space(params), hidden=(64, 64)), cfg)
     ts, _ = jax.jit(tr.train)(jax.random.PRNGKey(seed), tr.hparams(params), params)
     keys = jax.random.split(jax.random.PRNGKey(7), episodes)
     greedy = jax.jit(lambda p, stats: tr.evaluate(p, stats, params, keys, env.max_steps(params)))

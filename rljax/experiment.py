@@ -84,7 +84,7 @@ class Setup:
     """What an experiment's ``build(cfg)`` returns.
 
     ``algorithm``: what the runner drives (:class:`rljax.algorithm.Algorithm`, e.g. PPO's
-    :class:`rljax.ppo.Trainer`).
+    :class:`rljax.ppo.PPO`).
     ``variants``: named task parameters trained side by side as members of one program (e.g.
     observation modes); each is combined with every seed and hyperparameter setting.
     ``conv_heavy``: the network is dominated by convolutions (picks ``member_loop``, see
@@ -97,11 +97,6 @@ class Setup:
     variants: tuple[tuple[str, Any], ...]
     conv_heavy: bool = False
     cheap_reset: bool = False
-
-    @property
-    def trainer(self) -> Algorithm:
-        """The algorithm under its first name (PPO experiments call it the trainer)."""
-        return self.algorithm
 
 
 @dataclass(frozen=True)

@@ -104,7 +104,6 @@ class Runner:
                                        cheap_reset=self.setup.cheap_reset)
         self.algorithm: Algorithm = self.setup.algorithm.with_options(
             member_axis=MEMBER_AXIS, reset_branch=self.choices.reset_branch, bootstrap_branch=self.choices.bootstrap_branch)
-        self.trainer = self.algorithm  # PPO experiments' name for it
         alg = self.algorithm
         settings = self.grid or [{}]
         # Per-member task parameters and hyperparameters are gathered from the few distinct

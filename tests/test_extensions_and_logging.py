@@ -14,7 +14,7 @@ from rljax.networks.mlp import ActorCriticMLP
 from rljax.normalize import RewardNormalizer, RunningMeanStd
 from rljax.ppo import PPOConfig
 from rljax.runner import Runner
-from rljax.trainer import Trainer
+from rljax.ppo import PPO
 
 CFG = PPOConfig(num_envs=8, num_steps=16, num_minibatches=2, total_timesteps=8 * 16 * 60, lr=3e-3, clip_value=False)
 
@@ -46,7 +46,7 @@ class ShrinkParams(Extension):
 
 def train(env, extensions=()):
     p = env.default_params()
-    tr = Trainer(env, ActorCriticMLP(env.action_space(p), hidden=(16, 16)), CFG, extensions=tuple(extensions))
+    tr = PPO(env, ActorCriticMLP(env.action_space(p), hidden=(16, 16)), CFG, extensions=tuple(extensions))
     ts, m = jax.jit(tr.train)(jax.random.PRNGKey(0), tr.hparams(p), p)
     return tr, ts, m
 
@@ -94,7 +94,7 @@ def test_normalised_observations_train_end_to_end():
     env = probes.ActionRewardProbe()
     p = env.default_params()
     cfg = dataclasses.replace(CFG, normalize_obs=True, normalize_reward=True)
-    tr = Trainer(env, ActorCriticMLP(env.action_space(p), hidden=(16, 16)), cfg)
+    tr = PPO(env, ActorCriticMLP(env.action_space(p), hidden=(16, 16)), cfg)
     ts, _ = jax.jit(tr.train)(jax.random.PRNGKey(0), tr.hparams(p), p)
     assert abs(float(ts.obs_stats.mean[0])) < 0.2 and abs(float(ts.obs_stats.var[0]) - 1.0) < 0.2
     ev = tr.evaluate(ts.params, ts.obs_stats, p, jax.random.split(jax.random.PRNGKey(1), 16), 4)
@@ -146,7 +146,7 @@ def test_per_tag_episode_metrics_and_post_update_sees_them():
         seen.append(sorted(metrics))
         return ts.replace(ext={"ret1": metrics["episode_return_tag1"]})
 
-    tr = Trainer(env, ActorCriticMLP(env.action_space(p), hidden=(8,)), CFG, num_tags=2, post_update=post)
+    tr = PPO(env, ActorCriticMLP(env.action_space(p), hidden=(8,)), CFG, num_tags=2, post_update=post)
     ts = tr.init_state(jax.random.PRNGKey(0), p, tr.hparams(p)).replace(ext={"ret1": jnp.zeros(())})
     ts, m = jax.jit(tr.update)(ts)
     assert float(m["episode_return_tag0"]) == 1.0 and float(m["episode_return_tag1"]) == 2.0

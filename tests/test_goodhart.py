@@ -64,7 +64,7 @@ def test_ground_truth_agent_eats_more_food_per_poison_than_random(tiny_run):
     runner, ts = load_run(tiny_run)
     gt = [i for i, m in enumerate(runner.members) if m.variant == "ground_truth"][0]
     params = jax.tree.map(lambda x: x[gt], ts.params)
-    trainer = runner.trainer
+    trainer = runner.algorithm
 
     def sample(p, keys, obs):
         logits = trainer.apply(p, obs)[0]

@@ -10,14 +10,14 @@ from rljax.distributions import gaussian, make_distribution, multi_categorical
 from rljax.envs.spaces import Box, Discrete, MultiDiscrete
 from rljax.networks.mlp import ActorCriticMLP
 from rljax.ppo import PPOConfig
-from rljax.trainer import Trainer
+from rljax.ppo import PPO
 
 BASE = PPOConfig(num_envs=8, num_steps=16, num_minibatches=2, total_timesteps=8 * 16 * 60, lr=3e-3, clip_value=False)
 
 
 def train(env, cfg, seed=0):
     params = env.default_params()
-    tr = Trainer(env, ActorCriticMLP(env.action_space(params), hidden=(16, 16)), cfg)
+    tr = PPO(env, ActorCriticMLP(env.action_space(params), hidden=(16, 16)), cfg)
     ts, metrics = jax.jit(tr.train)(jax.random.PRNGKey(seed), tr.hparams(params), params)
     return tr, ts, metrics
 
@@ -125,7 +125,7 @@ def test_typed_keys_work_like_raw_keys():
     """New-style ``jax.random.key`` keys train as well as ``PRNGKey`` arrays."""
     env = probes.ConstantRewardProbe()
     p = env.default_params()
-    tr = Trainer(env, ActorCriticMLP(env.action_space(p), hidden=(8,)), PPOConfig(num_envs=4, num_steps=8, total_timesteps=64))
+    tr = PPO(env, ActorCriticMLP(env.action_space(p), hidden=(8,)), PPOConfig(num_envs=4, num_steps=8, total_timesteps=64))
     ts = tr.init_state(jax.random.key(0), p, tr.hparams(p))
     ts, m = jax.jit(tr.update)(ts)
     assert m["episodes"] == 32 and bool(jnp.isfinite(m["loss"]))

@@ -159,7 +159,7 @@ def test_view_runs_in_vecenv_with_per_instance_opponents_and_counts_captures():
 
 
 def test_opponent_sampler_redraws_the_index_per_reset_over_the_valid_pool_and_random():
-    """The Trainer path: shared base params and a param_sampler; each reset draws an index
+    """The PPO path: shared base params and a param_sampler; each reset draws an index
     uniformly over {-1} + the first pool_count members (here 2 of a pool of capacity 3)."""
     pool3 = stack_params([chaser_params(speed=0.3), chaser_params(speed=0.9), chaser_params(speed=0.1)])
     view = EVADER_VIEW.with_pool(pool3)

@@ -12,7 +12,7 @@ from environments import probes
 from rljax.distributions import make_distribution
 from rljax.envs.spaces import Box, Discrete
 from rljax.networks.mlp import ActorCriticMLP
-from rljax.ppo import PPOConfig, Trainer
+from rljax.ppo import PPO, PPOConfig
 from rljax.regularizers import EWC, RND, fisher_diagonal
 from rljax.regularizers.rnd import EPS
 
@@ -158,7 +158,7 @@ def test_fisher_diagonal_matches_a_minibatch_loop(kind):
 # --------------------------------------------------------------------------------------------
 ACTION_ENV = probes.ActionRewardProbe()
 ACTION_P = ACTION_ENV.default_params()
-EWC_TRAINER = Trainer(ACTION_ENV, ActorCriticMLP(ACTION_ENV.action_space(ACTION_P), hidden=(16, 16)), CFG,
+EWC_TRAINER = PPO(ACTION_ENV, ActorCriticMLP(ACTION_ENV.action_space(ACTION_P), hidden=(16, 16)), CFG,
                       extensions=(EWC(lam=1000.0),))
 
 
@@ -290,7 +290,7 @@ OBS_P = OBS_ENV.default_params()
 # The predictor learns slowly here, so each observation's intrinsic reward is stationary and
 # the value must converge to extrinsic + intrinsic.
 TRAINER_RND = RND(coef=0.1, lr=1e-7, hidden=(32, 32), features=16, minibatch=64)
-RND_TRAINER = Trainer(OBS_ENV, ActorCriticMLP(OBS_ENV.action_space(OBS_P), hidden=(16, 16)), CFG,
+RND_TRAINER = PPO(OBS_ENV, ActorCriticMLP(OBS_ENV.action_space(OBS_P), hidden=(16, 16)), CFG,
                       extensions=(TRAINER_RND,))
 
 

@@ -73,7 +73,7 @@ def test_run_directory_contents(two_seed_run):
 
 def test_update_is_not_retraced(two_seed_run):
     runner, _, _ = two_seed_run
-    trainer = runner.trainer
+    trainer = runner.algorithm
     traced = chex.assert_max_traces(trainer.update, n=1)
     step = jax.jit(jax.vmap(traced))
     ts = runner.init_state()

@@ -35,7 +35,7 @@ def test_batched_initialisation_equals_each_member_alone(tmp_path):
         alone = Runner(CARTPOLE, cartpole(1, [f"runner.seed={i}"]), str(tmp_path / f"s{i}")).init_state()
         assert same(jax.tree.map(lambda x: x[i], batch), jax.tree.map(lambda x: x[0], alone))
         r = Runner(CARTPOLE, cartpole(1), str(tmp_path / "old"))
-        old = jax.jit(r.trainer.init_params)(jax.random.split(jax.random.PRNGKey(i))[0], r.trainer.env.default_params())
+        old = jax.jit(r.algorithm.init_params)(jax.random.split(jax.random.PRNGKey(i))[0], r.algorithm.env.default_params())
         assert same(jax.tree.map(lambda x: x[i], batch.params), old)
     assert not same(jax.tree.map(lambda x: x[0], batch.params), jax.tree.map(lambda x: x[1], batch.params))
 

@@ -36,7 +36,9 @@ def make_optimizer(h: HParams, cfg: PPOConfig) -> optax.GradientTransformation:
 
 @struct.dataclass
 class Batch:
-    """Flattened training samples, leading axis ``[B]``."""
+    """Training samples: flattened transitions ``[B]`` for a feedforward policy; whole sequences
+    ``[T, B]`` for a recurrent one, with each sequence's initial ``carry[B, ...]`` and its
+    ``reset[T, B]`` flags (:mod:`rljax.ppo.policy`). Both are ``()`` for a feedforward policy."""
 
     obs: Array
     action: Array
@@ -44,6 +46,8 @@ class Batch:
     value: Array
     advantage: Array
     target: Array
+    carry: Any = ()
+    reset: Any = ()
 
 
 def ppo_loss(
@@ -54,8 +58,15 @@ def ppo_loss(
     h: HParams,
     mb: Batch,
 ) -> tuple[Array, dict[str, Array]]:
-    """Clipped surrogate + (optionally clipped) value loss - per-head entropy bonus."""
+    """Clipped surrogate + (optionally clipped) value loss - per-head entropy bonus, for a
+    feedforward ``apply_fn(params, obs) -> (policy_out, value)``."""
     pi_out, value = apply_fn(params, mb.obs)
+    return ppo_objective(pi_out, value, space, cfg, h, mb)
+
+
+def ppo_objective(pi_out: Any, value: Array, space: Any, cfg: PPOConfig, h: HParams, mb: Batch) -> tuple[Array, dict[str, Array]]:
+    """The loss of the network outputs ``(pi_out, value)`` for the samples ``mb`` (any leading
+    sample axes: ``[B]`` or ``[T, B]``); means are over all samples."""
     dist = make_distribution(space, pi_out)
     log_prob = dist.log_prob(mb.action)
     log_ratio = log_prob - mb.log_prob
@@ -69,7 +80,8 @@ def ppo_loss(
         v_clipped = mb.value + jnp.clip(value - mb.value, -h.clip_eps, h.clip_eps)
         v_err = jnp.maximum(v_err, jnp.square(v_clipped - mb.target))
     v_loss = 0.5 * v_err.mean()
-    entropy = dist.entropy().mean(axis=0)  # [heads]
+    entropy = dist.entropy()
+    entropy = entropy.reshape((-1, entropy.shape[-1])).mean(axis=0)  # [heads]
     loss = pg_loss + h.vf_coef * v_loss - jnp.sum(h.ent_coef * entropy)
     metrics = {
         "pg_loss": pg_loss,

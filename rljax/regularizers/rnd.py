@@ -11,7 +11,7 @@ is
 with ``var`` the running variance (Chan/Welford merge, :class:`rljax.normalize.RunningMeanStd`)
 of the raw rewards handed out so far. Not centred: the reward stays positive, as in RND.
 
-Order of operations within one PPO update (``rljax.ppo.Trainer``):
+Order of operations within one PPO update (``rljax.ppo.PPO``):
 
 1. ``reward`` scores the rollout with the statistics from the EARLIER rollouts only (so the
    reward of an observation is a function of the state and that observation alone, never of

@@ -3,7 +3,7 @@
 :class:`SelfPlayTrainer` keeps both learners (pursuer = row 0, evader = row 1) in its state:
 parameters, optimiser states, extension states and reward normalisers stacked on a leading
 ``[2]`` axis. ``update(state)`` is one PPO update of the *active* learner, done by
-:meth:`rljax.ppo.Trainer.update` on the role-parametric
+:meth:`rljax.ppo.PPO.update` on the role-parametric
 :class:`~environments.pursuit_selfplay.SelfPlayView` (the learner's row is gathered by
 role, updated, scattered back), followed by the protocol's bookkeeping:
 
@@ -61,7 +61,7 @@ from rljax.envs.vec_env import VecEnv, any_member
 from rljax.errors import ConfigError
 from rljax.extensions import Extension
 from rljax.normalize import RewardNormalizer, RunningMeanStd
-from rljax.ppo import NUMERIC_FIELDS, HParams, PPOConfig, TrainState, Trainer, make_optimizer
+from rljax.ppo import NUMERIC_FIELDS, PPO, HParams, PPOConfig, TrainState, make_optimizer
 from rljax.selfplay.curriculum import (
     CurriculumConfig,
     CurriculumState,
@@ -281,10 +281,10 @@ class SelfPlayTrainer(Algorithm):
         return self.protocol_cfg.cold_start_timesteps > 0
 
     @property
-    def ppo_trainer(self) -> Trainer:
+    def ppo_trainer(self) -> PPO:
         """PPO on :class:`ProtocolEnv` (bound to a role, lanes and the cold-start flag per update)."""
         cfg = dataclasses.replace(self.ppo, total_timesteps=self.num_updates * self.ppo.batch_size)
-        return Trainer(self.protocol_env, self.network, cfg, extensions=self.extensions,
+        return PPO(self.protocol_env, self.network, cfg, extensions=self.extensions,
                        param_sampler=protocol_sampler(self.num_lanes), log_episodes=True,
                        member_axis=self.member_axis, reset_branch=self.reset_branch,
                        bootstrap_branch=self.bootstrap_branch)
