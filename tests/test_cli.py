@@ -45,4 +45,4 @@ def test_console_exit_code_is_2_in_a_real_process():
 def test_list_shows_experiments_only(capsys):
     assert main(["list"]) == 0
     names = [line.split()[0] for line in capsys.readouterr().out.splitlines() if line.strip()]
-    assert names == ["cartpole", "communities", "empo", "goodhart", "probe", "pursuit"]
+    assert names == ["cartpole", "communities", "empo", "goodhart", "memory", "probe", "pursuit"]
