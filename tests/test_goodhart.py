@@ -132,6 +132,14 @@ def test_verify_of_a_directory_that_is_no_run_names_that_directory(tmp_path, cap
         assert err.endswith(f"{path} is not an rljax run directory (no run.json)") and len(err.splitlines()) == 1
 
 
+def test_regrid_on_reset_is_a_config_option_that_reaches_the_environment():
+    assert EXPERIMENT.build(EXPERIMENT.make_config(None, None, {})).trainer.env.regrid_on_reset is False
+    cfg = EXPERIMENT.make_config(None, None, {"env": {"regrid_on_reset": True}})
+    cfg.validate()
+    assert EXPERIMENT.build(cfg).trainer.env.regrid_on_reset is True
+    assert "regrid_on_reset" not in cfg.env.overrides(0.99)  # static, not a task parameter
+
+
 def test_render_observation_shows_what_the_agent_sees():
     from environments.foraging import observation_from_cells
 
