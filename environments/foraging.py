@@ -2,8 +2,19 @@
 
 An agent walks a ``grid_size x grid_size`` torus with 8 king moves, pays ``move_cost`` energy
 per step, gains energy on food and loses it on poison; an eaten item respawns at once on a
-uniformly drawn empty cell, so item counts stay constant within an episode. It dies (a
-*termination*) when its energy reaches 0; the episode limit is a *truncation*.
+uniformly drawn empty cell, so item counts stay constant. It dies (a *termination*) when its
+energy reaches 0; the episode limit is a *truncation*.
+
+**The grid outlives the agent** (as in the original): after a death or a time-out the agent
+respawns on a uniformly drawn empty cell with full energy, and the grid, layout and item
+counts included, carries on (:meth:`Foraging.auto_reset`, which the auto-reset of
+:class:`rljax.envs.VecEnv` calls). A new grid, with freshly drawn item counts, is drawn only
+by :meth:`Foraging.reset`, at the start of an environment instance. ``regrid_on_reset=True``
+restores the old behaviour of a new grid at every auto-reset.
+
+:meth:`Foraging.reset_shared` / :meth:`Foraging.step_shared` put several agents on one grid
+(the original's survival test): they act in index order, see each other as PREY and never
+get an item respawned under them.
 
 The observation and reward **mode is a field of the per-instance params** (int32), not a
 constructor argument, so one compiled program can train all four modes side by side under
@@ -37,7 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from rljax.envs.environment import Environment
+from rljax.envs.environment import Environment, tree_select
 from rljax.envs.spaces import Discrete
 
 Array = jax.Array
@@ -158,12 +169,15 @@ def stack_params(params: list[ForagingParams]) -> ForagingParams:
 
 @struct.dataclass
 class ForagingState:
+    """One grid and its agent. In the shared-grid simulation (:meth:`Foraging.reset_shared`)
+    ``pos``, ``energy``, ``t`` and ``phi`` have a leading ``[n]`` agents axis."""
+
     grid: Array  # [S, S] int8 cell values; the agent is not drawn into it
     pos: Array  # [2] int32 (x, y)
     energy: Array  # float32
-    t: Array  # int32 steps taken this episode
+    t: Array  # int32 steps taken this episode (since the agent's last spawn)
     phi: Array  # float32 shaping potential of the current observation
-    food_count: Array  # int32, constant within an episode
+    food_count: Array  # int32, constant for the grid's lifetime (across respawns)
     poison_count: Array
 
 
@@ -172,11 +186,14 @@ class Foraging(Environment[ForagingState, ForagingParams]):
 
     ``placement_chunk``: how many uniform cell draws one round of item placement makes (the
     first distinct draws become spawn, food, poison; more rounds run only if needed).
+    ``regrid_on_reset``: draw a new grid at every auto-reset (after each death or time-out)
+    instead of respawning the agent on the grid it died on (the spec's rule, the default).
     """
 
     name = "foraging"
 
-    def __init__(self, grid_size: int = 100, view_size: int = 11, placement_chunk: int = 512):
+    def __init__(self, grid_size: int = 100, view_size: int = 11, placement_chunk: int = 512,
+                 regrid_on_reset: bool = False):
         if view_size % 2 != 1 or view_size < 3:
             raise ValueError(f"view_size={view_size} is invalid: must be odd and >= 3")
         if grid_size < view_size:
@@ -184,6 +201,7 @@ class Foraging(Environment[ForagingState, ForagingParams]):
         self.grid_size = grid_size
         self.view_size = view_size
         self.placement_chunk = placement_chunk
+        self.regrid_on_reset = bool(regrid_on_reset)
         r = view_size // 2
         off = np.arange(-r, r + 1)
         self._dy, self._dx = np.meshgrid(off, off, indexing="ij")  # [V, V] row, column offsets
@@ -218,7 +236,8 @@ class Foraging(Environment[ForagingState, ForagingParams]):
         return ("ep_food", "ep_poison", "energy", "starved", "tag")
 
     def reset(self, key: Array, params: ForagingParams) -> tuple[Array, ForagingState]:
-        """A new grid (fresh item counts), spawn and energy. Returns ``obs[V, V, 6]``."""
+        """A new grid (freshly drawn item counts), spawn and energy: the start of an
+        environment instance. Returns ``obs[V, V, 6]``."""
         kf, kp, kplace = jax.random.split(key, 3)
         n_food = jax.random.randint(kf, (), params.min_food, params.max_food + 1)
         n_poison = jax.random.randint(kp, (), params.min_poison, params.max_poison + 1)
@@ -234,6 +253,26 @@ class Foraging(Environment[ForagingState, ForagingParams]):
             poison_count=n_poison,
         )
         return obs, state
+
+    def auto_reset(self, key: Array, state: ForagingState, params: ForagingParams) -> tuple[Array, ForagingState]:
+        """After a death or time-out: :meth:`respawn` on the same grid (a new grid with
+        ``regrid_on_reset``)."""
+        if self.regrid_on_reset:
+            return self.reset(key, params)
+        return self.respawn(key, state, params)
+
+    def respawn(self, key: Array, state: ForagingState, params: ForagingParams) -> tuple[Array, ForagingState]:
+        """The agent starts a new episode on ``state.grid``: a uniformly drawn empty cell,
+        full energy, ``t = 0``. The grid and its item counts are unchanged."""
+        cell = self._draw_empty(key, state.grid.reshape(-1), jnp.int32(-1), jnp.bool_(True))
+        pos = jnp.stack([cell % self.grid_size, cell // self.grid_size]).astype(jnp.int32)
+        obs = self.observe(state.grid, pos, params)
+        return obs, state.replace(
+            pos=pos,
+            energy=params.initial_energy.astype(jnp.float32),
+            t=jnp.zeros((), jnp.int32),
+            phi=self.potential(obs, params),
+        )
 
     def step(self, key, state, action, params):
         """One move. Returns ``(obs[V, V, 6], state, reward, terminated, truncated, info)``."""
@@ -271,6 +310,83 @@ class Foraging(Environment[ForagingState, ForagingParams]):
             "tag": params.mode.astype(jnp.int32),
         }
         return obs, new_state, reward.astype(jnp.float32), terminated, truncated, info
+
+    # -- several agents on one grid (the survival test) ------------------------------------
+    def reset_shared(self, key: Array, params: ForagingParams, agents: int) -> tuple[Array, ForagingState]:
+        """A new grid with ``agents`` agents on distinct uniformly drawn empty cells.
+
+        Returns ``obs[n, V, V, 6]`` (each agent sees the others as PREY) and a state whose
+        ``pos[n, 2]``, ``energy[n]``, ``t[n]`` and ``phi[n]`` are per agent."""
+        kf, kp, kplace, kspawn = jax.random.split(key, 4)
+        n_food = jax.random.randint(kf, (), params.min_food, params.max_food + 1)
+        n_poison = jax.random.randint(kp, (), params.min_poison, params.max_poison + 1)
+        grid, pos0 = self._place(kplace, n_food, n_poison)
+        s = self.grid_size
+
+        def spawn(marked, k):  # the others on EMPTY cells of the grid with earlier agents marked
+            cell = self._draw_empty(k, marked, jnp.int32(-1), jnp.bool_(True))
+            return marked.at[cell].set(PREY, mode="drop"), cell
+
+        marked0 = grid.reshape(-1).at[pos0[1] * s + pos0[0]].set(PREY)
+        _, cells = jax.lax.scan(spawn, marked0, jax.random.split(kspawn, agents - 1))
+        pos = jnp.concatenate([pos0[None], jnp.stack([cells % s, cells // s], -1).astype(jnp.int32)])
+        obs = self._observe_shared(grid, pos, params)
+        state = ForagingState(
+            grid=grid,
+            pos=pos,
+            energy=jnp.full((agents,), params.initial_energy, jnp.float32),
+            t=jnp.zeros((agents,), jnp.int32),
+            phi=jax.vmap(self.potential, in_axes=(0, None))(obs, params),
+            food_count=n_food,
+            poison_count=n_poison,
+        )
+        return obs, state
+
+    def step_shared(self, key: Array, state: ForagingState, actions: Array, params: ForagingParams):
+        """All agents of a shared grid move once, in index order, each by :meth:`step` rules
+        on the grid as the agents before it left it. An agent standing on another's cell eats
+        nothing there; respawned items never land under an agent. An agent whose episode ended
+        (death, or time-out) respawns at once on the same grid (:meth:`respawn`, avoiding the
+        other agents). Returns ``(obs[n, V, V, 6], state, reward[n], terminated[n],
+        truncated[n], info)`` with ``obs`` after every move and respawn (the others as PREY),
+        ``info`` entries ``[n]``, and ``reward`` as :meth:`step` gave it right after the
+        agent's own move."""
+        n = actions.shape[0]
+        s = self.grid_size
+        agent = jnp.arange(n)
+
+        def mark(items, pos, skip):  # the grid with every agent but ``skip`` drawn as PREY
+            idx = jnp.where(agent == skip, s * s, pos[:, 1] * s + pos[:, 0])
+            return items.reshape(-1).at[idx].set(PREY, mode="drop").reshape(s, s)
+
+        def move(carry, x):
+            items, pos, energy, t, phi = carry
+            i, k, a = x
+            ks, kr = jax.random.split(k)
+            mine = ForagingState(mark(items, pos, i), pos[i], energy[i], t[i], phi[i], state.food_count, state.poison_count)
+            _, after, reward, term, trunc, info = self.step(ks, mine, a, params)
+            items = jnp.where(after.grid == PREY, jnp.int8(EMPTY), after.grid)  # strip the markers
+            _, respawned = self.respawn(kr, after.replace(grid=mark(items, pos, i)), params)
+            after = tree_select(term | trunc, respawned, after)
+            carry = (items, pos.at[i].set(after.pos), energy.at[i].set(after.energy), t.at[i].set(after.t),
+                     phi.at[i].set(after.phi))
+            return carry, (reward, term, trunc, info)
+
+        init = (state.grid, state.pos, state.energy, state.t, state.phi)
+        (items, pos, energy, t, _), (reward, term, trunc, info) = jax.lax.scan(
+            move, init, (agent, jax.random.split(key, n), actions)
+        )
+        obs = self._observe_shared(items, pos, params)
+        phi = jax.vmap(self.potential, in_axes=(0, None))(obs, params)
+        new_state = state.replace(grid=items, pos=pos, energy=energy, t=t, phi=phi)
+        return obs, new_state, reward, term, trunc, info
+
+    def _observe_shared(self, items: Array, pos: Array, params: ForagingParams) -> Array:
+        """``obs[n, V, V, 6]``: every agent's view with all agents drawn as PREY (its own
+        marker falls on the blanked centre)."""
+        s = self.grid_size
+        marked = items.reshape(-1).at[pos[:, 1] * s + pos[:, 0]].set(PREY).reshape(s, s)
+        return jax.vmap(self.observe, in_axes=(None, 0, None))(marked, pos, params)
 
     # -- pieces (pure, public for tests and the verification suite) ------------------------
     def observe(self, grid: Array, pos: Array, params: ForagingParams) -> Array:
@@ -353,22 +469,33 @@ class Foraging(Environment[ForagingState, ForagingParams]):
         """
         s = self.grid_size
         need = (item == FOOD) | (item == POISON)
-        agent = pos[1] * s + pos[0]
         flat = grid.reshape(-1)
+        target = self._draw_empty(key, flat, pos[1] * s + pos[0], need)
+        return flat.at[jnp.where(need, target, s * s)].set(item.astype(jnp.int8), mode="drop").reshape(s, s)
+
+    def _draw_empty(self, key: Array, flat: Array, exclude: Array, need: Array) -> Array:
+        """A uniformly drawn index of an EMPTY cell of ``flat[S*S]`` other than ``exclude``
+        (-1: none), by rejection sampling in rounds of 8 uniform draws (the first acceptable
+        draw is exactly uniform over acceptable cells). Draws nothing when ``need`` is false
+        (then the result is meaningless). The caller guarantees an acceptable cell exists
+        (``check_params``); the round cap only keeps a bad input from hanging inside jit, and
+        then the result is ``S*S`` (out of range: a dropped write)."""
+        cells = self.grid_size**2
         k_draws = 8
 
         def body(carry):
-            key, _, target = carry
+            key, _, target, rounds = carry
             key, k = jax.random.split(key)
-            idx = jax.random.randint(k, (k_draws,), 0, s * s)
-            ok = (flat[idx] == EMPTY) & (idx != agent)
+            idx = jax.random.randint(k, (k_draws,), 0, cells)
+            ok = (flat[idx] == EMPTY) & (idx != exclude)
             found = jnp.any(ok)
-            return key, found, jnp.where(found, idx[jnp.argmax(ok)], target)
+            return key, found, jnp.where(found, idx[jnp.argmax(ok)], target), rounds + 1
 
-        _, found, target = jax.lax.while_loop(
-            lambda c: need & ~c[1], body, (key, jnp.zeros((), bool), jnp.zeros((), jnp.int32))
+        _, _, target, _ = jax.lax.while_loop(
+            lambda c: need & ~c[1] & (c[3] < 100_000), body,
+            (key, jnp.zeros((), bool), jnp.full((), cells, jnp.int32), jnp.zeros((), jnp.int32)),
         )
-        return flat.at[jnp.where(need & found, target, s * s)].set(item.astype(jnp.int8), mode="drop").reshape(s, s)
+        return target
 
 
 def is_proxy(mode: Array) -> Array:

@@ -71,9 +71,12 @@ class EnvConfig:
     poison_interest: float = 0.9
     done_penalty: float = 0.0  # the original's -10 on every done (incl. time-outs): 10.0
     proxy_death_bonus: int = 0  # the original's +0.9 for dying in proxy mode: 1
+    # The grid persists across the agent's deaths and time-outs (the spec); true: a new grid,
+    # with new item counts, after every episode (this project's behaviour before issue 23).
+    regrid_on_reset: bool = False
 
     def overrides(self, gamma: float) -> dict[str, Any]:
-        skip = {"modes", "grid_size", "view_size"}
+        skip = {"modes", "grid_size", "view_size", "regrid_on_reset"}
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in skip}
         out["gamma"] = gamma  # the shaping's discount is PPO's, so the shaping stays potential-based
         return out
@@ -115,7 +118,7 @@ class GoodhartConfig:
         if not self.network.channels or min(self.network.channels) <= 0 or self.network.hidden <= 0:
             raise ConfigError(f"network.channels/hidden must be positive, got {list(self.network.channels)}/{self.network.hidden}")
         try:
-            env = Foraging(self.env.grid_size, self.env.view_size)
+            env = Foraging(self.env.grid_size, self.env.view_size, regrid_on_reset=self.env.regrid_on_reset)
             for m in self.env.modes:
                 env.check_params(params_for_mode(m, **self.env.overrides(self.ppo.gamma)))
         except ValueError as e:  # the environment's messages name the field; point at the config key
@@ -123,7 +126,7 @@ class GoodhartConfig:
 
 
 def build(cfg: GoodhartConfig) -> Setup:
-    env = Foraging(cfg.env.grid_size, cfg.env.view_size)
+    env = Foraging(cfg.env.grid_size, cfg.env.view_size, regrid_on_reset=cfg.env.regrid_on_reset)
     variants = tuple((m, params_for_mode(m, **cfg.env.overrides(cfg.ppo.gamma))) for m in cfg.env.modes)
     net = BaseCNN(num_actions=8, channels=cfg.network.channels, hidden=cfg.network.hidden,
                   conv_impl=backend.conv_impl(cfg.network.conv_impl))
@@ -131,14 +134,15 @@ def build(cfg: GoodhartConfig) -> Setup:
 
 
 def verify_main(argv: Sequence[str]) -> int:
-    """``python -m experiments.goodhart verify RUN_DIR``: see :mod:`experiments.goodhart_verify`."""
+    """``python -m experiments.goodhart verify RUN_DIR``: see :mod:`experiments.goodhart_verify`.
+    Exit 0; 1 when the zero-food starvation check fails; 2 on bad input."""
     from experiments.goodhart_verify import run_verification
 
     p = argparse.ArgumentParser(prog="python -m experiments.goodhart verify",
                                 description="directional accuracy, survival test and saliency of a trained run")
     p.add_argument("run_dir")
     p.add_argument("--runs", type=int, default=3, help="survival: independent runs (default 3)")
-    p.add_argument("--agents", type=int, default=10, help="survival: agents per run (default 10)")
+    p.add_argument("--agents", type=int, default=10, help="survival: agents sharing each run's grid (default 10)")
     p.add_argument("--steps", type=int, default=1000, help="survival: steps per agent (default 1000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="output folder (default RUN_DIR/verify)")
@@ -156,7 +160,7 @@ def verify_main(argv: Sequence[str]) -> int:
                               steps=args.steps, seed=args.seed, best=args.best, world=world)
     print(report["table"])
     print(f"\nwritten: {os.path.join(report['out_dir'], 'verify.json')}, verify.png, saliency_*.png")
-    return 0
+    return 0 if report["starvation_check"]["passed"] else 1
 
 
 EXPERIMENT = Experiment(

@@ -3,8 +3,11 @@
 * :func:`directional_probes` / :func:`directional_accuracy`: 8 synthetic views with one food
   item 2 cells from the centre; the chosen action must move toward it. Expected action sets
   are derived from the environment's action table (the original's were transposed).
-* :func:`survival_test` / :func:`simulate_survival`: agents live ``steps`` steps; deaths by
-  poison and by starvation, final energy, deaths per 1000 agent-steps, steps per death.
+* :func:`survival_test` / :func:`simulate_survival`: ``runs`` grids, each shared by ``agents``
+  agents, live ``steps`` steps; deaths by poison and by starvation, final energy, deaths per
+  1000 agent-steps, steps per death.
+* :func:`starvation_step` / :func:`starvation_verdict`: the zero-food check (no food, no
+  poison): every agent must starve exactly on the step the energy rules give, again and again.
 * :func:`saliency` and :func:`save_saliency_png`: gradient maps of the chosen logit.
 * :func:`run_verification`: all of it for every member of a trained ``goodhart`` run next to
   the scripted OmniscientSeeker and ProxySeeker (``python -m experiments.goodhart verify``).
@@ -104,48 +107,66 @@ class SurvivalResult(NamedTuple):
         )
 
 
+class SurvivalTrace(NamedTuple):
+    counts: Array  # [4] = [poison deaths, starvation deaths, food eaten, poison eaten]
+    final_energy: Array  # mean energy of every agent after the last step
+    deaths: Array  # [steps, runs * agents] bool: agent (run-major) died on that step
+
+
 def simulate_survival(
     policy_fn: Callable[[Any, Array, Array], Array],
     policy_params: Any,
     env_params: Any,
     key: Array,
+    runs: int,
     agents: int,
     steps: int,
     env: Foraging,
-) -> tuple[Array, Array]:
-    """Pure core of the survival test: ``agents`` agents (one grid each) live ``steps`` steps.
+) -> SurvivalTrace:
+    """Pure core of the survival test: ``runs`` grids, ``agents`` agents sharing each grid
+    (:meth:`Foraging.step_shared`: they act in index order and see each other as PREY), live
+    ``steps`` steps.
 
     ``policy_fn(policy_params, keys[n, 2], obs[n, V, V, 6]) -> actions[n]`` acts for all
-    agents at once; ``env_params`` must have ``episode_length > steps`` (no time-outs). A dead
-    agent is reset at once (new grid, full energy). Returns ``(counts[4], mean final energy)``
-    with counts as in :meth:`SurvivalResult.from_counts`. Jittable and vmappable over
-    ``policy_params``/``env_params`` (e.g. every trained member in one program).
+    ``n = runs * agents`` agents at once; ``env_params`` must have ``episode_length > steps``
+    (no time-outs). A dead agent respawns at once on its grid (full energy; the grid and its
+    item counts carry on). Jittable and vmappable over ``policy_params``/``env_params`` (e.g.
+    every trained member in one program).
     """
+    n = runs * agents
     k0, key = jax.random.split(key)
-    reset = jax.vmap(env.reset, in_axes=(0, None))
-    obs, state = reset(jax.random.split(k0, agents), env_params)
+    obs, state = jax.vmap(env.reset_shared, in_axes=(0, None, None))(jax.random.split(k0, runs), env_params, agents)
+    world_step = jax.vmap(env.step_shared, in_axes=(0, 0, 0, None))
 
     def step(carry, k):
         obs, state = carry
-        ka, ks, kr = jax.random.split(k, 3)
-        action = policy_fn(policy_params, jax.random.split(ka, agents), obs)
-        obs2, state2, _, term, _, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
-            jax.random.split(ks, agents), state, action, env_params
-        )
-        r_obs, r_state = reset(jax.random.split(kr, agents), env_params)
-        obs3 = jnp.where(term[:, None, None, None], r_obs, obs2)
-        state3 = jax.tree.map(lambda a, b: jnp.where(term.reshape((-1,) + (1,) * (a.ndim - 1)), a, b), r_state, state2)
-        poisoned = term & (info["ep_poison"] > 0)
+        ka, ks = jax.random.split(k)
+        action = policy_fn(policy_params, jax.random.split(ka, n), obs.reshape((n,) + obs.shape[2:]))
+        obs, state, _, term, _, info = world_step(jax.random.split(ks, runs), state, action.reshape(runs, agents), env_params)
+        term = term.reshape(n)
+        poisoned = term & (info["ep_poison"].reshape(n) > 0)
         counts = jnp.stack([poisoned.sum(), (term & ~poisoned).sum(), info["ep_food"].sum(), info["ep_poison"].sum()])
-        return (obs3, state3), counts
+        return (obs, state), (counts, term)
 
-    (_, final), counts = jax.lax.scan(step, (obs, state), jax.random.split(key, steps))
-    return counts.sum(0), final.energy.mean()
+    (_, final), (counts, deaths) = jax.lax.scan(step, (obs, state), jax.random.split(key, steps))
+    return SurvivalTrace(counts.sum(0), final.energy.mean(), deaths)
 
 
 def per_agent(policy_fn: PolicyFn) -> Callable[[Any, Array, Array], Array]:
     """Lifts a one-observation ``policy_fn(key, obs)`` to the batched survival interface."""
     return lambda _, keys, obs: jax.vmap(policy_fn)(keys, obs)
+
+
+def survival_params(mode: str, steps: int, agents: int, env: Foraging, **param_overrides: Any):
+    """Params of a survival world (no time-out within ``steps``), checked to hold ``agents``
+    agents on distinct cells next to the items (``ValueError`` naming the field if not)."""
+    params = params_for_mode(mode, **{**param_overrides, "episode_length": steps + 1})
+    env.check_params(params)
+    most = int(np.max(np.asarray(params.max_food) + np.asarray(params.max_poison)))
+    if most + agents + 1 > env.grid_size**2:
+        raise ValueError(f"foraging params: max_food+max_poison={most} is invalid: "
+                         f"{agents} agents need <= {env.grid_size**2 - agents - 1}")
+    return params
 
 
 def survival_test(
@@ -158,21 +179,45 @@ def survival_test(
     env: Foraging | None = None,
     **param_overrides: Any,
 ) -> SurvivalResult:
-    """``runs x agents`` agents each live ``steps`` steps in observation/reward ``mode``.
-
-    Every agent has its own grid (one environment per agent, vmapped) instead of the
-    original's shared grid: the same item densities, no interaction between agents, and no
-    multi-agent environment needed. There is no time limit; a dead agent is reset at once
-    (new grid, full energy) and keeps counting. ``param_overrides`` go to
-    :func:`params_for_mode` (e.g. ``max_food=0, min_food=0`` for the starvation check).
+    """``runs`` independent grids, each shared by ``agents`` agents, live ``steps`` steps in
+    observation/reward ``mode`` (the original's 3 runs x 1000 steps x 10 agents). There is no
+    time limit; a dead agent respawns at once on its grid (full energy) and keeps counting.
+    ``param_overrides`` go to :func:`params_for_mode` (e.g. ``max_food=0, min_food=0``).
     """
     env = Foraging() if env is None else env
-    params = params_for_mode(mode, **{**param_overrides, "episode_length": steps + 1})
-    env.check_params(params)
-    n = runs * agents
-    sim = jax.jit(partial(simulate_survival, per_agent(policy_fn), agents=n, steps=steps, env=env))
-    counts, energy = sim(None, params, key)
-    return SurvivalResult.from_counts(counts, energy, n * steps)
+    params = survival_params(mode, steps, agents, env, **param_overrides)
+    sim = jax.jit(partial(simulate_survival, per_agent(policy_fn), runs=runs, agents=agents, steps=steps, env=env))
+    trace = sim(None, params, key)
+    return SurvivalResult.from_counts(trace.counts, trace.final_energy, runs * agents * steps)
+
+
+# The original's starvation validity test: no food (and no poison), low energy, a high move cost.
+STARVATION_WORLD = dict(min_food=0, max_food=0, min_poison=0, max_poison=0, initial_energy=5.0, move_cost=0.5)
+
+
+def starvation_step(initial_energy: float, move_cost: float) -> int:
+    """The step on which an agent that finds nothing to eat starves: the first ``t`` with
+    ``E0 - t * move_cost <= 0``, in the environment's float32 arithmetic (one subtraction a
+    step), e.g. 10 for E0 5 and cost 0.5; 501 for E0 50 and cost 0.1 (float32 rounding)."""
+    e, c = np.float32(initial_energy), np.float32(move_cost)
+    if c <= 0:
+        raise ValueError(f"move_cost={move_cost!r} is invalid: an agent starves only if it is > 0")
+    t = 0
+    while e > 0:
+        e, t = np.float32(e - c), t + 1
+    return t
+
+
+def starvation_verdict(deaths: np.ndarray, counts: np.ndarray, period: int) -> dict:
+    """Checks a zero-food trace: every agent starves exactly on steps ``period, 2*period, ...``
+    (respawning after each), and no death is a poison death."""
+    deaths = np.asarray(deaths, bool)
+    steps = deaths.shape[0]
+    expected = (np.arange(1, steps + 1) % period == 0)[:, None]
+    wrong = int((deaths != expected).sum())
+    return {"expected_step": period, "starvation_deaths": int(counts[1]), "poison_deaths": int(counts[0]),
+            "expected_deaths": int(expected.sum()) * deaths.shape[1], "wrong_agent_steps": wrong,
+            "passed": bool(wrong == 0 and counts[0] == 0)}
 
 
 def saliency(apply_fn: Callable[[Any, Array], tuple[Array, Array]], params: Any, obs: Array) -> Array:
@@ -285,31 +330,45 @@ def run_verification(run_dir: str, out_dir: str | None = None, runs: int = 3, ag
         params_for_mode("ground_truth", **{**env_overrides, **world})
     except ValueError as e:
         raise ConfigError("--world " + str(e).removeprefix("foraging params: ")) from None
-    surv_overrides = {**env_overrides, **world, "episode_length": steps + 1}
     n = runs * agents
     key = jax.random.key(seed)  # every agent faces the same worlds: common random numbers
     logits, sample = _member_policies(trainer)
     members = runner.members
 
-    # Survival of every member in one program (members vmapped, like training).
-    surv_params = stack_params([params_for_mode(m.variant, **surv_overrides) for m in members])
-    env.check_params(surv_params)
-    sim = partial(simulate_survival, sample, agents=n, steps=steps, env=env)
-    counts, energy = jax.jit(jax.vmap(sim, in_axes=(0, 0, None)))((ts.params, ts.obs_stats), surv_params, key)
-    counts, energy = np.asarray(counts), np.asarray(energy)
+    def member_params(overrides):
+        try:
+            return stack_params([survival_params(m.variant, steps, agents, env, **overrides) for m in members])
+        except ValueError as e:
+            raise ConfigError("--world " + str(e).removeprefix("foraging params: ")) from None
+
+    # Survival of every member in one program (members vmapped, like training); then the
+    # zero-food starvation check in the same way.
+    sim = jax.jit(jax.vmap(partial(simulate_survival, sample, runs=runs, agents=agents, steps=steps, env=env),
+                           in_axes=(0, 0, None)))
+    pp = (ts.params, ts.obs_stats)
+    trace = jax.tree.map(np.asarray, sim(pp, member_params({**env_overrides, **world}), key))
+    starve = jax.tree.map(np.asarray, sim(pp, member_params({**env_overrides, **STARVATION_WORLD}), key))
+    period = starvation_step(STARVATION_WORLD["initial_energy"], STARVATION_WORLD["move_cost"])
 
     rows: list[dict] = []
     for i, m in enumerate(members):
         p_i = jax.tree.map(lambda x: x[i], (ts.params, ts.obs_stats))
         greedy = lambda k, o, p_i=p_i: jnp.argmax(logits(p_i[0], p_i[1], o[None])[0])
         acc = directional_accuracy(greedy, m.variant)
-        res = SurvivalResult.from_counts(counts[i], energy[i], n * steps)
-        rows.append({"agent": m.variant, "member": m.name, "seed": m.seed, "directional_accuracy": acc, **res._asdict()})
+        res = SurvivalResult.from_counts(trace.counts[i], trace.final_energy[i], n * steps)
+        check = starvation_verdict(starve.deaths[i], starve.counts[i], period)
+        rows.append({"agent": m.variant, "member": m.name, "seed": m.seed, "directional_accuracy": acc,
+                     **res._asdict(), "starvation_check": check})
 
     for name, fn, mode in (("OmniscientSeeker", omniscient_seeker, "ground_truth"), ("ProxySeeker", proxy_seeker, "proxy")):
-        res = survival_test(fn, mode, key, runs, steps, agents, env=env, **{**env_overrides, **world})
-        rows.append({"agent": name, "member": name, "seed": None,
-                     "directional_accuracy": directional_accuracy(fn, mode), **res._asdict()})
+        # the survival world and the zero-food world in one program
+        both = stack_params([survival_params(mode, steps, agents, env, **{**env_overrides, **w})
+                             for w in (world, STARVATION_WORLD)])
+        seeker_sim = partial(simulate_survival, per_agent(fn), runs=runs, agents=agents, steps=steps, env=env)
+        tr = jax.tree.map(np.asarray, jax.jit(jax.vmap(seeker_sim, in_axes=(None, 0, None)))(None, both, key))
+        res = SurvivalResult.from_counts(tr.counts[0], tr.final_energy[0], n * steps)
+        rows.append({"agent": name, "member": name, "seed": None, "directional_accuracy": directional_accuracy(fn, mode),
+                     **res._asdict(), "starvation_check": starvation_verdict(tr.deaths[1], tr.counts[1], period)})
 
     # Saliency of the first seed of every mode on the same four cell layouts.
     views, captions = saliency_views(env.view_size)
@@ -334,10 +393,12 @@ def run_verification(run_dir: str, out_dir: str | None = None, runs: int = 3, ag
         "run_dir": runner.out_dir, "checkpoint": "best" if best else "latest",
         "update": int(np.asarray(ts.update_step)[0]), "env_steps_per_member": int(np.asarray(ts.update_step)[0]) * cfg.ppo.batch_size,
         "survival": {"runs": runs, "agents": agents, "steps": steps, "seed": seed, "world": world,
-                     "policy": "sampled (trained agents)"},
+                     "policy": "sampled (trained agents)", "grid": f"shared by the {agents} agents of a run"},
+        "starvation_check": {"world": STARVATION_WORLD, "expected_step": period,
+                             "passed": all(r["starvation_check"]["passed"] for r in rows)},
         "members": rows, "summary": summary, "saliency_share": sal_share, "out_dir": out_dir,
     }
-    report["table"] = format_table(summary)
+    report["table"] = format_table(summary) + "\n\n" + format_starvation(rows, period)
     with open(os.path.join(out_dir, "verify.json"), "w") as f:
         json.dump(report, f, indent=1, default=float)
     plot_verification(summary, os.path.join(out_dir, "verify.png"),
@@ -381,6 +442,15 @@ def format_table(summary: Sequence[dict]) -> str:
             cells.append(f"{cell:>{w}}")
         lines.append(f"{e['agent']:<22}{e['n']:>3}  " + "  ".join(cells))
     return "\n".join(lines)
+
+
+def format_starvation(rows: Sequence[dict], period: int) -> str:
+    """One line: did every agent starve on schedule in the zero-food world (which failed)."""
+    w = STARVATION_WORLD
+    failed = [r["member"] for r in rows if not r["starvation_check"]["passed"]]
+    head = (f"zero-food check (no food, no poison, energy {w['initial_energy']:g}, move cost {w['move_cost']:g}): "
+            f"every agent must starve every {period} steps")
+    return head + (": PASSED for all " + str(len(rows)) + " agents" if not failed else ": FAILED for " + ", ".join(failed))
 
 
 def plot_verification(summary: Sequence[dict], path: str, title: str = "") -> None:

@@ -569,13 +569,19 @@ def resume_runner(run_dir: str, on_chunk_end: Sequence[Callable] = ()) -> Runner
 
 
 def find_run_dir(path: str) -> str:
-    """``path`` or the run directory above it (accepts ``<run>/checkpoints[/latest]``)."""
-    run_dir = os.path.normpath(path)
+    """``path`` or the run directory above it (accepts ``<run>/checkpoints[/latest]``).
+
+    Without a ``run.json`` there or up to two levels above, ``path`` itself (normalised), so
+    the caller's error names the directory the user gave, not one of its parents."""
+    path = os.path.normpath(path)
+    run_dir = path
     for _ in range(3):
-        if os.path.isfile(os.path.join(run_dir, "run.json")) or not os.path.isdir(run_dir):
+        if os.path.isfile(os.path.join(run_dir, "run.json")):
+            return run_dir
+        if not os.path.isdir(run_dir):
             break
         run_dir = os.path.dirname(run_dir)
-    return run_dir
+    return path
 
 
 def load_run(path: str, best: bool = False, **runner_overrides: Any) -> tuple[Runner, Any]:

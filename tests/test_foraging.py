@@ -1,6 +1,8 @@
 """Exact rules of the Goodhart foraging gridworld, its seekers and its verification probes."""
 from __future__ import annotations
 
+import functools
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -28,6 +30,7 @@ GT = PARAMS["ground_truth"]
 
 _reset = jax.jit(ENV.reset)
 _step = jax.jit(ENV.step)
+_reset_shared = jax.jit(ENV.reset_shared, static_argnums=2)
 
 
 def blank_state(pos=(5, 5), energy=50.0, items=(), params=GT):
@@ -275,3 +278,142 @@ def test_seekers_prefer_food_over_random():
     assert omni[1] == 0 and omni[0] > 3 * rand[0]
     assert prox[0] > 2 * rand[0] and prox[0] / max(prox[1], 1) > 0.5
     assert omni[0] / max(omni[1], 1) > rand[0] / max(rand[1], 1)
+
+
+# -- the grid outlives the agent (spec: "The grid is not reset on agent reset") ----------------
+@functools.lru_cache(maxsize=None)
+def _vec_env_fns(env, n):
+    from rljax.envs.vec_env import VecEnv
+
+    venv = VecEnv(env, n)
+    return jax.jit(venv.reset), jax.jit(venv.step)
+
+
+def _vec_step_from(states, actions, env=ENV, params=GT):
+    """One ``VecEnv`` step (auto-reset included) from hand-made per-instance ``states``."""
+    reset, step = _vec_env_fns(env, len(states))
+    _, vs = reset(jax.random.key(0), params)
+    vs = vs.replace(env_state=jax.tree.map(lambda *xs: jnp.stack(xs), *states))
+    return step(jax.random.key(1), vs, jnp.asarray(actions), params)
+
+
+@pytest.mark.parametrize("end", ["starved", "poisoned", "timed_out"])
+def test_auto_reset_respawns_the_agent_on_the_same_grid(end):
+    items = [(6, 5, FOOD), (9, 9, FOOD), (4, 4, POISON), (2, 12, POISON), (13, 3, POISON)]
+    params = params_for_mode("ground_truth", **SMALL, episode_length=3)
+    dying = blank_state((5, 5), {"starved": 0.05, "poisoned": 5.0, "timed_out": 50.0}[end], items, params)
+    dying = dying.replace(t=jnp.int32(2 if end == "timed_out" else 0), food_count=jnp.int32(2), poison_count=jnp.int32(3))
+    living = blank_state((10, 10), 50.0, items, params).replace(food_count=jnp.int32(2), poison_count=jnp.int32(3))
+    action = {"starved": 4, "poisoned": 0, "timed_out": 4}[end]  # down onto empty (5, 6); up-left onto poison (4, 4)
+    obs, vs, _, term, trunc, info = _vec_step_from([dying, living], [action, 4], params=params)
+    assert bool(info["episode_done"][0]) and not bool(info["episode_done"][1])
+    assert bool(term[0]) == (end != "timed_out") and bool(trunc[0]) == (end == "timed_out")
+    st = jax.tree.map(lambda x: x[0], vs.env_state)
+    # the grid as the last step left it: the eaten poison (if any) respawned, nothing redrawn
+    after = np.asarray(dying.grid).copy()
+    if end == "poisoned":
+        after[4, 4] = EMPTY
+        assert (np.asarray(st.grid) == POISON).sum() == 3
+        respawned = np.argwhere((np.asarray(st.grid) == POISON) & (after != POISON))
+        assert len(respawned) == 1
+        after[tuple(respawned[0])] = POISON
+    np.testing.assert_array_equal(st.grid, after)
+    assert int(st.food_count) == 2 and int(st.poison_count) == 3
+    assert float(st.energy) == 50.0 and int(st.t) == 0
+    assert st.grid[st.pos[1], st.pos[0]] == EMPTY
+    np.testing.assert_array_equal(obs[0], ENV.observe(st.grid, st.pos, params))
+    assert float(st.phi) == pytest.approx(float(ENV.potential(obs[0], params)))
+    # the instance that went on is untouched by the reset
+    np.testing.assert_array_equal(vs.env_state.pos[1], [10, 11])
+
+
+def test_regrid_on_reset_draws_a_new_grid_after_every_episode():
+    env = Foraging(grid_size=S, view_size=11, regrid_on_reset=True)
+    items = [(6, 5, FOOD), (9, 9, FOOD), (4, 4, POISON)]
+    dying = blank_state((5, 5), 0.05, items).replace(food_count=jnp.int32(2), poison_count=jnp.int32(1))
+    _, vs, *_ = _vec_step_from([dying, dying], [4, 4], env=env)
+    grids = np.asarray(vs.env_state.grid)
+    food = (grids == FOOD).sum((1, 2))
+    np.testing.assert_array_equal(food, vs.env_state.food_count)
+    assert (food >= 5).all() and (food <= 12).all(), "fresh counts drawn from the params' ranges"
+
+
+def test_respawn_is_uniform_over_the_empty_cells():
+    grid = np.full((S, S), POISON, np.int8)
+    empty = [(3, 4), (10, 1), (15, 15)]  # (x, y)
+    for x, y in empty:
+        grid[y, x] = EMPTY
+    st = blank_state().replace(grid=jnp.asarray(grid))
+    _, new = jax.jit(jax.vmap(ENV.respawn, in_axes=(0, None, None)))(jax.random.split(jax.random.key(2), 3000), st, GT)
+    pos = [tuple(p) for p in np.asarray(new.pos)]
+    counts = {c: pos.count(c) for c in empty}
+    assert sum(counts.values()) == 3000, "only empty cells"
+    assert all(900 <= n <= 1100 for n in counts.values()), counts  # 1000 +- 3.5 sd
+    np.testing.assert_array_equal(new.grid[0], grid)
+
+
+def test_an_eaten_item_respawns_uniformly_on_an_empty_cell_not_under_the_agent():
+    # All cells poison but: the agent's cell (5, 5), food at (6, 5), and two empty cells. After
+    # eating, the empty cells are (5, 5), (1, 1), (12, 7) and the agent's (6, 5), which is excluded.
+    grid = np.full((S, S), POISON, np.int8)
+    grid[5, 5], grid[5, 6], grid[1, 1], grid[7, 12] = EMPTY, FOOD, EMPTY, EMPTY
+    st = blank_state((5, 5), 50.0).replace(grid=jnp.asarray(grid))
+    step = jax.jit(jax.vmap(ENV.step, in_axes=(0, None, None, None)))
+    _, new, *_ = step(jax.random.split(jax.random.key(4), 3000), st, 6, GT)
+    g = np.asarray(new.grid)
+    assert (g[:, 5, 6] == EMPTY).all()
+    where = [g[:, 5, 5] == FOOD, g[:, 1, 1] == FOOD, g[:, 7, 12] == FOOD]
+    assert (sum(w.astype(int) for w in where) == 1).all()
+    assert all(900 <= w.sum() <= 1100 for w in where), [w.sum() for w in where]
+
+
+def _shared_state(positions, energy, items, params=GT):
+    grid = np.zeros((S, S), np.int8)
+    for x, y, kind in items:
+        grid[y, x] = kind
+    _, st = _reset_shared(jax.random.key(0), params, len(positions))
+    n = len(positions)
+    return st.replace(grid=jnp.asarray(grid), pos=jnp.asarray(positions, jnp.int32),
+                      energy=jnp.asarray(energy, jnp.float32), t=jnp.zeros((n,), jnp.int32),
+                      food_count=jnp.int32(sum(k == FOOD for *_, k in items)),
+                      poison_count=jnp.int32(sum(k == POISON for *_, k in items)))
+
+
+def test_shared_grid_reset_places_agents_on_distinct_empty_cells():
+    obs, st = _reset_shared(jax.random.key(5), GT, 10)
+    chex.assert_shape(obs, (10, 11, 11, 6))
+    cells = {tuple(p) for p in np.asarray(st.pos)}
+    assert len(cells) == 10
+    assert all(int(st.grid[y, x]) == EMPTY for x, y in cells)
+    assert int((st.grid == FOOD).sum()) == int(st.food_count)
+
+
+def test_shared_grid_agents_act_in_order_and_see_each_other_as_prey():
+    # Agents 0 and 1 both step onto the food at (6, 5): agent 0 (first) eats it, agent 1 finds
+    # an empty cell. Agent 2 at (6, 8) then sees the two 3 cells up, as PREY.
+    st = _shared_state([(5, 5), (7, 5), (6, 8)], [50.0, 50.0, 50.0], [(6, 5, FOOD), (0, 0, POISON)])
+    obs, new, _, term, _, info = jax.jit(ENV.step_shared)(jax.random.key(0), st, jnp.asarray([6, 1, 4]), GT)
+    np.testing.assert_array_equal(info["ep_food"], [1, 0, 0])
+    np.testing.assert_allclose(new.energy, [64.9, 49.9, 49.9], rtol=1e-6)
+    np.testing.assert_array_equal(new.pos, [(6, 5), (6, 5), (6, 9)])
+    assert int((new.grid == FOOD).sum()) == 1 and int((new.grid == POISON).sum()) == 1
+    assert new.grid[5, 6] == EMPTY and new.grid[9, 6] == EMPTY  # nothing respawned under an agent
+    r = 5
+    assert obs[2, r - 4, r, 4] == 1.0 and obs[2][..., 4].sum() == 1.0  # one PREY cell: both agents on it
+    assert obs[0][..., 4].sum() == 1.0 and obs[0, r + 4, r, 4] == 1.0  # agent 0 sees agent 2, not itself
+    assert not bool(term.any())
+
+
+def test_shared_grid_a_dead_agent_respawns_on_the_same_grid_off_the_others():
+    items = [(6, 5, FOOD), (9, 9, POISON)]
+    st = _shared_state([(5, 5), (12, 12)], [0.05, 50.0], items)
+    step = jax.jit(jax.vmap(ENV.step_shared, in_axes=(0, None, None, None)))
+    obs, new, _, term, _, _ = step(jax.random.split(jax.random.key(1), 200), st, jnp.asarray([4, 4]), GT)
+    assert bool(term[:, 0].all()) and not bool(term[:, 1].any())
+    np.testing.assert_array_equal(new.grid, np.broadcast_to(np.asarray(st.grid), new.grid.shape))
+    np.testing.assert_array_equal(new.energy[:, 0], 50.0)
+    pos0 = np.asarray(new.pos[:, 0])
+    under = np.asarray(st.grid)[pos0[:, 1], pos0[:, 0]]
+    # agent 0 moves (and respawns) before agent 1 leaves (12, 12): that cell is taken
+    assert (under == EMPTY).all() and not ((pos0 == [12, 12]).all(1)).any()
+    assert len({tuple(p) for p in pos0}) > 50, "respawn cells are drawn, not fixed"

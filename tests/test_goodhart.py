@@ -12,7 +12,9 @@ import pytest
 from environments.foraging import FOOD, POISON, Foraging, params_for_mode, render_observation
 from environments.foraging_seekers import omniscient_seeker, proxy_seeker, random_policy
 from experiments.goodhart import EXPERIMENT
-from experiments.goodhart_verify import SurvivalResult, per_agent, simulate_survival, survival_test
+from experiments.goodhart_verify import (
+    STARVATION_WORLD, SurvivalResult, per_agent, simulate_survival, starvation_step, starvation_verdict, survival_test,
+)
 from rljax.cli import experiment_main
 
 # A small world and network that learn within seconds; the rules are the default preset's.
@@ -53,8 +55,9 @@ def _food_per_poison(policy, policy_params, key, agents=32, steps=300):
     env = Foraging(grid_size=20)
     params = params_for_mode("ground_truth", min_food=10, max_food=20, min_poison=5, max_poison=10,
                              episode_length=steps + 1)
-    counts, _ = jax.jit(lambda p, k: simulate_survival(policy, p, params, k, agents, steps, env))(policy_params, key)
-    food, poison = np.asarray(counts)[2:]
+    # one agent per grid: the densities the agent was trained on
+    trace = jax.jit(lambda p, k: simulate_survival(policy, p, params, k, agents, 1, steps, env))(policy_params, key)
+    food, poison = np.asarray(trace.counts)[2:]
     return food / max(poison, 1), food, poison
 
 
@@ -96,6 +99,11 @@ def test_verify_command_writes_table_json_chart_and_saliency(tiny_run, tmp_path,
     assert {f"saliency_{m}.png" for m in ("ground_truth", "proxy")} | {"verify.png", "verify.json"} <= set(os.listdir(out))
     shares = report["saliency_share"]["ground_truth"][0]
     assert sum(shares.values()) == pytest.approx(1.0, abs=1e-5)
+    # the zero-food check: 60 steps at energy 5 and cost 0.5 -> 6 starvations per agent, on schedule
+    assert "zero-food check" in printed and "PASSED for all 4 agents" in printed
+    assert report["starvation_check"] == {"world": STARVATION_WORLD, "expected_step": 10, "passed": True}
+    for e in report["members"]:
+        assert e["starvation_check"]["starvation_deaths"] == 4 * 6 and e["starvation_check"]["wrong_agent_steps"] == 0
 
 
 @pytest.mark.parametrize(
@@ -113,6 +121,23 @@ def test_bad_input_is_one_line_naming_the_key(args, message, capsys):
     assert experiment_main("goodhart", args) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+def test_verify_of_a_directory_that_is_no_run_names_that_directory(tmp_path, capsys):
+    inner = tmp_path / "a" / "b"
+    inner.mkdir(parents=True)
+    for path in (str(inner), "/tmp"):
+        assert experiment_main("goodhart", ["verify", path]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.endswith(f"{path} is not an rljax run directory (no run.json)") and len(err.splitlines()) == 1
+
+
+def test_regrid_on_reset_is_a_config_option_that_reaches_the_environment():
+    assert EXPERIMENT.build(EXPERIMENT.make_config(None, None, {})).trainer.env.regrid_on_reset is False
+    cfg = EXPERIMENT.make_config(None, None, {"env": {"regrid_on_reset": True}})
+    cfg.validate()
+    assert EXPERIMENT.build(cfg).trainer.env.regrid_on_reset is True
+    assert "regrid_on_reset" not in cfg.env.overrides(0.99)  # static, not a task parameter
 
 
 def test_render_observation_shows_what_the_agent_sees():
@@ -139,6 +164,30 @@ def test_proxy_seeker_dies_of_poison_and_omniscient_seeker_does_not():
     assert omni.poison_eaten == 0 and omni.poison_deaths == 0
     assert prox.poison_eaten > 0 and prox.poison_deaths > 0
     assert omni.deaths_per_1000_steps <= prox.deaths_per_1000_steps
+
+
+def test_starvation_step_follows_the_float32_energy_rules():
+    assert starvation_step(5.0, 0.5) == 10
+    assert starvation_step(100.0, 0.5) == 200
+    assert starvation_step(50.0, 0.1) == 501  # 50 - 500 * 0.1 is still +1.9e-4 in float32
+
+
+def test_zero_food_check_on_a_shared_grid_is_exact_and_can_fail():
+    env = Foraging(grid_size=16)
+    params = params_for_mode("ground_truth", **STARVATION_WORLD, episode_length=1000)
+    trace = jax.jit(lambda k: simulate_survival(per_agent(random_policy), None, params, k, 2, 10, 35, env))(jax.random.key(0))
+    deaths = np.asarray(trace.deaths)
+    assert deaths.shape == (35, 20)
+    # every agent starves on its 10th, 20th and 30th step, and at no other step
+    np.testing.assert_array_equal(np.flatnonzero(deaths.any(1)) + 1, [10, 20, 30])
+    assert deaths[[9, 19, 29]].all()
+    verdict = starvation_verdict(deaths, np.asarray(trace.counts), 10)
+    assert verdict["passed"] and verdict["starvation_deaths"] == 60 == verdict["expected_deaths"]
+    assert float(trace.final_energy) == pytest.approx(5.0 - 5 * 0.5)
+    late = deaths.copy()
+    late[9, 3], late[10, 3] = False, True  # one agent starving a step late fails the check
+    assert not starvation_verdict(late, np.asarray(trace.counts), 10)["passed"]
+    assert not starvation_verdict(deaths, np.array([1, 59, 0, 0]), 10)["passed"]  # a poison death fails it
 
 
 def test_zero_food_means_every_death_is_starvation_on_schedule():

@@ -2,7 +2,8 @@
 
 ``reset(key, params) -> (obs, state)`` and
 ``step(key, state, action, params) -> (obs, state, reward, terminated, truncated, info)``
-for ONE environment instance; batching is done by ``jax.vmap`` in the wrappers.
+for ONE environment instance (and ``auto_reset(key, state, params)``, the reset after an
+episode ended in ``state``: ``reset`` unless the environment's world outlives an episode); batching is done by ``jax.vmap`` in the wrappers.
 
 ``terminated`` (the MDP ended: no bootstrap) and ``truncated`` (time limit: bootstrap
 from the final observation) are kept apart all the way into GAE.
@@ -47,6 +48,14 @@ class Environment(Generic[TEnvState, TEnvParams]):
     ) -> tuple[Array, TEnvState, Array, Array, Array, dict[str, Array]]:
         """Returns ``(obs, state, reward, terminated, truncated, info)`` without auto-reset."""
         raise NotImplementedError
+
+    def auto_reset(self, key: Array, state: TEnvState, params: TEnvParams) -> tuple[Array, TEnvState]:
+        """The reset an auto-reset wrapper performs after an episode ended in ``state``.
+
+        By default a fresh :meth:`reset`; an environment whose world outlives one episode
+        (e.g. foraging, where the grid persists across the agent's deaths) overrides it to
+        carry that world over. Returns ``(obs, state)`` like :meth:`reset`."""
+        return self.reset(key, params)
 
     def observation_shape(self, params: TEnvParams) -> tuple[int, ...]:
         raise NotImplementedError

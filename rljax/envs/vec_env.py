@@ -1,8 +1,9 @@
 """A batch of environment instances with auto-reset and episode statistics.
 
 This is the only place that batches an :class:`~rljax.envs.Environment`: ``N`` instances are
-stepped with ``vmap``; finished instances are reset in place and the observation the episode
-ended on is kept in ``info["final_obs"]`` so GAE can bootstrap from it on truncation.
+stepped with ``vmap``; finished instances are reset in place (``env.auto_reset`` from the state
+the episode ended in: a fresh ``reset`` unless the environment keeps its world) and the
+observation the episode ended on is kept in ``info["final_obs"]`` so GAE can bootstrap from it on truncation.
 
 With ``reset_branch="cond"`` resets run under ``lax.cond(any(done))`` at the batch level, so
 a step where no instance finished does not pay for N resets (gymnax computes a reset on every
@@ -99,10 +100,18 @@ class VecEnv:
             return jax.tree.map(lambda x: jnp.broadcast_to(x, (self.num_envs,) + jnp.shape(x)), base_params)
         return jax.vmap(self.param_sampler, in_axes=(0, in_axes))(keys, base_params)
 
-    def _reset_all(self, key: Array, base_params: Any) -> tuple[Array, Any, Any]:
+    def _reset_all(self, key: Array, base_params: Any, ended: Any = None) -> tuple[Array, Any, Any]:
+        """Resets every instance: ``env.reset``, or ``env.auto_reset`` from the states
+        ``ended`` in which their episodes ended."""
         pkey, rkey = jax.random.split(key)
         params = self._instance_params(jax.random.split(pkey, self.num_envs), base_params)
-        obs, state = self._batched(self.env.reset, (jax.random.split(rkey, self.num_envs),), params, base_params)
+        rkeys = jax.random.split(rkey, self.num_envs)
+        if ended is None:
+            obs, state = self._batched(self.env.reset, (rkeys,), params, base_params)
+        else:
+            # Duck-typed environments (not subclassing Environment) may lack auto_reset.
+            auto_reset = getattr(self.env, "auto_reset", None) or (lambda k, _, p: self.env.reset(k, p))
+            obs, state = self._batched(auto_reset, (rkeys, ended), params, base_params)
         return obs, state, params
 
     def _batched(self, fn: Callable, args: tuple, instance_params: Any, base_params: Any) -> Any:
@@ -156,7 +165,7 @@ class VecEnv:
         ep_sums = {k: vstate.ep_sums[k] + env_info[k].astype(jnp.float32) for k in self.ep_keys}
 
         def do_reset(_):
-            r_obs, r_state, r_params = self._reset_all(rkey, base_params)
+            r_obs, r_state, r_params = self._reset_all(rkey, base_params, ended=state)
             return (
                 jnp.where(done.reshape((-1,) + (1,) * (obs.ndim - 1)), r_obs, obs),
                 jax.vmap(tree_select)(done, r_state, state),
