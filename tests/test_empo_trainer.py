@@ -14,10 +14,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from environments.multigrid_worlds import table_world
 from experiments.empo import EXPERIMENT
 from rljax.cli import experiment_main
 from rljax.empo.compare import read_columns
-from rljax.empo.problem import table_world
 from rljax.empo.schedules import stage_ends
 from rljax.empo.trainer import EmpoTrainer, occupancy
 from rljax.empo.world import TableSituation
