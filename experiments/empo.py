@@ -19,7 +19,6 @@ the oracle), ``smoke``. See docs/empo.md for the results.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import time
 from dataclasses import dataclass, field

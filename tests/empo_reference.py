@@ -1,10 +1,16 @@
-"""Plain-Python float64 references (written after the original's loops) of the exact phase-2
-backward induction and the Boltzmann prior, over any finite world (shared by the EMPO tests)."""
+"""Shared by the EMPO tests: plain-Python float64 references (written after the original's loops)
+of the exact phase-2 backward induction and the Boltzmann prior over any finite world, and the
+trainer's model-based targets evaluated at the oracle's own values."""
 from __future__ import annotations
 
 import itertools
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+
+from rljax.empo.oracle import solve_phase2
+from rljax.empo.world import TableSituation
 
 TAU = -1e-10  # terminal V_r
 
@@ -88,3 +94,30 @@ def reference_boltzmann(world, beta_h, gamma_h):
                     p /= p.sum()
                     pol[t, s, h, g], v[t, s, h, g] = p, p @ q
     return pol, v
+
+
+def targets_at_the_oracle(trainer):
+    """``(targets, oracle, ts, ss)``: the model-based targets of every reachable ``(t, s)`` of
+    ``trainer.exact`` (goal 0 stored, the nominal beta_r) with the V_h^e and Q_r tables set to the
+    oracle's values; with the full expectation over the human prior and every goal trained
+    (the ``trivial_table`` preset) they must reproduce the oracle (eqs. 4 and 6)."""
+    world, h = trainer.exact, trainer.hparams(None)
+    star = trainer.oracle(h)
+    params = {"v_h_e": {"table": star.v_h_e[:world.horizon]}, "q_r": {"table": star.q_r}}
+    ts, ss = np.nonzero(np.asarray(world.reachable()))
+    ws = TableSituation(t=jnp.asarray(ts, jnp.int32), s=jnp.asarray(ss, jnp.int32))
+    th = trainer.theory(h, 10**9)  # past the ramp: the nominal beta_r
+    goals = jnp.zeros((len(ts), 1), jnp.int32)
+    out = jax.jit(lambda: trainer.quantities.model_based({n: params for n in params}, ws, goals, goals[:, 0], th,
+                                                         jax.random.PRNGKey(0)))()
+    return out, star, ts, ss
+
+
+def assert_oracle_matches_reference(world, prior, beta_r, **theory):
+    """The oracle of ``world`` under ``prior`` equals :func:`reference_phase2`; returns it."""
+    res = solve_phase2(world, prior, beta_r=beta_r, **theory)
+    v_r, v_he, pi = reference_phase2(world, prior, beta_r, **theory)
+    np.testing.assert_allclose(res.v_r, v_r, rtol=2e-5)
+    np.testing.assert_allclose(res.v_h_e, v_he, atol=2e-5)
+    np.testing.assert_allclose(res.pi_r, pi, atol=2e-4)
+    return res

@@ -15,9 +15,9 @@ from experiments.empo import EXPERIMENT
 from rljax.empo.oracle import solve_phase2
 from rljax.empo.prior import boltzmann_prior
 from rljax.empo.trainer import EmpoTrainer, occupancy
-from rljax.empo.world import TableSituation, TableWorld
+from rljax.empo.world import TableWorld
 from rljax.empo.world_model import reachable_steps, uniform_outcomes
-from tests.empo_reference import TAU, reference_boltzmann, reference_phase2
+from tests.empo_reference import TAU, assert_oracle_matches_reference, reference_boltzmann, targets_at_the_oracle
 
 CORRIDOR = Corridor()  # 3 cells, human at 0, robot at 1 (in the way), horizon 4, slip 0.2
 MODEL = finite_world(CORRIDOR)
@@ -57,11 +57,7 @@ def test_oracle_last_layer_by_hand():
 
 @pytest.mark.parametrize("beta_r", [10.0, 1000.0])
 def test_oracle_matches_python_backward_induction(beta_r):
-    res = solve_phase2(MODEL, PRIOR, beta_r=beta_r, **THEORY)
-    v_r, v_he, pi = reference_phase2(MODEL, PRIOR, beta_r, **THEORY)
-    np.testing.assert_allclose(res.v_r, v_r, rtol=2e-5)
-    np.testing.assert_allclose(res.v_h_e, v_he, atol=2e-5)
-    np.testing.assert_allclose(res.pi_r, pi, atol=2e-4)
+    res = assert_oracle_matches_reference(MODEL, PRIOR, beta_r, **THEORY)
     # The robot gets out of the human's way at the start (still and left keep it there).
     assert int(np.argmax(res.pi_r[0, 0])) == RIGHT and float(res.q_r[0, 0, RIGHT]) > float(res.q_r[0, 0, 0]) + 0.01
     assert float(res.pi_r[0, 0, RIGHT]) > (0.99 if beta_r == 1000.0 else 0.4)
@@ -82,18 +78,10 @@ def _trainer(preset: str, *overrides: str) -> EmpoTrainer:
 def test_model_based_targets_are_a_fixed_point_of_the_oracle():
     """The trainer's targets with every table at the oracle's values reproduce the oracle at
     every reachable (t, s) and goal: the outcome probabilities (0.8/0.2) enter exactly."""
-    tr = _trainer("trivial_table")
-    h = tr.hparams(None)
-    star = tr.oracle(h)
-    T = WORLD.horizon
-    params = {"v_h_e": {"table": star.v_h_e[:T]}, "q_r": {"table": star.q_r}}
-    ts, ss = np.nonzero(np.asarray(WORLD.reachable()))
-    ws = TableSituation(t=jnp.asarray(ts, jnp.int32), s=jnp.asarray(ss, jnp.int32))
-    goals = jnp.zeros((len(ts), 1), jnp.int32)
-    out = jax.jit(lambda: tr.quantities.model_based({n: params for n in params}, ws, goals, goals[:, 0],
-                                                    tr.theory(h, 10**9), jax.random.PRNGKey(0)))()
+    out, star, ts, ss = targets_at_the_oracle(_trainer("trivial_table"))
     np.testing.assert_allclose(out["v_h_e"], star.v_h_e[ts, ss], atol=1e-6)
     np.testing.assert_allclose(out["q_r"], star.q_r[ts, ss], rtol=1e-5)
+    np.testing.assert_allclose(out["pi_r"], star.pi_r[ts, ss], atol=1e-5)
 
 
 def test_tabular_trainer_converges_to_the_oracle():

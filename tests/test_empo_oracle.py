@@ -25,7 +25,7 @@ from environments.multigrid_prior import heuristic_policy, heuristic_policy_tabl
 from rljax.empo.oracle import profile_probs, robot_policy, solve_phase2
 from rljax.empo.prior import boltzmann_prior, goal_marginal
 from rljax.empo.world_model import FiniteWorld, check_world, reachable_steps
-from tests.empo_reference import TAU, reference_boltzmann, reference_phase2
+from tests.empo_reference import TAU, assert_oracle_matches_reference, reference_boltzmann, reference_phase2
 
 TRIVIAL = trivial_task()
 ENV = TRIVIAL.env
@@ -230,11 +230,7 @@ def test_heuristic_table_matches_the_single_state_function():
 # ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("beta_r", [10.0, 1000.0])
 def test_oracle_matches_python_backward_induction_on_the_trivial_map(beta_r):
-    res = solve_phase2(WORLD, HEUR, beta_r=beta_r, **THEORY)
-    v_r, v_he, pi = reference_phase2(WORLD, HEUR, beta_r, **THEORY)
-    np.testing.assert_allclose(res.v_r, v_r, rtol=2e-5)
-    np.testing.assert_allclose(res.v_h_e, v_he, atol=2e-5)
-    np.testing.assert_allclose(res.pi_r, pi, atol=2e-4)
+    res = assert_oracle_matches_reference(WORLD, HEUR, beta_r, **THEORY)
     assert float(res.q_r.max()) < 0 and float(res.v_h_e.min()) >= 0 and float(res.v_h_e.max()) <= 1 + 1e-6
 
 
