@@ -35,7 +35,8 @@ Exact model for planning: :meth:`MultiGrid.successors` returns all ``K = n!`` ou
 probability ``1/K`` each (duplicates NOT merged), :func:`enumerate_states` finds the reachable
 configurations by BFS over all joint actions, :func:`transition_table` gives
 ``next_idx[S, A, K]``/``next_prob[S, A, K]`` over them and :func:`transition_tensor` the dense
-``P[S, A, S']`` (duplicates merged by summation).
+``P[S, A, S']`` (duplicates merged by summation). :func:`finite_world` hands an enumerated map
+to EMPO (:mod:`rljax.empo` knows it only as a :class:`~rljax.empo.world_model.FiniteWorld`).
 
 Enumerated states are *configurations*: the step count is not part of them (it is set to 0 in
 ``StateSpace.states``). The dynamics do not depend on the step count, so one table serves
@@ -55,6 +56,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
+
+from rljax.empo.world_model import FiniteWorld
 
 Array = jax.Array
 
@@ -701,6 +704,30 @@ def num_reachable_pairs(space: StateSpace, max_steps: int) -> int:
     return int(np.sum(np.maximum(0, max_steps + 1 - fs)))
 
 
+def finite_world(env: MultiGrid, params: MultiGridParams, goals: GoalSet, space: StateSpace,
+                 table: TransitionTable) -> FiniteWorld:
+    """The enumerated map as EMPO's :class:`~rljax.empo.world_model.FiniteWorld`.
+
+    States are the configurations of ``space`` (index 0 the initial one) with the horizon
+    ``max_steps``; the robot and human joint actions split the flat joint action by
+    ``env.joint_action_of``; the ``K = n!`` outcomes are the execution orders (``1/K`` each);
+    state features are the one-hot :meth:`MultiGrid.encode` (flattened, boolean) and goal
+    features the goals' cell masks (flattened ``H*W``).
+    """
+    jo = jnp.asarray(env.joint_action_of)
+    enc = jax.jit(jax.vmap(lambda st: env.encode(st, params).reshape(-1) > 0))
+    grids = np.concatenate([np.asarray(enc(jax.tree.map(lambda x: x[i:i + 4096], space.states)))
+                            for i in range(0, space.num_states, 4096)])
+    n_h, n_g = goals.probs.shape
+    return FiniteWorld(
+        next_state=table.next_idx[:, jo], next_prob=table.next_prob[:, jo],
+        achieved=achieved_table(env, space, goals), goal_probs=goals.probs, goal_weights=goals.weights,
+        state_features=jnp.asarray(grids),
+        goal_features=jnp.asarray(np.asarray(goals.cells).reshape(n_h, n_g, -1).astype(np.float32)),
+        horizon=int(params.max_steps), actions_per_human=NUM_ACTIONS,
+    )
+
+
 def describe(env: MultiGrid, state: MultiGridState, params: MultiGridParams) -> str:
     """ASCII picture of a state (agents as ``>v<^`` with H/R prefix)."""
     walls = np.asarray(params.walls)
@@ -722,7 +749,7 @@ def describe(env: MultiGrid, state: MultiGridState, params: MultiGridParams) -> 
 __all__ = [
     "ACTION_NAMES", "BLOCK", "DIR_TO_VEC", "EMPTY", "FORWARD", "LEFT", "NUM_ACTIONS", "RIGHT", "ROCK", "STILL",
     "EnsembleConfig", "GoalSet", "MultiGrid", "MultiGridParams", "MultiGridState", "MultiGridTask", "StateSpace",
-    "TransitionTable", "achieved_table", "describe", "enumerate_states", "num_reachable_pairs", "parse_map",
+    "TransitionTable", "achieved_table", "describe", "enumerate_states", "finite_world", "num_reachable_pairs", "parse_map",
     "random_ensemble_map", "reach_cell_goals", "reach_region_goals", "small_rectangle_goals", "small_task",
     "state_index", "state_rows", "transition_table", "transition_tensor", "trivial_task",
 ]

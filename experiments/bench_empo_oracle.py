@@ -22,16 +22,17 @@ import numpy as np
 
 from environments.multigrid import (
     ACTION_NAMES,
-    achieved_table,
     enumerate_states,
+    finite_world,
     num_reachable_pairs,
     small_task,
     transition_table,
     transition_tensor,
     trivial_task,
 )
+from environments.multigrid_prior import heuristic_policy_table, path_table
 from rljax.empo.oracle import solve_phase2
-from rljax.empo.prior import boltzmann_prior, heuristic_policy_table, path_table
+from rljax.empo.prior import boltzmann_prior
 
 THEORY = dict(gamma_r=0.99, gamma_h=0.99, zeta=2.0, xi=1.0, eta=1.1)
 
@@ -68,7 +69,7 @@ def bench(task, repeats: int, show_values: bool) -> None:
     t0 = time.perf_counter()
     table = jax.block_until_ready(transition_table(env, task.params, space))
     t_table = time.perf_counter() - t0
-    ach = achieved_table(env, space, task.goals)
+    world = finite_world(env, task.params, task.goals, space, table)
     prior = jax.block_until_ready(
         heuristic_policy_table(env, space, task.params, task.goals, path_table(task.params.walls), 1000.0)
     )
@@ -81,8 +82,7 @@ def bench(task, repeats: int, show_values: bool) -> None:
         print(f"dense P[s, a, s']: {dense.shape}, max |row sum - 1| = {float(abs(dense.sum(-1) - 1).max()):.1e}")
 
     for beta_r in (10.0, 1000.0):
-        run = lambda: solve_phase2(env, table, ach, task.goals.probs, task.goals.weights, prior, horizon,  # noqa: E731
-                                   beta_r=beta_r, **THEORY)
+        run = lambda: solve_phase2(world, prior, beta_r=beta_r, **THEORY)  # noqa: E731
         first, times = timed(run, repeats)
         med = statistics.median(times)
         print(f"oracle beta_r={beta_r:g}: first call {first:.2f} s (compile + run), "
@@ -91,9 +91,9 @@ def bench(task, repeats: int, show_values: bool) -> None:
         if show_values:
             show(env, task, run(), f"heuristic prior (beta=1000), beta_r={beta_r:g}")
     if show_values:
-        bp, _ = boltzmann_prior(env, table, ach, horizon, 10.0, 0.99)
+        bp, _ = boltzmann_prior(world, 10.0, 0.99)
         for beta_r in (10.0, 1000.0):
-            res = solve_phase2(env, table, ach, task.goals.probs, task.goals.weights, bp, horizon, beta_r=beta_r, **THEORY)
+            res = solve_phase2(world, bp, beta_r=beta_r, **THEORY)
             show(env, task, res, f"Boltzmann prior (beta_h=10), beta_r={beta_r:g}")
 
 

@@ -19,7 +19,6 @@ the oracle), ``smoke``. See docs/empo.md for the results.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import time
 from dataclasses import dataclass, field
@@ -81,7 +80,7 @@ class EmpoConfig:
 
 
 def build(cfg: EmpoConfig) -> Setup:
-    from rljax.empo.problem import ENUMERABLE, table_world, world
+    from environments.multigrid_worlds import ENUMERABLE, table_world, world
     from rljax.empo.trainer import EmpoTrainer
 
     e, c = cfg.env, cfg.empo
@@ -141,7 +140,8 @@ def oracle_main(argv: Sequence[str]) -> int:
     import numpy as np
 
     from environments.multigrid import ACTION_NAMES, num_reachable_pairs
-    from rljax.empo.problem import ENUMERABLE, solve_oracle, table_world
+    from environments.multigrid_worlds import ENUMERABLE, enumeration, table_world, task
+    from rljax.empo.oracle import solve_oracle
 
     p = argparse.ArgumentParser(prog="python -m experiments.empo oracle",
                                 description="exact phase-2 values (backward induction) at the initial state")
@@ -170,10 +170,11 @@ def oracle_main(argv: Sequence[str]) -> int:
     t0 = time.perf_counter()
     jax.block_until_ready(solve())
     t_solve = time.perf_counter() - t0
-    env = w.env
-    goals = [tuple(int(v) for v in np.argwhere(np.asarray(c))[0][::-1]) for c in np.asarray(w.goals.cells)[0]]
+    t = task(args.map)
+    env = t.env
+    goals = [tuple(int(v) for v in np.argwhere(np.asarray(c))[0][::-1]) for c in np.asarray(t.goals.cells)[0]]
     names = [" ".join(ACTION_NAMES[int(d)] for d in np.unravel_index(a, [4] * env.n_robots)) for a in range(env.num_robot_actions)]
-    print(f"{args.map} map: {w.num_states} configurations, {num_reachable_pairs(w.space, w.horizon)} (t, s) pairs "
+    print(f"{args.map} map: {w.num_states} configurations, {num_reachable_pairs(enumeration(args.map)[0], w.horizon)} (t, s) pairs "
           f"within horizon {w.horizon}; heuristic prior beta={args.prior_beta:g}; beta_r={beta_r:g}, gamma_r={args.gamma_r}, "
           f"gamma_h={args.gamma_h}, zeta={args.zeta}, xi={args.xi}, eta={args.eta}, U_r {'sum' if args.u_r_sum else 'mean'} over humans, "
           f"X_h clamped to >= {args.x_h_min:g}")

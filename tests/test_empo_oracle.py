@@ -1,6 +1,7 @@
-"""The phase-2 oracle (eqs 4-9) and the phase-1 priors: a hand-solved two-state problem, the
-heuristic prior on hand-worked states, and plain-Python float64 backward induction (written
-after the original's loops) on the whole trivial map."""
+"""The phase-2 oracle (eqs 4-9) and the phase-1 priors over finite worlds: a hand-solved
+two-state problem, the heuristic multigrid prior on hand-worked states, and plain-Python float64
+backward induction (written after the original's loops) on the whole trivial map. The second
+finite world (the corridor) is tested in tests/test_empo_corridor.py."""
 from __future__ import annotations
 
 import itertools
@@ -13,60 +14,68 @@ import pytest
 
 from environments.multigrid import (
     FORWARD,
-    MultiGrid,
-    TransitionTable,
     achieved_table,
     enumerate_states,
+    finite_world,
     state_index,
     transition_table,
     trivial_task,
 )
+from environments.multigrid_prior import heuristic_policy, heuristic_policy_table, path_table
 from rljax.empo.oracle import profile_probs, robot_policy, solve_phase2
-from rljax.empo.prior import boltzmann_prior, goal_marginal, heuristic_policy, heuristic_policy_table, path_table
+from rljax.empo.prior import boltzmann_prior, goal_marginal
+from rljax.empo.world_model import FiniteWorld, check_world, reachable_steps
+from tests.empo_reference import TAU, assert_oracle_matches_reference, reference_boltzmann, reference_phase2
 
 TRIVIAL = trivial_task()
 ENV = TRIVIAL.env
 SPACE = enumerate_states(ENV, TRIVIAL.params, TRIVIAL.initial_state)
 TABLE = transition_table(ENV, TRIVIAL.params, SPACE)
 ACH = achieved_table(ENV, SPACE, TRIVIAL.goals)
+WORLD = finite_world(ENV, TRIVIAL.params, TRIVIAL.goals, SPACE, TABLE)
 PATHS = path_table(TRIVIAL.params.walls)
 HEUR = heuristic_policy_table(ENV, SPACE, TRIVIAL.params, TRIVIAL.goals, PATHS, 1000.0)
 THEORY = dict(gamma_r=0.99, gamma_h=0.99, zeta=2.0, xi=1.0, eta=1.1)
-TAU = -1e-10
+
+
+def tiny_world(next_state, next_prob, achieved, goal_probs, goal_weights, horizon, actions_per_human=4):
+    """A hand-made FiniteWorld (features unused by the oracle: zeros)."""
+    s, n_h, g = np.shape(achieved)
+    return check_world(FiniteWorld(
+        next_state=jnp.asarray(next_state, jnp.int32), next_prob=jnp.asarray(next_prob, jnp.float32),
+        achieved=jnp.asarray(achieved), goal_probs=jnp.asarray(goal_probs, jnp.float32),
+        goal_weights=jnp.asarray(goal_weights, jnp.float32), state_features=jnp.zeros((s, 1)),
+        goal_features=jnp.zeros((n_h, g, 1)), horizon=horizon, actions_per_human=actions_per_human))
 
 
 # ---------------------------------------------------------------------------------------
 # A two-state problem solved by hand
 # ---------------------------------------------------------------------------------------
-# One robot (agent 0) and one human (agent 1); joint action = 4 * a_robot + a_human; K = 2.
+# One robot and one human (4 actions each); K = 2.
 # s1 is absorbing. From s0: robot forward (3) -> s1; robot still (0) -> s1 if the human goes
 # forward, else s0; robot left/right -> s0 or s1 with probability 1/2 each.
 # Goal A (index 0) is achieved in s1, goal B in s0; p = (0.25, 0.75), w = (2, 1).
 # The human goes forward when pursuing A and stays still when pursuing B.
-TWO_ENV = MultiGrid(3, 3, ("robot", "human"))
 P_GOAL, W_GOAL = np.array([[0.25, 0.75]]), np.array([[2.0, 1.0]])
 
 
-def two_state_problem():
-    idx = np.ones((2, 16, 2), np.int32)
+def two_state_problem(horizon):
+    idx = np.ones((2, 4, 4, 2), np.int32)
     for r, u in itertools.product(range(4), range(4)):
-        a = 4 * r + u
         if r == 0:
-            idx[0, a] = 1 if u == FORWARD else 0
+            idx[0, r, u] = 1 if u == FORWARD else 0
         elif r in (1, 2):
-            idx[0, a] = (0, 1)
-    table = TransitionTable(next_idx=jnp.asarray(idx), next_prob=jnp.full((2, 16, 2), 0.5, jnp.float32))
-    ach = jnp.asarray([[[False, True]], [[True, False]]])
+            idx[0, r, u] = (0, 1)
+    ach = [[[False, True]], [[True, False]]]
     pol = np.zeros((2, 1, 2, 4), np.float32)
     pol[:, 0, 0, FORWARD] = 1.0
     pol[:, 0, 1, 0] = 1.0
-    return table, ach, jnp.asarray(pol)
+    return tiny_world(idx, np.full((2, 4, 4, 2), 0.5), ach, P_GOAL, W_GOAL, horizon), jnp.asarray(pol)
 
 
 def solve_two_state(horizon, beta_r):
-    table, ach, pol = two_state_problem()
-    return solve_phase2(TWO_ENV, table, ach, jnp.asarray(P_GOAL, jnp.float32), jnp.asarray(W_GOAL, jnp.float32),
-                        pol, horizon, beta_r=beta_r, terminal_v_r=TAU, **THEORY)
+    world, pol = two_state_problem(horizon)
+    return solve_phase2(world, pol, beta_r=beta_r, terminal_v_r=TAU, **THEORY)
 
 
 def test_two_state_problem_last_layer_by_hand():
@@ -118,14 +127,13 @@ def test_two_state_problem_two_layers_by_hand():
 
 
 def test_u_r_mean_over_humans_by_default_and_sum_behind_the_flag():
-    env = MultiGrid(3, 3, ("robot", "human", "human"))
-    table = TransitionTable(next_idx=jnp.zeros((1, 64, 6), jnp.int32), next_prob=jnp.full((1, 64, 6), 1 / 6, jnp.float32))
-    ach = jnp.ones((1, 2, 1), bool)
+    # One robot and two humans (16 human joint actions), K = 6, one absorbing state.
+    world = tiny_world(np.zeros((1, 4, 16, 6)), np.full((1, 4, 16, 6), 1 / 6), np.ones((1, 2, 1), bool),
+                       np.ones((2, 1)), [[1.0], [0.5]], 1)
     pol = jnp.full((1, 2, 1, 4), 0.25)
-    probs, weights = jnp.ones((2, 1)), jnp.asarray([[1.0], [0.5]])
     # V_h^e = 1 for both humans (their goal holds in the successor), so X = (1, 0.5).
-    mean = solve_phase2(env, table, ach, probs, weights, pol, 1, beta_r=3.0, **THEORY)
-    summ = solve_phase2(env, table, ach, probs, weights, pol, 1, beta_r=3.0, u_r_sum=True, **THEORY)
+    mean = solve_phase2(world, pol, beta_r=3.0, **THEORY)
+    summ = solve_phase2(world, pol, beta_r=3.0, u_r_sum=True, **THEORY)
     np.testing.assert_allclose(mean.x_h[0, 0], [1.0, 0.5], rtol=1e-6)
     np.testing.assert_allclose(mean.u_r[0, 0], -(1.5**1.1), rtol=1e-6)
     np.testing.assert_allclose(summ.u_r[0, 0], -(3.0**1.1), rtol=1e-6)
@@ -142,9 +150,31 @@ def test_profile_probs_and_robot_policy():
 
 
 def test_bad_human_policy_shape_is_rejected():
-    table, ach, pol = two_state_problem()
+    world, pol = two_state_problem(2)
     with pytest.raises(ValueError, match="human_policy"):
-        solve_phase2(TWO_ENV, table, ach, jnp.asarray(P_GOAL), jnp.asarray(W_GOAL), pol[None].repeat(3, 0), 2)
+        solve_phase2(world, pol[None].repeat(3, 0))
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("next_prob", jnp.full((2, 4, 4, 2), 0.4), "next_prob rows"),
+    ("next_state", jnp.full((2, 4, 4, 2), 2, jnp.int32), "outside"),
+    ("achieved", jnp.zeros((2, 1, 3), bool), "achieved shape"),
+    ("actions_per_human", 3, "actions_per_human"),
+    ("horizon", 0, "horizon"),
+])
+def test_inconsistent_worlds_are_rejected_naming_the_field(field, value, message):
+    world, _ = two_state_problem(1)
+    with pytest.raises(ValueError, match=message):
+        check_world(world.replace(**{field: value}))
+
+
+def test_multigrid_adapter_splits_joint_actions_and_keeps_reachability():
+    jo = np.asarray(ENV.joint_action_of)
+    np.testing.assert_array_equal(WORLD.next_state, np.asarray(TABLE.next_idx)[:, jo])
+    assert (WORLD.num_states, WORLD.num_robot_actions, WORLD.num_human_actions, WORLD.num_outcomes) == (256, 4, 4, 2)
+    # the generic forward propagation equals the BFS depths (all-still is a self-loop)
+    first = np.asarray(SPACE.first_step)
+    np.testing.assert_array_equal(reachable_steps(WORLD), np.arange(10)[:, None] >= first[None, :])
 
 
 # ---------------------------------------------------------------------------------------
@@ -196,107 +226,17 @@ def test_heuristic_table_matches_the_single_state_function():
 
 
 # ---------------------------------------------------------------------------------------
-# Plain-Python float64 backward induction (the original's loops) on the trivial map
+# Plain-Python float64 backward induction (tests/empo_reference.py) on the trivial map
 # ---------------------------------------------------------------------------------------
-def _joint(env, robot_actions, human_actions):
-    acts = [0] * env.n_agents
-    for i, a in zip(env.robot_indices, robot_actions):
-        acts[i] = a
-    for i, a in zip(env.human_indices, human_actions):
-        acts[i] = a
-    return sum(a * 4 ** (env.n_agents - 1 - i) for i, a in enumerate(acts))
-
-
-def reference_phase2(env, table, ach, probs, weights, pol, horizon, beta_r, gamma_r, gamma_h, zeta, xi, eta):
-    idx, pr = np.asarray(table.next_idx), np.asarray(table.next_prob, np.float64)
-    ach, probs, weights = np.asarray(ach, np.float64), np.asarray(probs, np.float64), np.asarray(weights, np.float64)
-    pol = np.asarray(pol, np.float64)
-    s_count, n_h, n_g = ach.shape
-    v_r = np.zeros((horizon + 1, s_count))
-    v_r[horizon] = TAU
-    v_he = np.zeros((horizon + 1, s_count, n_h, n_g))
-    pi_out = np.zeros((horizon, s_count, 4**env.n_robots))
-    robot_profiles = list(itertools.product(range(4), repeat=env.n_robots))
-    human_profiles = list(itertools.product(range(4), repeat=n_h))
-    for t in reversed(range(horizon)):
-        for s in range(s_count):
-            p_s = pol[t, s] if pol.ndim == 5 else pol[s]
-            mu = [sum(probs[h, g] * p_s[h, g] for g in range(n_g)) for h in range(n_h)]
-            q = np.zeros(len(robot_profiles))
-            for ri, ra in enumerate(robot_profiles):
-                v = 0.0
-                for ha in human_profiles:
-                    p = np.prod([mu[h][ha[h]] for h in range(n_h)])
-                    j = _joint(env, ra, ha)
-                    v += p * sum(pr[s, j, k] * v_r[t + 1, idx[s, j, k]] for k in range(idx.shape[2]))
-                q[ri] = gamma_r * v
-            logits = -beta_r * np.log(-q)
-            ps = np.exp(logits - logits.max())
-            ps /= ps.sum()
-            pi_out[t, s] = ps
-            powersum = 0.0
-            for h in range(n_h):
-                xh = 0.0
-                for g in range(n_g):
-                    vh = 0.0
-                    for ri, ra in enumerate(robot_profiles):
-                        v = 0.0
-                        for ha in human_profiles:
-                            p = p_s[h, g][ha[h]] * np.prod([mu[o][ha[o]] for o in range(n_h) if o != h])
-                            j = _joint(env, ra, ha)
-                            for k in range(idx.shape[2]):
-                                s2 = idx[s, j, k]
-                                u = ach[s2, h, g]
-                                v += p * pr[s, j, k] * (u + (1 - u) * gamma_h * v_he[t + 1, s2, h, g])
-                        vh += ps[ri] * v
-                    v_he[t, s, h, g] = vh
-                    xh += probs[h, g] * weights[h, g] * vh**zeta
-                powersum += xh ** (-xi)
-            ur = -((powersum / n_h) ** eta)
-            v_r[t, s] = ur + ps @ q
-    return v_r, v_he, pi_out
-
-
 @pytest.mark.parametrize("beta_r", [10.0, 1000.0])
 def test_oracle_matches_python_backward_induction_on_the_trivial_map(beta_r):
-    res = solve_phase2(ENV, TABLE, ACH, TRIVIAL.goals.probs, TRIVIAL.goals.weights, HEUR, 10, beta_r=beta_r, **THEORY)
-    v_r, v_he, pi = reference_phase2(ENV, TABLE, ACH, TRIVIAL.goals.probs, TRIVIAL.goals.weights, HEUR, 10, beta_r, **THEORY)
-    np.testing.assert_allclose(res.v_r, v_r, rtol=2e-5)
-    np.testing.assert_allclose(res.v_h_e, v_he, atol=2e-5)
-    np.testing.assert_allclose(res.pi_r, pi, atol=2e-4)
+    res = assert_oracle_matches_reference(WORLD, HEUR, beta_r, **THEORY)
     assert float(res.q_r.max()) < 0 and float(res.v_h_e.min()) >= 0 and float(res.v_h_e.max()) <= 1 + 1e-6
 
 
-def reference_boltzmann(env, table, ach, horizon, beta_h, gamma_h):
-    idx, pr, ach = np.asarray(table.next_idx), np.asarray(table.next_prob, np.float64), np.asarray(ach)
-    s_count, n_h, n_g = ach.shape
-    v = np.zeros((horizon + 1, s_count, n_h, n_g))
-    v[horizon] = ach
-    pol = np.zeros((horizon, s_count, n_h, n_g, 4))
-    others = list(itertools.product(range(4), repeat=env.n_agents - 1))
-    for t in reversed(range(horizon)):
-        for s in range(s_count):
-            for h, agent in enumerate(env.human_indices):
-                for g in range(n_g):
-                    if ach[s, h, g]:
-                        v[t, s, h, g], pol[t, s, h, g] = 1.0, 0.25
-                        continue
-                    q = np.zeros(4)
-                    for a in range(4):
-                        for rest in others:
-                            acts = list(rest[:agent]) + [a] + list(rest[agent:])
-                            j = sum(x * 4 ** (env.n_agents - 1 - i) for i, x in enumerate(acts))
-                            q[a] += sum(pr[s, j, k] * v[t + 1, idx[s, j, k], h, g] for k in range(idx.shape[2])) / len(others)
-                    q *= gamma_h
-                    p = np.exp(beta_h * (q - q.max()))
-                    p /= p.sum()
-                    pol[t, s, h, g], v[t, s, h, g] = p, p @ q
-    return pol, v
-
-
 def test_boltzmann_prior_matches_python_backward_induction():
-    pol, val = boltzmann_prior(ENV, TABLE, ACH, 10, 10.0, 0.99)
-    ref_pol, ref_val = reference_boltzmann(ENV, TABLE, ACH, 10, 10.0, 0.99)
+    pol, val = boltzmann_prior(WORLD, 10.0, 0.99)
+    ref_pol, ref_val = reference_boltzmann(WORLD, 10.0, 0.99)
     np.testing.assert_allclose(pol, ref_pol, atol=1e-5)
     np.testing.assert_allclose(val, ref_val, atol=1e-5)
     # Achieved goals: V = 1 and a uniform policy; the terminal layer is 1[achieved].
@@ -308,30 +248,29 @@ def test_boltzmann_prior_matches_python_backward_induction():
 
 
 def test_time_indexed_prior_in_the_oracle():
-    pol, _ = boltzmann_prior(ENV, TABLE, ACH, 10, 10.0, 0.99)
-    res = solve_phase2(ENV, TABLE, ACH, TRIVIAL.goals.probs, TRIVIAL.goals.weights, pol, 10, beta_r=10.0, **THEORY)
-    v_r, v_he, _ = reference_phase2(ENV, TABLE, ACH, TRIVIAL.goals.probs, TRIVIAL.goals.weights, pol, 10, 10.0, **THEORY)
+    pol, _ = boltzmann_prior(WORLD, 10.0, 0.99)
+    res = solve_phase2(WORLD, pol, beta_r=10.0, **THEORY)
+    v_r, v_he, _ = reference_phase2(WORLD, pol, 10.0, **THEORY)
     np.testing.assert_allclose(res.v_r, v_r, rtol=2e-5)
     np.testing.assert_allclose(res.v_h_e, v_he, atol=2e-5)
     # A time-invariant prior broadcast over the layers gives the same as passing it once.
-    a = solve_phase2(ENV, TABLE, ACH, TRIVIAL.goals.probs, TRIVIAL.goals.weights, HEUR, 10, beta_r=10.0, **THEORY)
-    b = solve_phase2(ENV, TABLE, ACH, TRIVIAL.goals.probs, TRIVIAL.goals.weights,
-                     jnp.broadcast_to(HEUR, (10, *HEUR.shape)), 10, beta_r=10.0, **THEORY)
+    a = solve_phase2(WORLD, HEUR, beta_r=10.0, **THEORY)
+    b = solve_phase2(WORLD, jnp.broadcast_to(HEUR, (10, *HEUR.shape)), beta_r=10.0, **THEORY)
     np.testing.assert_allclose(a.v_r, b.v_r, rtol=1e-6)
     np.testing.assert_allclose(goal_marginal(HEUR, TRIVIAL.goals.probs).sum(-1), 1.0, atol=1e-5)
 
 
 def test_boltzmann_prior_options():
-    uniform = jnp.full((SPACE.num_states, 2, 4), 0.25)
-    pol, val = boltzmann_prior(ENV, TABLE, ACH, 10, 10.0, 0.99)
-    pol_u, val_u = boltzmann_prior(ENV, TABLE, ACH, 10, 10.0, 0.99, others_policy=uniform)
+    pol, val = boltzmann_prior(WORLD, 10.0, 0.99)
+    pol_u, val_u = boltzmann_prior(WORLD, 10.0, 0.99, robot_policy=jnp.full((SPACE.num_states, 4), 0.25),
+                                   humans_policy=jnp.full((SPACE.num_states, 1, 4), 0.25))
     np.testing.assert_allclose(pol_u, pol, atol=1e-6)
     # A robot believed to stand still: the human's values can only drop where the robot must act.
-    still = jnp.zeros((SPACE.num_states, 2, 4)).at[:, :, 0].set(1.0)
-    _, val_s = boltzmann_prior(ENV, TABLE, ACH, 10, 10.0, 0.99, others_policy=still)
+    still = jnp.zeros((SPACE.num_states, 4)).at[:, 0].set(1.0)
+    _, val_s = boltzmann_prior(WORLD, 10.0, 0.99, robot_policy=still)
     assert float(val_s[0, 0, 0, 0]) == 0.0, "goal (2,1) needs the rock pushed"
     # beta_h = inf: uniform over the maximising actions.
-    greedy, _ = boltzmann_prior(ENV, TABLE, ACH, 10, jnp.inf, 0.99)
+    greedy, _ = boltzmann_prior(WORLD, jnp.inf, 0.99)
     g = np.asarray(greedy)
     assert np.all(np.isclose(g, 0) | np.isclose(g, 1) | np.isclose(g, 0.5) | np.isclose(g, 1 / 3) | np.isclose(g, 0.25))
 

@@ -14,15 +14,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from environments.multigrid_worlds import table_world
 from experiments.empo import EXPERIMENT
 from rljax.cli import experiment_main
 from rljax.empo.compare import read_columns
-from rljax.empo.problem import table_world
 from rljax.empo.schedules import stage_ends
 from rljax.empo.trainer import EmpoTrainer, occupancy
-from rljax.empo.world import TableSituation
 from rljax.runner import Runner, load_run
 from tests.bits import same
+from tests.empo_reference import targets_at_the_oracle
 
 WORLD = table_world("trivial")
 
@@ -53,18 +53,7 @@ def cli_run(tiny):
 def test_model_based_targets_are_a_fixed_point_of_the_oracle():
     """With every table equal to the oracle's values and the full expectation over the human
     prior, the targets of every reachable (t, s) and goal reproduce the oracle (eqs. 4 and 6)."""
-    cfg = EXPERIMENT.make_config("trivial_table").empo
-    tr = EmpoTrainer(WORLD, cfg, WORLD)
-    h = tr.hparams(None)
-    star = tr.oracle(h)
-    T = WORLD.horizon
-    params = {"v_h_e": {"table": star.v_h_e[:T]}, "q_r": {"table": star.q_r}}
-    ts, ss = np.nonzero(np.asarray(WORLD.reachable()))
-    ws = TableSituation(t=jnp.asarray(ts, jnp.int32), s=jnp.asarray(ss, jnp.int32))
-    th = tr.theory(h, 10**9)  # past the ramp: the nominal beta_r
-    goals = jnp.zeros((len(ts), 1), jnp.int32)  # every goal is trained (v_h_e_all_goals)
-    out = jax.jit(lambda: tr.quantities.model_based({n: params for n in params}, ws, goals, goals[:, 0], th,
-                                                    jax.random.PRNGKey(0)))()
+    out, star, ts, ss = targets_at_the_oracle(EmpoTrainer(WORLD, EXPERIMENT.make_config("trivial_table").empo, WORLD))
     np.testing.assert_allclose(out["v_h_e"], star.v_h_e[ts, ss], atol=1e-6)
     np.testing.assert_allclose(out["q_r"], star.q_r[ts, ss], rtol=1e-5)
     np.testing.assert_allclose(out["pi_r"], star.pi_r[ts, ss], atol=1e-5)

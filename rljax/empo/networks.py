@@ -1,12 +1,12 @@
-"""The five phase-2 quantities as neural networks over the grid encoding.
+"""The five phase-2 quantities as neural networks over a world's features.
 
-Input of every network: a situation's features ``x[D]`` (:meth:`World.features`: the one-hot
-grid encoding of walls, objects and agents, plus a one-hot step count when
+Input of every network: a situation's features ``x[D]`` (the world's ``features``, e.g.
+multigrid's one-hot grid encoding of walls, objects and agents, plus a one-hot step count when
 ``include_step_count``). Architecture, after the original's roles (sizes from
 :class:`~rljax.empo.config.Phase2Config`):
 
 * shared encoders, trained only by the V_h^e loss: state ``relu(Dense_{state_feature_dim}(x))``,
-  goal ``relu(Dense_{goal_feature_dim}(goal cell mask))``, human ``Embed_{agent_embedding_dim}``;
+  goal ``relu(Dense_{goal_feature_dim}(goal features))`` (e.g. a goal's cell mask), human ``Embed_{agent_embedding_dim}``;
 * ``V_h^e(s, g, h)``: MLP over [state, goal, human] features; a soft clamp to [0, 1] in
   training (linear inside, exponential tails), a hard clamp for targets and evaluation;
 * ``X_h(s, h)``: its own state encoder plus the DETACHED shared state and human features; soft
@@ -122,14 +122,15 @@ class NetworkModel:
         self.use = cfg.network_in_use
         self.n_humans, self.n_goals = world.n_humans, world.n_goals
         self.num_robot_actions = world.num_robot_actions
-        self.goal_masks = world.goal_masks()  # [n_h, G, H*W]
+        self.goal_features = world.goal_features  # [n_h, G, F]
 
     # -- parameters ------------------------------------------------------------------------
     def init(self, key: Array) -> dict:
         c, d = self.cfg, self.world.feature_size
         seed = draws_seed(key)
         ks, kg, ka, kv, kx, kxe, ku, kq, kqe, kr = (derive(seed, i) for i in range(10))
-        shared = {"state": _dense(ks, d, c.state_feature_dim), "goal": _dense(kg, self.world.cells, c.goal_feature_dim),
+        shared = {"state": _dense(ks, d, c.state_feature_dim),
+                  "goal": _dense(kg, int(self.goal_features.shape[-1]), c.goal_feature_dim),
                   "agent": _init(ka, (self.n_humans, c.agent_embedding_dim), jnp.float32)}
         params = {"v_h_e": {"shared": shared, "head": _head_init(
             kv, {"state": c.state_feature_dim, "goal": c.goal_feature_dim, "agent": c.agent_embedding_dim},
@@ -163,7 +164,7 @@ class NetworkModel:
         lead, extra = x.ndim - 1, h.ndim - (x.ndim - 1)
         shared, head = params["v_h_e"]["shared"], params["v_h_e"]["head"]
         s_pre = _expand(self._shared(params, x) @ head["in"]["state"], lead, extra)
-        goal_feat = jax.nn.relu(_apply_dense(shared["goal"], self.goal_masks))  # [n_h, G, Fg]
+        goal_feat = jax.nn.relu(_apply_dense(shared["goal"], self.goal_features))  # [n_h, G, Fg]
         g_pre = (goal_feat @ head["in"]["goal"])[h, g]  # [L + E, hidden]
         a_pre = (shared["agent"] @ head["in"]["agent"])[h]
         out = _head_apply(head, s_pre + g_pre + a_pre, self.cfg.dropout, key)[..., 0]

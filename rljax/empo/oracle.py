@@ -1,7 +1,8 @@
 """Exact tabular phase 2 of EMPO (eqs 4-9) by backward induction: the test oracle.
 
-Over the enumerated configurations ``s`` of a map and the time layers ``t = 0 .. T`` (``t`` is
-the step count, ``T = max_steps``; layer ``T`` is terminal), for a non-terminal ``(t, s)``:
+Over the states ``s`` of a :class:`~rljax.empo.world_model.FiniteWorld` and the time layers
+``t = 0 .. T`` (``t`` is the step count, ``T`` the world's horizon; layer ``T`` is terminal), for
+a non-terminal ``(t, s)``:
 
 * (4) ``Q_r(s, a_r) = gamma_r * sum_{a_H} mu_H(a_H | s) sum_{s'} P(s' | s, a_r, a_H) V_r(t+1, s')``
   with ``mu_H`` the product over humans of the goal-marginal prior ``sum_g p_h(g) pi_h(. | s, g)``
@@ -30,13 +31,14 @@ EMPO objective it attains).
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 from flax import struct
 
-from environments.multigrid import MultiGrid, TransitionTable
 from rljax.empo.prior import goal_marginal
+from rljax.empo.world_model import FiniteWorld
 
 Array = jax.Array
 
@@ -55,7 +57,7 @@ class OracleResult:
 
 def profile_probs(marginals: list[Array]) -> Array:
     """Joint probability of independent per-agent action distributions, first agent most
-    significant: ``[..., 4]`` each -> ``[..., 4**len(marginals)]``."""
+    significant: ``[..., A]`` each -> ``[..., A**len(marginals)]``."""
     p = marginals[0]
     for m in marginals[1:]:
         p = (p[..., :, None] * m[..., None, :]).reshape(*jnp.broadcast_shapes(p.shape[:-1], m.shape[:-1]), -1)
@@ -70,15 +72,10 @@ def robot_policy(q_r: Array, beta_r: Array | float) -> Array:
 robot_policy_of = robot_policy  # the name inside solve_phase2, whose argument is robot_policy
 
 
-@partial(jax.jit, static_argnames=("env", "horizon", "u_r_sum"))
+@partial(jax.jit, static_argnames=("u_r_sum",))
 def solve_phase2(
-    env: MultiGrid,
-    table: TransitionTable,
-    achieved: Array,
-    goal_probs: Array,
-    goal_weights: Array,
+    world: FiniteWorld,
     human_policy: Array,
-    horizon: int,
     beta_r: float = 10.0,
     gamma_r: float = 0.99,
     gamma_h: float = 0.99,
@@ -90,15 +87,11 @@ def solve_phase2(
     robot_policy: Array | None = None,
     x_h_min: float | Array = 0.0,
 ) -> OracleResult:
-    """Exact backward induction of phase 2 over the enumerated states.
+    """Exact backward induction of phase 2 over the states of a finite world.
 
     Args:
-        env: the map's structure (static; gives the robot/human split of joint actions).
-        table: exact transitions ``next_idx/next_prob[S, A, K]`` (flat joint actions).
-        achieved: ``bool[S, n_h, G]``.
-        goal_probs, goal_weights: ``float[n_h, G]`` (a ``GoalSet``'s ``probs``/``weights``).
-        human_policy: the phase-1 prior ``[S, n_h, G, 4]`` or per layer ``[T, S, n_h, G, 4]``.
-        horizon: ``T = max_steps``.
+        world: the :class:`~rljax.empo.world_model.FiniteWorld` (transitions, goals, horizon ``T``).
+        human_policy: the phase-1 prior ``[S, n_h, G, A]`` or per layer ``[T, S, n_h, G, A]``.
         beta_r, gamma_r, gamma_h, zeta, xi, eta, terminal_v_r: the theory parameters (traced:
             changing them does not recompile).
         u_r_sum: sum ``X_h^-xi`` over humans instead of averaging (static).
@@ -108,21 +101,21 @@ def solve_phase2(
             is 1e-3); 0 gives the exact equations, where ``X_h = 0`` (a human who can reach no
             goal in the time left) makes ``U_r = -inf``.
     """
+    horizon = world.horizon
+    achieved, goal_probs, goal_weights = world.achieved, world.goal_probs, world.goal_weights
     s_count, n_h, n_g = achieved.shape
     if human_policy.ndim not in (4, 5) or (human_policy.ndim == 5 and human_policy.shape[0] != horizon):
         raise ValueError(
-            f"solve_phase2: human_policy shape {human_policy.shape} is invalid: need [S, n_h, G, 4] or [{horizon}, S, n_h, G, 4]"
+            f"solve_phase2: human_policy shape {human_policy.shape} is invalid: need [S, n_h, G, A] or [{horizon}, S, n_h, G, A]"
         )
-    jo = jnp.asarray(env.joint_action_of)  # [A_r, A_h]
-    idx = table.next_idx[:, jo]  # [S, A_r, A_h, K]
-    prob = table.next_prob[:, jo]
+    idx, prob = world.next_state, world.next_prob  # [S, A_r, A_h, K]
     ach = achieved.astype(jnp.float32)
     gw = goal_probs * goal_weights
 
     def layer(carry, xs):
         pi_h, fixed_pi_r = xs
         v_r_next, v_h_e_next = carry
-        mu = goal_marginal(pi_h, goal_probs)  # [S, n_h, 4]
+        mu = goal_marginal(pi_h, goal_probs)  # [S, n_h, A]
         q_h = profile_probs([mu[:, h] for h in range(n_h)])  # [S, A_h]
         ev_r = (prob * v_r_next[idx]).sum(-1)  # [S, A_r, A_h]
         q_r = gamma_r * jnp.einsum("sh,srh->sr", q_h, ev_r)
@@ -132,7 +125,7 @@ def solve_phase2(
         v_h_e = []
         for h in range(n_h):
             marg = [mu[:, i, None, :] for i in range(n_h)]
-            marg[h] = pi_h[:, h]  # [S, G, 4]: human h pursues goal g, the others are goal-marginal
+            marg[h] = pi_h[:, h]  # [S, G, A]: human h pursues goal g, the others are goal-marginal
             q_fixed = profile_probs(marg)  # [S, G, A_h]
             v_h_e.append(jnp.einsum("sr,sgh,srhg->sg", pi_r, q_fixed, ec[:, :, :, h, :]))
         v_h_e = jnp.stack(v_h_e, 1)  # [S, n_h, G]
@@ -156,3 +149,9 @@ def solve_phase2(
         x_h=x_h,
         u_r=u_r,
     )
+
+
+def solve_oracle(w: Any, **theory: Any) -> OracleResult:
+    """:func:`solve_phase2` on a :class:`~rljax.empo.world.TableWorld` (its finite world and
+    its human prior); ``theory``: the keyword arguments of :func:`solve_phase2`. Traceable."""
+    return solve_phase2(w.model, w.prior_table, **theory)

@@ -1,11 +1,11 @@
-"""The five phase-2 quantities as lookup tables over the enumerated ``(t, s)`` of a map.
+"""The five phase-2 quantities as lookup tables over the ``(t, s)`` of a finite world.
 
 The tabular ("direct") representation has the same interface as
 :class:`~rljax.empo.networks.NetworkModel` and is trained by the same targets and squared
-errors, for enumerable maps (a :class:`~rljax.empo.world.TableWorld`): the inputs are the
+errors, for enumerated worlds (a :class:`~rljax.empo.world.TableWorld`): the inputs are the
 situations' ``(t, s)`` indices and every quantity is one table entry.
 
-Tables (``T = max_steps``, terminal layer ``T`` handled by the targets, not stored):
+Tables (``T`` the world's horizon, terminal layer ``T`` handled by the targets, not stored):
 ``v_h_e[T, S, n_h, G]``, ``x_h[T, S, n_h]``, ``u_r[T, S]`` (the ``y`` of ``U_r = -y^eta``),
 ``q_r[T, S, A_r]``, ``v_r[T, S]``. They hold values directly (no output transform); the
 trainer's update moves each entry by ``lr`` times the mean error of the batch samples that hit
@@ -35,7 +35,7 @@ class TableModel:
 
     def __init__(self, world: Any, cfg: Phase2Config):
         if not getattr(world, "exact", False):
-            raise ValueError("representation=table needs an enumerable map (a TableWorld: trivial or small)")
+            raise ValueError("representation=table needs an enumerated world (a TableWorld)")
         self.world, self.cfg = world, cfg
         self.use = cfg.network_in_use
         self.n_humans, self.n_goals = world.n_humans, world.n_goals

@@ -16,7 +16,7 @@ Derived quantities (the "direct" modes of the quantities that are not networks):
 * ``V_r(s) = U_r(s) + sum_a pi_r Q_r`` or the V_r network; ``terminal_v_r`` at ``t = T``.
 
 Model-based targets for a stored transition ``(s, g_H, a_H)``, over every robot action ``a_r``
-and every outcome ``s'`` (probability ``1/K``):
+and every listed outcome ``s'`` (with its probability; ``1/K`` each in most worlds):
 
 * ``V_h^e(s, g_h) <- sum_{a_r} pi_r(a_r|s) E_{s'}[U_h(s', g_h) + (1 - U_h) gamma_h V_h^e(s', g_h)]``
   (``V_h^e = 0`` at terminal ``s'``; with ``terminal_vhe_target_zero`` the original's quirk: 0
@@ -46,7 +46,7 @@ from flax import struct
 from rljax.empo.config import Phase2Config
 from rljax.empo.draws import categorical, hash_uniform
 from rljax.empo.oracle import profile_probs, robot_policy
-from rljax.empo.world import vmap_over
+from rljax.empo.world import expect_outcomes, vmap_over
 
 Array = jax.Array
 X_H_MIN = 1e-3  # the original's clamp of X_h before X_h^(-xi)
@@ -75,7 +75,7 @@ class Quantities:
         self.model, self.world, self.cfg = model, world, cfg
         self.use = cfg.network_in_use
         self.n_h, self.n_g = world.n_humans, world.n_goals
-        self.probs, self.weights = world.goals.probs, world.goals.weights
+        self.probs, self.weights = world.goal_probs, world.goal_weights
 
     def points(self, ws: Any) -> Any:
         return self.model.points(self.world, ws)
@@ -177,8 +177,11 @@ class Quantities:
         hs = jnp.broadcast_to(jnp.arange(self.n_h)[:, None], shape)
         v = self.model.v_h_e(tp["v_h_e"], pts_s, hs, jnp.broadcast_to(goal_b, shape))
         v = jnp.where((t_s >= w.horizon)[..., None, None], 0.0, v)
-        per_action = (ach + (1.0 - ach) * th.gamma_h * v).mean(axis=extra)  # mean over the K outcomes
-        v_r = self.v_r(tp, pts_s, t_s, th, key, q_pi=q_succ).mean(axis=-1)  # [B, A_r, (A_h)]
+        probs = None
+        if not w.uniform_outcomes:  # [B, A_r, (A_h,) K]
+            probs = jax.vmap(w.outcome_probs)(ws) if expected else jax.vmap(w.outcome_probs)(ws, a_h)
+        per_action = expect_outcomes(w, ach + (1.0 - ach) * th.gamma_h * v, probs, extra)  # over the K outcomes
+        v_r = expect_outcomes(w, self.v_r(tp, pts_s, t_s, th, key, q_pi=q_succ), probs, -1)  # [B, A_r, (A_h)]
         if expected:
             mu_h, fixed = self.profiles(jax.vmap(w.prior)(ws), goal_e)
             per_action = jnp.einsum("brahe,bhea->brhe", per_action, fixed)

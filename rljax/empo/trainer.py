@@ -5,10 +5,10 @@ them over the member axis, scans ``update`` into chunks and owns logs, evaluatio
 and resume. One ``update`` is
 
 1. ``E`` environment steps of one actor (``E = steps_per_update``): human actions from the
-   heuristic prior for each human's current goal (uniform with probability ``epsilon_h``),
+   world's phase-1 prior for each human's current goal (uniform with probability ``epsilon_h``),
    robot actions from ``pi_r`` of the Q_r TARGET network with the effective ``beta_r``
    (uniform with probability ``epsilon_r``); goals resampled when achieved, else all with
-   probability ``goal_resample_prob``; a new episode at the map's ``max_steps`` or after
+   probability ``goal_resample_prob``; a new episode at the world's horizon or after
    ``steps_per_episode`` steps; every transition goes into the in-JAX replay ring;
 2. ``G = E * training_steps_per_env_step`` training steps: the ring is cleared on entering the
    beta_r ramp and on leaving it (:func:`~rljax.empo.schedules.should_clear_replay`); a batch
@@ -24,13 +24,13 @@ clip per network, scaled by ``lr / auto_grad_clip_reference_lr`` when ``auto_gra
 step by :func:`rljax.empo.tables.table_step`. Learning rates follow
 :func:`~rljax.empo.schedules.learning_rate` with each member's own base rates.
 
-Evaluation (the runner's ``return`` and the best checkpoint): on enumerable maps, the EXACT
+Evaluation (the runner's ``return`` and the best checkpoint): on enumerable worlds, the EXACT
 EMPO objective ``V_r(s_0)`` that the learned robot policy attains (the oracle's recursion with
 ``pi_r`` fixed to the learned one at the nominal ``beta_r``), the same number for every
 evaluation episode; plus per-episode ``realised_return`` (``sum_t gamma_r^t U_r(s_t)`` of sampled
 episodes, an unbiased estimate of that objective), the oracle's ``V_r(s_0)`` and the mean
-errors of the learned quantities against the oracle over every reachable ``(t, s)``. On the
-ensemble (no oracle): the realised return under the LEARNED ``U_r`` (the robot's own estimate).
+errors of the learned quantities against the oracle over every reachable ``(t, s)``. On a world
+that cannot be enumerated (no oracle, e.g. multigrid's random ensemble): the realised return under the LEARNED ``U_r`` (the robot's own estimate).
 """
 from __future__ import annotations
 
@@ -48,8 +48,7 @@ from rljax.empo import draws, schedules
 from rljax.empo import replay as ring
 from rljax.empo.config import NETWORKS, VARY_KEYS, Phase2Config
 from rljax.empo.networks import NetworkModel
-from rljax.empo.oracle import OracleResult, robot_policy
-from rljax.empo.problem import solve_oracle
+from rljax.empo.oracle import OracleResult, robot_policy, solve_oracle
 from rljax.empo.tables import TableModel, table_step
 from rljax.empo.targets import X_H_MIN, Quantities, Theory
 from rljax.envs.environment import tree_select
@@ -108,9 +107,11 @@ class EmpoState:
 class EmpoTrainer(Algorithm):
     """Phase-2 trainer of one member (see the module docstring).
 
-    ``world``: where the actor acts (:class:`~rljax.empo.world.TableWorld` or
-    :class:`~rljax.empo.world.ModelWorld`); ``exact``: the enumerated world of the same map for
-    evaluation against the oracle (``None`` on the ensemble); ``cfg``: the ``empo`` section.
+    ``world``: where the actor acts (any world of :mod:`rljax.empo.world`: the
+    :class:`~rljax.empo.world.TableWorld` of a finite world, or an environment's own world of
+    full states); ``exact``: the :class:`~rljax.empo.world.TableWorld` of the same world for
+    evaluation against the oracle (``None`` where it cannot be enumerated); ``cfg``: the
+    ``empo`` section.
     """
 
     world: Any
@@ -194,7 +195,7 @@ class EmpoTrainer(Algorithm):
     def _human_actions(self, u: Array, prior: Array, goals: Array, eps_h: Array) -> Array:
         """Per-human actions from ``pi_h(.|s, g_h)``, uniform with probability ``eps_h``;
         ``u[3, n_h]`` are uniforms (policy draw, uniform draw, exploration coin)."""
-        pi = prior[jnp.arange(self.world.n_humans), goals]  # [n_h, 4]
+        pi = prior[jnp.arange(self.world.n_humans), goals]  # [n_h, A]
         return jnp.where(u[2] < eps_h, draws.index(u[1], pi.shape[-1]), draws.categorical(u[0], pi))
 
     def _env_step(self, st: EmpoState, th: Theory, eps_r: Array, eps_h: Array):
@@ -260,7 +261,7 @@ class EmpoTrainer(Algorithm):
             g = xbatch["goals"]
             h = jnp.broadcast_to(jnp.arange(w.n_humans), g.shape)
             v = self.model.v_h_e(tp["v_h_e"], pts_x, h, g)
-            out["x_h"] = w.goals.weights[h, g] * v**th.zeta
+            out["x_h"] = w.goal_weights[h, g] * v**th.zeta
         if use["u_r"]:  # y from the X_h target network (or V_h^e directly), clamped
             x = jnp.clip(q.x_h(tp, pts_b, lead, th, k_u), X_H_MIN, 1.0) ** (-th.xi)
             out["u_r"] = x.sum(-1) if self.cfg.u_r_sum_over_humans else x.mean(-1)
@@ -384,14 +385,14 @@ class EmpoTrainer(Algorithm):
 
     # -- learned quantities over the enumerated states -------------------------------------
     def learned(self, params: dict, h: EmpoHParams) -> OracleResult:
-        """The learned quantities at every ``(t, s)`` of the enumerated map (evaluation mode,
+        """The learned quantities at every ``(t, s)`` of the enumerated world (evaluation mode,
         nominal ``beta_r``), shaped like the oracle's tables. Quantities that are not networks
         are derived as the trainer derives them, except that a direct ``X_h`` is the exact
         expectation over goals of the learned ``V_h^e`` (what the trainer's goal samples
         estimate)."""
         w = self.exact
         if w is None:
-            raise ValueError("learned(): the map is not enumerable (no exact world)")
+            raise ValueError("learned(): the world is not enumerable (no exact world)")
         model = self.model if self.model.kind == "table" else NetworkModel(w, self.cfg)
         ws = w.all_situations()
         pts = model.points(w, ws)
@@ -402,7 +403,7 @@ class EmpoTrainer(Algorithm):
         if self.cfg.x_h_use_network:
             x_h = model.x_h(params, pts, jnp.broadcast_to(jnp.arange(nh), (T, S, nh)))
         else:
-            x_h = jnp.einsum("tshg,hg->tsh", v_h_e**h.zeta, w.goals.probs * w.goals.weights)
+            x_h = jnp.einsum("tshg,hg->tsh", v_h_e**h.zeta, w.goal_probs * w.goal_weights)
         if self.cfg.u_r_use_network:
             y = model.y(params, pts)
         else:
@@ -446,7 +447,7 @@ class EmpoTrainer(Algorithm):
         return out
 
     def mu_h_table(self) -> Array:
-        """The humans' goal-marginal profile distribution ``mu_H[S, A_h]`` on the enumerated map."""
+        """The humans' goal-marginal profile distribution ``mu_H[S, A_h]`` on the enumerated world."""
         w = self.exact
         return self.quantities.profiles(w.prior_table, jnp.zeros((w.num_states, w.n_humans, 1), jnp.int32))[0]
 
@@ -471,7 +472,7 @@ class EmpoTrainer(Algorithm):
         return jax.vmap(episode)(keys)
 
     def _evaluate_model_world(self, st: EmpoState, keys: Array, max_steps: int) -> dict[str, Array]:
-        """Episodes on a non-enumerable map: the realised return under the learned ``U_r``."""
+        """Episodes in a non-enumerable world: the realised return under the learned ``U_r``."""
         w, q, h = self.world, self.quantities, st.hparams
         th = Theory(beta_r=h.beta_r, gamma_r=h.gamma_r, gamma_h=h.gamma_h, zeta=h.zeta, xi=h.xi, eta=h.eta)
         online = {n: st.params for n in st.params}
@@ -511,8 +512,9 @@ def occupancy(world: Any, pi_r: Array, mu_h: Array) -> Array:
     S, K = world.num_states, world.num_outcomes
 
     def layer(d, pi):
-        w = d[:, None, None, None] * pi[:, :, None, None] * mu_h[:, None, :, None] / K  # [S, A_r, A_h, K]
-        return jnp.zeros((S,), jnp.float32).at[world.next_idx].add(w), d
+        w = d[:, None, None, None] * pi[:, :, None, None] * mu_h[:, None, :, None]  # [S, A_r, A_h, 1]
+        w = w / K if world.uniform_outcomes else w * world.next_prob  # [S, A_r, A_h, K]
+        return jnp.zeros((S,), jnp.float32).at[world.next_state].add(jnp.broadcast_to(w, world.next_state.shape)), d
 
     d0 = jnp.zeros((S,), jnp.float32).at[0].set(1.0)
     _, d = jax.lax.scan(layer, d0, pi_r)

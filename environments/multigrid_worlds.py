@@ -1,0 +1,196 @@
+"""Multigrid maps as the worlds EMPO's phase-2 trainer acts in, by name.
+
+``trivial`` and ``small`` are the phase-2 demo's fixed maps (enumerable: 256 and 10384
+configurations): :func:`table_world` hands them to :mod:`rljax.empo` as a
+:class:`~rljax.empo.world.TableWorld` of their :func:`~environments.multigrid.finite_world`.
+``ensemble`` is a pool of random 7x7 maps with 2 humans and 2 robots
+(:class:`~environments.multigrid.EnsembleConfig`) and the small-rectangle goals of the
+original's ``SmallGoalSampler``, too large to enumerate: :class:`ModelWorld` steps full
+multigrid states (it also serves the fixed maps with ``dynamics="model"``). The human prior is
+the demo's heuristic potential policy (:mod:`environments.multigrid_prior`).
+
+Enumerations are cached per process (the trivial map's BFS takes a few seconds including its
+compilation), so every runner, test and command of one process shares them.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from environments.multigrid import (
+    NUM_ACTIONS,
+    EnsembleConfig,
+    GoalSet,
+    MultiGrid,
+    MultiGridParams,
+    MultiGridState,
+    MultiGridTask,
+    StateSpace,
+    TransitionTable,
+    enumerate_states,
+    finite_world,
+    random_ensemble_map,
+    small_rectangle_goals,
+    small_task,
+    transition_table,
+    trivial_task,
+)
+from environments.multigrid_prior import PathTable, heuristic_policy, heuristic_policy_table, path_table
+from rljax.empo.draws import index
+from rljax.empo.world import TableWorld, WorldBase
+
+Array = jax.Array
+
+MAPS = ("trivial", "small", "ensemble")
+ENUMERABLE = ("trivial", "small")
+DYNAMICS = ("auto", "table", "model")
+PRIOR_BETA = 1000.0  # the demo's HeuristicPotentialPolicy
+
+
+@struct.dataclass
+class ModelSituation:
+    state: MultiGridState  # step count included
+    map_id: Array  # int32 index into the world's map pool
+
+
+class ModelWorld(WorldBase):
+    """Any map, or a pool of maps of one size and roles: situations are full states, successors
+    come from ``MultiGrid.robot_action_successors`` (``K = n!`` equally likely execution orders)
+    and the heuristic prior is computed per state (so random maps come from a pool drawn when the
+    world is built, with their host-side shortest-path tables; each episode draws one map).
+
+    Args:
+        env: the maps' common structure.
+        walls: ``bool[M, H, W]`` and ``initial_states`` (leaves ``[M, ...]``): the pool.
+        paths: the pool's :class:`~environments.multigrid_prior.PathTable` (leaves ``[M, ...]``).
+        goals: the goal set (the same for every map).
+        horizon: ``max_steps`` (the same for every map).
+        prior_beta: the heuristic prior's inverse temperature.
+    """
+
+    exact = False
+
+    def __init__(self, env: MultiGrid, walls: Array, initial_states: MultiGridState, paths: PathTable, goals: GoalSet,
+                 horizon: int, prior_beta: float, include_step_count: bool = True):
+        self.env, self.goals = env, goals
+        self.walls, self.initial_states, self.paths = jnp.asarray(walls), initial_states, paths
+        self.horizon, self.prior_beta = int(horizon), float(prior_beta)
+        self.include_step_count = include_step_count
+        self.num_maps = int(self.walls.shape[0])
+        self.n_humans, self.actions_per_human = env.n_humans, NUM_ACTIONS
+        self.num_robot_actions, self.num_outcomes = env.num_robot_actions, env.num_outcomes
+        self.goal_probs, self.goal_weights = goals.probs, goals.weights
+        n_g = int(goals.probs.shape[1])
+        self.goal_features = np.asarray(goals.cells).reshape(self.n_humans, n_g, -1).astype(np.float32)
+
+    @property
+    def feature_size(self) -> int:
+        return self.env.height * self.env.width * self.env.num_channels + self.step_feature_size()
+
+    def with_step_count(self, include: bool) -> "ModelWorld":
+        return ModelWorld(self.env, self.walls, self.initial_states, self.paths, self.goals, self.horizon,
+                          self.prior_beta, include)
+
+    def params(self, map_id: Array) -> MultiGridParams:
+        return MultiGridParams(walls=self.walls[map_id], max_steps=jnp.int32(self.horizon))
+
+    def reset(self, u: Array) -> ModelSituation:
+        m = index(u, self.num_maps) if self.num_maps > 1 else jnp.int32(0)
+        return ModelSituation(state=jax.tree.map(lambda x: x[m], self.initial_states), map_id=jnp.int32(m))
+
+    def t(self, ws: ModelSituation) -> Array:
+        return ws.state.step
+
+    def step(self, u: Array, ws: ModelSituation, a_r: Array, a_h: Array) -> ModelSituation:
+        """``MultiGrid.step`` with the execution order picked by ``u`` (uniform over the orders)."""
+        joint = jnp.asarray(self.env.joint_action_of)[a_r, a_h]
+        order = jnp.asarray(self.env.orders)[index(u, self.num_outcomes)]
+        return ws.replace(state=self.env.execute(ws.state, self.env.agent_actions(joint), order, self.params(ws.map_id)))
+
+    def successors(self, ws: ModelSituation, a_h: Array) -> ModelSituation:
+        _, nxt = self.env.robot_action_successors(ws.state, a_h, self.params(ws.map_id))  # [A_r, K]
+        return ModelSituation(state=nxt, map_id=jnp.broadcast_to(ws.map_id, nxt.step.shape))
+
+    def successors_all(self, ws: ModelSituation) -> ModelSituation:
+        nxt = jax.vmap(lambda a: self.successors(ws, a), out_axes=1)(jnp.arange(self.num_human_actions))
+        return nxt  # [A_r, A_h, K]
+
+    def achieved(self, ws: ModelSituation) -> Array:
+        return self.env.achieved(ws.state, self.goals)
+
+    def prior(self, ws: ModelSituation) -> Array:
+        paths = jax.tree.map(lambda x: x[ws.map_id], self.paths)
+        return heuristic_policy(self.env, ws.state, self.params(ws.map_id), self.goals, paths, self.prior_beta)
+
+    def features(self, ws: ModelSituation) -> Array:
+        return self.step_features(self.env.encode(ws.state, self.params(ws.map_id)).reshape(-1), ws.state.step)
+
+
+def task(name: str) -> MultiGridTask:
+    """The fixed map ``name`` (``trivial`` or ``small``)."""
+    if name == "trivial":
+        return trivial_task()
+    if name == "small":
+        return small_task()
+    raise ValueError(f"map={name!r} is invalid: a fixed map is one of {', '.join(ENUMERABLE)}")
+
+
+@functools.lru_cache(maxsize=None)
+def enumeration(name: str) -> tuple[StateSpace, TransitionTable]:
+    """The enumerated configurations and exact transitions of a fixed map (cached)."""
+    t = task(name)
+    space = enumerate_states(t.env, t.params, t.initial_state)
+    return space, transition_table(t.env, t.params, space)
+
+
+@functools.lru_cache(maxsize=None)
+def table_world(name: str, prior_beta: float = PRIOR_BETA, include_step_count: bool = True) -> TableWorld:
+    """The enumerated world of a fixed map with the heuristic prior (cached)."""
+    if include_step_count is False:
+        return table_world(name, prior_beta, True).with_step_count(False)
+    t = task(name)
+    space, table = enumeration(name)
+    prior = heuristic_policy_table(t.env, space, t.params, t.goals, path_table(t.params.walls), prior_beta)
+    return TableWorld(finite_world(t.env, t.params, t.goals, space, table), prior, include_step_count)
+
+
+@functools.lru_cache(maxsize=None)
+def model_world(name: str, prior_beta: float = PRIOR_BETA, include_step_count: bool = True, pool_size: int = 16,
+                pool_seed: int = 0, ensemble: EnsembleConfig = EnsembleConfig()) -> ModelWorld:
+    """A world stepped by ``MultiGrid.robot_action_successors``: a fixed map, or for
+    ``"ensemble"`` a pool of ``pool_size`` random maps drawn from ``pool_seed`` (cached)."""
+    if name == "ensemble":
+        env = ensemble.env()
+        keys = jax.random.split(jax.random.PRNGKey(pool_seed), pool_size)
+        params, states = jax.vmap(lambda k: random_ensemble_map(k, ensemble))(keys)
+        walls = np.asarray(params.walls)
+        paths = [path_table(w) for w in walls]
+        paths = jax.tree.map(lambda *xs: jnp.stack(xs), *paths)
+        return ModelWorld(env, jnp.asarray(walls), states, paths, small_rectangle_goals(env), ensemble.max_steps,
+                          prior_beta, include_step_count)
+    t = task(name)
+    states = jax.tree.map(lambda x: jnp.asarray(x)[None], t.initial_state)
+    paths = jax.tree.map(lambda x: x[None], path_table(t.params.walls))
+    return ModelWorld(t.env, jnp.asarray(t.params.walls)[None], states, paths, t.goals, int(t.params.max_steps),
+                      prior_beta, include_step_count)
+
+
+def world(name: str, dynamics: str = "auto", prior_beta: float = PRIOR_BETA, include_step_count: bool = True,
+          **ensemble_options: Any) -> TableWorld | ModelWorld:
+    """The world a trainer acts in: ``dynamics="auto"`` is the enumerated :class:`TableWorld`
+    on the fixed maps and a :class:`ModelWorld` on the ensemble; ``"model"`` forces stepping
+    through ``robot_action_successors`` (same distribution, no enumeration)."""
+    if name not in MAPS:
+        raise ValueError(f"map={name!r} is invalid: must be one of {', '.join(MAPS)}")
+    if dynamics not in DYNAMICS:
+        raise ValueError(f"dynamics={dynamics!r} is invalid: must be one of {', '.join(DYNAMICS)}")
+    if dynamics == "table" and name not in ENUMERABLE:
+        raise ValueError(f"dynamics='table' is invalid for map={name!r}: only {', '.join(ENUMERABLE)} are enumerable")
+    if name in ENUMERABLE and dynamics != "model":
+        return table_world(name, prior_beta, include_step_count)
+    return model_world(name, prior_beta, include_step_count, **ensemble_options)
