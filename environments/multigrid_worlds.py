@@ -35,6 +35,7 @@ from environments.multigrid import (
     enumerate_states,
     finite_world,
     random_ensemble_map,
+    reach_cell_goals,
     small_rectangle_goals,
     small_task,
     transition_table,
@@ -42,6 +43,8 @@ from environments.multigrid import (
 )
 from environments.multigrid_prior import PathTable, heuristic_policy, heuristic_policy_table, path_table
 from rljax.empo.draws import index
+from rljax.empo.prior import boltzmann_prior
+from rljax.empo.world_model import FiniteWorld
 from rljax.empo.world import TableWorld, WorldBase
 
 Array = jax.Array
@@ -50,6 +53,12 @@ MAPS = ("trivial", "small", "ensemble")
 ENUMERABLE = ("trivial", "small")
 DYNAMICS = ("auto", "table", "model")
 PRIOR_BETA = 1000.0  # the demo's HeuristicPotentialPolicy
+PRIORS = ("heuristic", "boltzmann")
+BETA_H = 2.0  # the Boltzmann prior's inverse temperature in the original's phase2_backward_induction example
+GOAL_SETS = ("map", "original")
+# The goal cells of the original's phase2_backward_induction example (its TrivialGoalGenerator:
+# weight 1 each, X_h their weighted sum): the demo's set with (4,1) instead of the wall (1,2).
+ORIGINAL_GOALS = {"trivial": [(1, 1), (2, 1), (3, 1), (4, 1), (2, 2)]}
 
 
 @struct.dataclass
@@ -148,15 +157,54 @@ def enumeration(name: str) -> tuple[StateSpace, TransitionTable]:
     return space, transition_table(t.env, t.params, space)
 
 
-@functools.lru_cache(maxsize=None)
-def table_world(name: str, prior_beta: float = PRIOR_BETA, include_step_count: bool = True) -> TableWorld:
-    """The enumerated world of a fixed map with the heuristic prior (cached)."""
-    if include_step_count is False:
-        return table_world(name, prior_beta, True).with_step_count(False)
+def goal_set(name: str, goals: str = "map") -> GoalSet:
+    """The goal set ``goals`` of fixed map ``name``: ``"map"`` (the phase-2 demo's, the task's
+    own) or ``"original"`` (the original's ``phase2_backward_induction`` example: trivial map
+    only, :data:`ORIGINAL_GOALS`)."""
     t = task(name)
+    if goals == "map":
+        return t.goals
+    if goals == "original" and name in ORIGINAL_GOALS:
+        return reach_cell_goals(t.env, [ORIGINAL_GOALS[name]])
+    raise ValueError(f"goals={goals!r} is invalid for map={name!r}: must be one of "
+                     f"{', '.join(g for g in GOAL_SETS if g == 'map' or name in ORIGINAL_GOALS)}")
+
+
+@functools.lru_cache(maxsize=None)
+def map_world(name: str, goals: str = "map", horizon: int = 0) -> FiniteWorld:
+    """The :class:`~rljax.empo.world_model.FiniteWorld` of a fixed map with the goal set
+    ``goals`` (:func:`goal_set`) and ``horizon`` steps (0: the map's ``max_steps``; at most that,
+    since the enumeration holds the configurations reachable within it). Cached."""
+    t = task(name)
+    max_steps = int(t.params.max_steps)
+    if not 0 <= horizon <= max_steps:
+        raise ValueError(f"horizon={horizon} is invalid for map={name!r}: must be in [1, {max_steps}] (0: {max_steps})")
     space, table = enumeration(name)
-    prior = heuristic_policy_table(t.env, space, t.params, t.goals, path_table(t.params.walls), prior_beta)
-    return TableWorld(finite_world(t.env, t.params, t.goals, space, table), prior, include_step_count)
+    fw = finite_world(t.env, t.params, goal_set(name, goals), space, table)
+    return fw.replace(horizon=horizon) if horizon else fw
+
+
+@functools.lru_cache(maxsize=None)
+def table_world(name: str, prior_beta: float = PRIOR_BETA, include_step_count: bool = True, prior: str = "heuristic",
+                beta_h: float = BETA_H, gamma_h: float = 0.99, goals: str = "map", horizon: int = 0) -> TableWorld:
+    """The enumerated world of a fixed map (cached) with the human prior ``prior``: the
+    heuristic potential policy at ``prior_beta`` (the demo's) or the goal-conditioned Boltzmann
+    prior by backward induction (:func:`rljax.empo.prior.boltzmann_prior`, inverse temperature
+    ``beta_h``, discount ``gamma_h``, uniform beliefs about the robot; one policy per step
+    count). ``goals`` and ``horizon``: see :func:`map_world`."""
+    if prior not in PRIORS:
+        raise ValueError(f"prior={prior!r} is invalid: must be one of {', '.join(PRIORS)}")
+    if include_step_count is False:
+        return table_world(name, prior_beta, True, prior, beta_h, gamma_h, goals, horizon).with_step_count(False)
+    t = task(name)
+    fw = map_world(name, goals, horizon)
+    if prior == "boltzmann":
+        policy = boltzmann_prior(fw, beta_h, gamma_h)[0]
+    else:
+        space, _ = enumeration(name)
+        policy = heuristic_policy_table(t.env, space, t.params, goal_set(name, goals), path_table(t.params.walls),
+                                        prior_beta)
+    return TableWorld(fw, policy, include_step_count)
 
 
 @functools.lru_cache(maxsize=None)
@@ -181,10 +229,12 @@ def model_world(name: str, prior_beta: float = PRIOR_BETA, include_step_count: b
 
 
 def world(name: str, dynamics: str = "auto", prior_beta: float = PRIOR_BETA, include_step_count: bool = True,
-          **ensemble_options: Any) -> TableWorld | ModelWorld:
+          table_options: dict | None = None, **ensemble_options: Any) -> TableWorld | ModelWorld:
     """The world a trainer acts in: ``dynamics="auto"`` is the enumerated :class:`TableWorld`
     on the fixed maps and a :class:`ModelWorld` on the ensemble; ``"model"`` forces stepping
-    through ``robot_action_successors`` (same distribution, no enumeration)."""
+    through ``robot_action_successors`` (same distribution, no enumeration). ``table_options``:
+    keyword arguments of :func:`table_world` (prior, beta_h, gamma_h, goals, horizon), for the
+    enumerated worlds only."""
     if name not in MAPS:
         raise ValueError(f"map={name!r} is invalid: must be one of {', '.join(MAPS)}")
     if dynamics not in DYNAMICS:
@@ -192,5 +242,8 @@ def world(name: str, dynamics: str = "auto", prior_beta: float = PRIOR_BETA, inc
     if dynamics == "table" and name not in ENUMERABLE:
         raise ValueError(f"dynamics='table' is invalid for map={name!r}: only {', '.join(ENUMERABLE)} are enumerable")
     if name in ENUMERABLE and dynamics != "model":
-        return table_world(name, prior_beta, include_step_count)
+        return table_world(name, prior_beta, include_step_count, **(table_options or {}))
+    if table_options:
+        raise ValueError(f"{', '.join(sorted(table_options))} need an enumerated world (map trivial or small, "
+                         f"dynamics auto or table), got map={name!r}, dynamics={dynamics!r}")
     return model_world(name, prior_beta, include_step_count, **ensemble_options)

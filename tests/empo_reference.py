@@ -15,7 +15,9 @@ from rljax.empo.world import TableSituation
 TAU = -1e-10  # terminal V_r
 
 
-def reference_phase2(world, pol, beta_r, gamma_r, gamma_h, zeta, xi, eta):
+def reference_phase2(world, pol, beta_r, gamma_r, gamma_h, zeta, xi, eta, x_h_sum=False):
+    """``x_h_sum``: X_h the weighted SUM over goals (the original's backward induction),
+    else the expectation under the goal probabilities; no X_h clamp."""
     idx, pr = np.asarray(world.next_state), np.asarray(world.next_prob, np.float64)
     ach = np.asarray(world.achieved, np.float64)
     probs, weights = np.asarray(world.goal_probs, np.float64), np.asarray(world.goal_weights, np.float64)
@@ -58,7 +60,7 @@ def reference_phase2(world, pol, beta_r, gamma_r, gamma_h, zeta, xi, eta):
                                 v += p * pr[s, ra, j, k] * (u + (1 - u) * gamma_h * v_he[t + 1, s2, h, g])
                         vh += ps[ra] * v
                     v_he[t, s, h, g] = vh
-                    xh += probs[h, g] * weights[h, g] * vh**zeta
+                    xh += (1.0 if x_h_sum else probs[h, g]) * weights[h, g] * vh**zeta
                 powersum += xh ** (-xi)
             ur = -((powersum / n_h) ** eta)
             v_r[t, s] = ur + ps @ q

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 
 import jax
 import jax.numpy as jnp
@@ -291,3 +292,58 @@ def test_heuristic_prior_on_an_ensemble_map_with_rectangle_goals():
         x, y = np.asarray(st.agent_pos[h])
         inside = cells[h, :, y, x]
         np.testing.assert_allclose(np.asarray(pol[h])[inside, 0], 1.0)
+
+
+# ---------------------------------------------------------------------------------------
+# The original's phase2_backward_induction example from the CLI
+# ---------------------------------------------------------------------------------------
+# The float64 reference (tests/empo_reference.py: reference_boltzmann at beta_h 2, gamma_h 0.99,
+# then reference_phase2 with x_h_sum=True) on the trivial map with the example's goal cells
+# (1,1), (2,1), (3,1), (4,1), (2,2), weight 1, horizon 5: (V_r, X_h, pi_r) at the initial state.
+ORIGINAL_EXAMPLE = {
+    100.0: (-4.221566780, 1.217015789, (0.126715973, 9.802133e-06, 9.802133e-06, 0.873264423)),
+    10.0: (-4.788078488, 1.015064050, (0.218807008, 0.202054038, 0.202054038, 0.377084916)),
+}
+
+
+def _printed(text, beta_r):
+    block = text.split(f"beta_r={beta_r:g}:")[1]
+    v_r = float(re.search(r"V_r = (\S+)", block).group(1))
+    x_h = float(re.search(r"X_h = (\S+)", block).group(1))
+    pi = [float(v) for v in re.findall(r"=(\S+?)(?:,|\n)", block.split("pi_r:")[1].split("\n")[0] + "\n")]
+    return v_r, x_h, pi
+
+
+def test_original_example_preset_prints_the_reference_values(capsys):
+    """``python -m experiments.empo oracle trivial --preset original`` prints the float64
+    reference's V_r, X_h and pi_r at the initial state for beta_r 100 and 10 to 6 decimals."""
+    from experiments.empo import oracle_main
+
+    assert oracle_main(["trivial", "--preset", "original"]) == 0
+    out = capsys.readouterr().out
+    assert "Boltzmann prior beta_h=2" in out and "weighted sum" in out and "horizon 5" in out
+    for beta_r, (v_r, x_h, pi) in ORIGINAL_EXAMPLE.items():
+        got_v, got_x, got_pi = _printed(out, beta_r)
+        assert abs(got_v - v_r) <= 2e-6 and abs(got_x - x_h) <= 2e-6, (beta_r, got_v, got_x)
+        np.testing.assert_allclose(got_pi, pi, atol=2e-6)
+    # An explicit option overrides the preset. With uniform goal probabilities the expectation is
+    # 1/5 of the sum everywhere; U_r scales by 5^eta, and pi_r (scale-free in Q_r) stays the same.
+    assert oracle_main(["trivial", "--preset", "original", "--beta-r", "100", "--x-h-aggregation", "expectation"]) == 0
+    v_exp, x_exp, pi_exp = _printed(capsys.readouterr().out, 100.0)
+    assert abs(x_exp - ORIGINAL_EXAMPLE[100.0][1] / 5) <= 2e-6
+    assert abs(v_exp - ORIGINAL_EXAMPLE[100.0][0] * 5**1.1) <= 1e-4
+    np.testing.assert_allclose(pi_exp, ORIGINAL_EXAMPLE[100.0][2], atol=2e-6)
+
+
+def test_original_example_reference_is_the_python_backward_induction():
+    """The pinned numbers above are the plain-Python float64 backward induction of the example
+    (the world built from the environment's primitives, not the CLI's code path)."""
+    from environments.multigrid import reach_cell_goals
+
+    goals = reach_cell_goals(ENV, [[(1, 1), (2, 1), (3, 1), (4, 1), (2, 2)]])
+    w = finite_world(ENV, TRIVIAL.params, goals, SPACE, TABLE).replace(horizon=5)
+    pol, _ = reference_boltzmann(w, 2.0, 0.99)
+    v_r, v_he, pi = reference_phase2(w, pol, 100.0, x_h_sum=True, **THEORY)
+    v_ref, x_ref, pi_ref = ORIGINAL_EXAMPLE[100.0]
+    assert abs(v_r[0, 0] - v_ref) < 1e-8 and abs((v_he[0, 0, 0] ** 2).sum() - x_ref) < 1e-8
+    np.testing.assert_allclose(pi[0, 0], pi_ref, atol=1e-8)

@@ -47,6 +47,10 @@ class Phase2Config:
     epsilon_r_start: float = 1.0
     epsilon_r_end: float = 0.01
     epsilon_r_decay_steps: int = 10_000
+    # The robot's exploration policy (taken with probability epsilon_r): pi_r of the Q_r target
+    # network at this beta_r; 0 is the spec's uniform policy, > 0 a softer version of the
+    # robot's own current policy (the spec's "custom exploration policy").
+    exploration_beta_r: float = 0.0
     epsilon_h_start: float = 1.0
     epsilon_h_end: float = 0.01
     epsilon_h_decay_steps: int = 10_000
@@ -72,8 +76,8 @@ class Phase2Config:
     x_h_use_network: bool = True
     u_r_use_network: bool = False
     v_r_use_network: bool = False
-    # Targets.
-    use_model_based_targets: bool = True
+    # Targets: always model-based (the spec's default, use_model_based_targets=True; the
+    # sampled-successor variant is not offered: every world here supplies its model).
     # "sampled": one sampled human action profile, all successor states (the code's variant);
     # "expected": the full expectation over the human policy.
     model_based_human_profile: str = "sampled"
@@ -110,8 +114,6 @@ class Phase2Config:
     state_feature_dim: int = 256
     goal_feature_dim: int = 64
     agent_embedding_dim: int = 16
-    agent_position_feature_dim: int = 32
-    agent_feature_dim: int = 32
     include_step_count: bool = True
     use_z_space_transform: bool = False
     # How the five quantities are represented: "network" (neural networks over the grid
@@ -148,8 +150,9 @@ class Phase2Config:
         for f in ("zeta", "xi", "eta"):
             if getattr(self, f) < 1.0:
                 bad(f, "must be >= 1")
-        if self.beta_r < 0:
-            bad("beta_r", "must be >= 0")
+        for f in ("beta_r", "exploration_beta_r"):
+            if getattr(self, f) < 0:
+                bad(f, "must be >= 0")
         if self.terminal_v_r >= 0:
             bad("terminal_v_r", "must be < 0 (log(-V_r) needs V_r < 0)")
         for who in ("r", "h"):
@@ -199,8 +202,7 @@ class Phase2Config:
             bad("auto_grad_clip_reference_lr", "must be > 0")
         if not 0.0 <= self.dropout < 1.0:
             bad("dropout", "must be in [0, 1)")
-        for f in ("hidden_dim", "state_feature_dim", "goal_feature_dim", "agent_embedding_dim",
-                  "agent_position_feature_dim", "agent_feature_dim"):
+        for f in ("hidden_dim", "state_feature_dim", "goal_feature_dim", "agent_embedding_dim"):
             if getattr(self, f) < 1:
                 bad(f, "must be >= 1")
         if self.representation == "table":

@@ -7,7 +7,8 @@ and resume. One ``update`` is
 1. ``E`` environment steps of one actor (``E = steps_per_update``): human actions from the
    world's phase-1 prior for each human's current goal (uniform with probability ``epsilon_h``),
    robot actions from ``pi_r`` of the Q_r TARGET network with the effective ``beta_r``
-   (uniform with probability ``epsilon_r``); goals resampled when achieved, else all with
+   (with probability ``epsilon_r`` from the exploration policy: uniform, or ``pi_r`` at
+   ``exploration_beta_r``); goals resampled when achieved, else all with
    probability ``goal_resample_prob``; a new episode at the world's horizon or after
    ``steps_per_episode`` steps; every transition goes into the in-JAX replay ring;
 2. ``G = E * training_steps_per_env_step`` training steps: the ring is cleared on entering the
@@ -209,7 +210,7 @@ class EmpoTrainer(Algorithm):
             a_h = w.human_joint(self._human_actions(u_h, w.prior(actor.ws), actor.goals, eps_h))
             q = self.model.q_r(st.targets["q_r"], self.model.points(w, actor.ws), th.eta_xi)
             pi = robot_policy(q, th.beta_r)
-            a_r = jnp.where(u_rx < eps_r, draws.index(u_ru, w.num_robot_actions), draws.categorical(u_r, pi))
+            a_r = jnp.where(u_rx < eps_r, self._explore(u_ru, q), draws.categorical(u_r, pi))
             nxt = w.step(u_step, actor.ws, a_r, a_h)
             item = {"ws": actor.ws, "goals": actor.goals, "a_h": a_h, "a_r": a_r}
             hit = w.achieved(nxt)[jnp.arange(nh), actor.goals]
@@ -225,6 +226,14 @@ class EmpoTrainer(Algorithm):
             return new, (item, done, hit.sum())
 
         return step
+
+    def _explore(self, u: Array, q: Array) -> Array:
+        """The robot's exploration action from the uniform ``u``: uniform over the robot's
+        joint actions (``exploration_beta_r = 0``, the spec's default) or drawn from ``pi_r`` of
+        the Q_r target ``q`` at ``exploration_beta_r``."""
+        if self.cfg.exploration_beta_r == 0:  # static: the default program draws one index
+            return draws.index(u, self.world.num_robot_actions)
+        return draws.categorical(u, robot_policy(q, self.cfg.exploration_beta_r))
 
     @property
     def env_draws(self) -> int:
@@ -447,9 +456,13 @@ class EmpoTrainer(Algorithm):
         return out
 
     def mu_h_table(self) -> Array:
-        """The humans' goal-marginal profile distribution ``mu_H[S, A_h]`` on the enumerated world."""
+        """The humans' goal-marginal profile distribution on the enumerated world: ``mu_H[S, A_h]``,
+        or ``[T, S, A_h]`` for a prior given per step count."""
         w = self.exact
-        return self.quantities.profiles(w.prior_table, jnp.zeros((w.num_states, w.n_humans, 1), jnp.int32))[0]
+        table = w.prior_table
+        flat = table.reshape((-1,) + table.shape[-3:])
+        mu = self.quantities.profiles(flat, jnp.zeros((flat.shape[0], w.n_humans, 1), jnp.int32))[0]
+        return mu.reshape(table.shape[:-3] + mu.shape[-1:])
 
     def _episodes_exact(self, pi_r: Array, u_r: Array, h: EmpoHParams, keys: Array, max_steps: int) -> Array:
         """``sum_t gamma_r^t U_r(t, s_t)`` of episodes with the robot on ``pi_r[T, S, A_r]`` and
@@ -462,7 +475,7 @@ class EmpoTrainer(Algorithm):
             def step(carry, u):
                 ws, ret = carry
                 a_r = draws.categorical(u[0], pi_r[ws.t, ws.s])
-                a_h = draws.categorical(u[1], mu_h[ws.s])
+                a_h = draws.categorical(u[1], mu_h[ws.s] if mu_h.ndim == 2 else mu_h[ws.t, ws.s])
                 ret = ret + h.gamma_r ** ws.t * u_r[ws.t, ws.s]
                 return (w.step(u[2], ws, a_r, a_h), ret), None
 
@@ -507,17 +520,19 @@ class EmpoTrainer(Algorithm):
 
 def occupancy(world: Any, pi_r: Array, mu_h: Array) -> Array:
     """``float32[T, S]``: the probability that an episode is in configuration ``s`` at step ``t``
-    with the robot on ``pi_r[T, S, A_r]`` and the humans on ``mu_h[S, A_h]`` (each row of ``t``
-    sums to 1)."""
+    with the robot on ``pi_r[T, S, A_r]`` and the humans on ``mu_h[S, A_h]`` (or per step
+    ``[T, S, A_h]``; each row of ``t`` sums to 1)."""
     S, K = world.num_states, world.num_outcomes
+    per_step = mu_h.ndim == 3
 
-    def layer(d, pi):
-        w = d[:, None, None, None] * pi[:, :, None, None] * mu_h[:, None, :, None]  # [S, A_r, A_h, 1]
+    def layer(d, xs):
+        pi, mu = xs if per_step else (xs, mu_h)
+        w = d[:, None, None, None] * pi[:, :, None, None] * mu[:, None, :, None]  # [S, A_r, A_h, 1]
         w = w / K if world.uniform_outcomes else w * world.next_prob  # [S, A_r, A_h, K]
         return jnp.zeros((S,), jnp.float32).at[world.next_state].add(jnp.broadcast_to(w, world.next_state.shape)), d
 
     d0 = jnp.zeros((S,), jnp.float32).at[0].set(1.0)
-    _, d = jax.lax.scan(layer, d0, pi_r)
+    _, d = jax.lax.scan(layer, d0, (pi_r, mu_h) if per_step else pi_r)
     return d
 
 

@@ -93,7 +93,9 @@ class TableWorld(WorldBase):
 
     Args:
         model: the finite world (checked by :func:`~rljax.empo.world_model.check_world`).
-        prior: the humans' phase-1 prior ``float32[S, n_h, G, A]`` (time-invariant).
+        prior: the humans' phase-1 prior ``float32[S, n_h, G, A]`` (time-invariant, e.g.
+            multigrid's heuristic) or ``float32[T, S, n_h, G, A]`` (layer ``t`` at step count
+            ``t``, e.g. :func:`~rljax.empo.prior.boltzmann_prior`'s backward induction).
         include_step_count: append a one-hot of ``t`` to :meth:`features`.
     """
 
@@ -102,8 +104,9 @@ class TableWorld(WorldBase):
     def __init__(self, model: FiniteWorld, prior: Array, include_step_count: bool = True):
         check_world(model)
         want = (model.num_states, model.n_humans, model.n_goals, model.actions_per_human)
-        if tuple(prior.shape) != want:
-            raise ValueError(f"TableWorld: prior shape {tuple(prior.shape)} is invalid: need [S, n_h, G, A] = {want}")
+        if tuple(prior.shape) not in (want, (model.horizon,) + want):
+            raise ValueError(f"TableWorld: prior shape {tuple(prior.shape)} is invalid: need [S, n_h, G, A] = {want} "
+                             f"or [T, S, n_h, G, A] = {(model.horizon,) + want}")
         self.model = model
         self.prior_table = jnp.asarray(prior)
         self.achieved_table = jnp.asarray(model.achieved)
@@ -164,7 +167,14 @@ class TableWorld(WorldBase):
     def achieved(self, ws: TableSituation) -> Array:
         return self.achieved_table[ws.s]
 
+    @property
+    def prior_per_step(self) -> bool:
+        """Whether the prior table has a leading step-count axis ``[T, ...]``."""
+        return self.prior_table.ndim == 5
+
     def prior(self, ws: TableSituation) -> Array:
+        if self.prior_per_step:  # terminal situations (t = T) act nowhere: any layer will do
+            return self.prior_table[jnp.minimum(ws.t, self.horizon - 1), ws.s]
         return self.prior_table[ws.s]
 
     def features(self, ws: TableSituation) -> Array:

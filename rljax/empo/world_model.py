@@ -138,3 +138,13 @@ def check_world(world: FiniteWorld) -> FiniteWorld:
     need(world.goal_features.ndim == 3 and world.goal_features.shape[:2] == (n_h, g),
          f"goal_features shape {world.goal_features.shape} is invalid: need [n_h={n_h}, G={g}, F]")
     return world
+
+
+def weighted_sum_goals(world: FiniteWorld) -> FiniteWorld:
+    """The same world with ``X_h = sum_g w_h(g) V_h^e(s, g)^zeta`` (the weighted SUM over the goal
+    set, as the original's ``phase2_backward_induction`` example aggregates) instead of the
+    expectation ``sum_g p_h(g) w_h(g) V^zeta``: the weights become ``w / p`` (0 for padding goals
+    of probability 0), so every consumer of the expectation computes the sum."""
+    p = np.asarray(world.goal_probs, np.float64)
+    w = np.where(p > 0, np.asarray(world.goal_weights, np.float64) / np.where(p > 0, p, 1.0), 0.0)
+    return world.replace(goal_weights=jnp.asarray(w, jnp.float32))
