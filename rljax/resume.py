@@ -65,10 +65,10 @@ def resumed_config(experiment: Any, meta: dict, preset: str | None = None, confi
     return cfg
 
 
-def check_changes(meta: dict, cfg: Any, run_dir: str, allow_changed_config: bool) -> dict[str, list]:
-    """The config changes a resume with ``cfg`` makes; raises (one line) when one changes the
-    computation and ``allow_changed_config`` is false."""
-    changes = config_changes(meta["config"], to_dict(cfg))
+def check_changes(saved: Any, cfg: Any, run_dir: str, allow_changed_config: bool) -> dict[str, list]:
+    """The config changes from the run's ``saved`` config that a resume with ``cfg`` makes;
+    raises (one line) when one changes the computation and ``allow_changed_config`` is false."""
+    changes = config_changes(to_dict(saved), to_dict(cfg))  # both normalised by from_dict/to_dict
     refused = {k: v for k, v in computation_changes(changes).items() if k not in LAYOUT_KEYS}
     if refused and not allow_changed_config:
         shown = ", ".join(f"{k} {v[0]!r} -> {v[1]!r}" for k, v in list(refused.items())[:4])

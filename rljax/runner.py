@@ -570,8 +570,9 @@ def resume_runner(run_dir: str, on_chunk_end: Sequence[Callable] = (), cfg: Any 
 
     meta = read_run_json(run_dir)
     exp = load_experiment(meta["experiment"])
-    cfg = from_dict(exp.config_cls, meta["config"]) if cfg is None else cfg
-    changes = check_changes(meta, cfg, run_dir, allow_changed_config)
+    saved = from_dict(exp.config_cls, meta["config"])
+    cfg = saved if cfg is None else cfg
+    changes = check_changes(saved, cfg, run_dir, allow_changed_config)
     grid = (meta.get("grid") or None) if grid is None else (list(grid) or None)
     runner = Runner(exp, cfg, run_dir, grid=grid, on_chunk_end=on_chunk_end, resume=True)
     check_layout(meta, [m.__dict__ for m in runner.members], run_dir)
