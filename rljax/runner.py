@@ -296,7 +296,11 @@ class Runner:
             compiling.join()
         start = 0
         if self.resume:
-            restored, self.restored_from = ckpt.restore_verified(abstract_like(carry), ("latest",))
+            try:
+                restored, self.restored_from = ckpt.restore_verified(abstract_like(carry), ("latest",))
+            except ConfigError:
+                ckpt.close()
+                raise
             ckpt.quarantine(self.restored_from["skipped"])  # so their step numbers can be saved again
             carry = place_members(restored)
             start = self.update_count(carry["state"])
