@@ -346,37 +346,63 @@ def compare_metadata(saved: Any, abstract_state: Any) -> str | None:
 _QUIET_LOGGERS = ("absl", "orbax", "asyncio", "tensorstore")
 
 
-def _quiet_unraisable(hook: Callable) -> Callable:
-    def quiet(unraisable: Any) -> None:
-        # Orbax's reader leaves coroutines behind when one read fails; they are collected
-        # later, after its event loop closed. Those reports carry no information.
-        if "Event loop is closed" in str(getattr(unraisable, "exc_value", "")):
-            return
-        hook(unraisable)
+def _orbax_leftover(exc: BaseException | None, obj: Any = None) -> bool:
+    """Whether a late report comes from an Orbax read abandoned after it failed: the
+    coroutine or the traceback lives in orbax/tensorstore, or its event loop is gone."""
+    if isinstance(exc, RuntimeError) and "Event loop is closed" in str(exc):
+        return True
+    code = getattr(obj, "cr_code", None)
+    files = [code.co_filename] if code is not None else []
+    tb = getattr(exc, "__traceback__", None)
+    while tb is not None:
+        files.append(tb.tb_frame.f_code.co_filename)
+        tb = tb.tb_next
+    return any(f"{os.sep}{pkg}{os.sep}" in f for f in files for pkg in ("orbax", "tensorstore"))
 
-    quiet.rljax_quiet = True
-    return quiet
+
+def _silence_abandoned_reads() -> None:
+    """After an Orbax read failed, its other reads are abandoned mid-flight and report later,
+    when collected (``Exception ignored in: <coroutine _read_array_index...>``, ``Event loop is
+    closed``, dozens of them): drop those reports, and only those, for the rest of the process."""
+    if getattr(sys.unraisablehook, "rljax_quiet", False):
+        return
+    unraisable, excepthook = sys.unraisablehook, threading.excepthook
+
+    def quiet_unraisable(u: Any) -> None:
+        if not _orbax_leftover(u.exc_value, u.object):
+            unraisable(u)
+
+    def quiet_thread(a: Any) -> None:
+        if not _orbax_leftover(a.exc_value):
+            excepthook(a)
+
+    quiet_unraisable.rljax_quiet = True
+    sys.unraisablehook, threading.excepthook = quiet_unraisable, quiet_thread
+    logging.getLogger("asyncio").addFilter(lambda r: "orbax" not in r.getMessage())
 
 
 @contextlib.contextmanager
 def contained_orbax():
     """Runs an Orbax read with its logging and background-thread reports silenced, so a
-    failure surfaces only as the exception the caller turns into one line. Stray "Event loop
-    is closed" reports of abandoned reads stay silenced for the rest of the process."""
+    failure surfaces only as the exception the caller turns into one line."""
     loggers = [logging.getLogger(n) for n in _QUIET_LOGGERS]
     levels = [lg.level for lg in loggers]
     hook = threading.excepthook
     for lg in loggers:
         lg.setLevel(logging.CRITICAL + 1)
     threading.excepthook = lambda args: None
-    if not getattr(sys.unraisablehook, "rljax_quiet", False):
-        sys.unraisablehook = _quiet_unraisable(sys.unraisablehook)
+    failed = False
     try:
         yield
+    except BaseException:
+        failed = True
+        raise
     finally:
         threading.excepthook = hook
         for lg, level in zip(loggers, levels):
             lg.setLevel(level)
+        if failed:
+            _silence_abandoned_reads()
 
 
 def abstract_like(state: Any) -> Any:

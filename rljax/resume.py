@@ -8,6 +8,7 @@ recorded in ``run.json`` with the update from which they apply.
 """
 from __future__ import annotations
 
+import json
 from typing import Any, Sequence
 
 from rljax.config import from_dict, merge, parse_overrides, to_dict
@@ -88,6 +89,6 @@ def _layout(members: Sequence[dict]) -> str:
 def check_layout(meta: dict, members: Sequence[dict], run_dir: str) -> None:
     """Raises (one line, naming both) when ``members`` differ from the run's saved members."""
     saved = meta.get("members", [])
-    if [dict(m) for m in saved] != [dict(m) for m in members]:
+    if json.loads(json.dumps(list(saved))) != json.loads(json.dumps(list(members))):  # as run.json holds them
         raise ConfigError(f"--resume {run_dir}: the run has {_layout(saved)}, this command asks for "
                           f"{_layout(members)}; a resume keeps the run's members and seeds")
