@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 
+import jax
 import jax.numpy as jnp
 import pytest
 
@@ -113,16 +114,11 @@ def test_unsealed_step_is_checked_by_orbax_metadata_and_errors_become_one_reason
     assert reason.startswith("orbax could not read it (") and "\n" not in reason
 
 
-def test_shape_mismatch_with_the_target_is_a_reason(run, tmp_path):
-    wrong = jax_tree_with_batch(run[1], 2)
+def test_a_target_of_another_shape_is_refused_before_orbax_reads(run):
+    """Orbax's metadata is checked against the target: 2 members where the run has 1."""
+    wrong = jax.tree.map(lambda x: jax.ShapeDtypeStruct((2,) + x.shape[1:], x.dtype), run[1])
     with pytest.raises(CheckpointError, match=r"latest/4 is damaged: array \S+ has shape \(1,"):
         restore(run[0], wrong)
-
-
-def jax_tree_with_batch(target, m):
-    import jax
-
-    return jax.tree.map(lambda x: jax.ShapeDtypeStruct((m,) + x.shape[1:], x.dtype), target)
 
 
 def test_best_is_the_last_fallback_for_evaluation(run, tmp_path):
