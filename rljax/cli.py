@@ -43,7 +43,10 @@ def _add_run_args(run: argparse.ArgumentParser) -> None:
                      help="a vmapped hyperparameter axis (ppo numeric keys); several --vary form a grid")
     run.add_argument("--seeds", type=int, default=None, help="number of seeds, vmapped in one program")
     run.add_argument("--out", default=None, help="run directory (default checkpoints/<experiment>-<time>)")
-    run.add_argument("--resume", default=None, metavar="DIR", help="continue the run in DIR from its latest checkpoint")
+    run.add_argument("--resume", default=None, metavar="DIR",
+                     help="continue the run in DIR (of this experiment) from its newest intact checkpoint")
+    run.add_argument("--allow-changed-config", action="store_true",
+                     help="with --resume: accept overrides that change the computation (recorded in run.json)")
     run.add_argument("--dashboard", action="store_true",
                      help="draw a multi-panel figure per member between chunks (<run>/dashboard_<member>.png)")
     run.add_argument("--devices", type=int, default=None,
@@ -131,22 +134,31 @@ def configure_devices(requested: int | None, members: int) -> None:
 def _run(args: argparse.Namespace) -> int:
     from rljax.experiment import load_experiment
 
+    exp = load_experiment(args.experiment)
+    overrides = list(args.overrides)
+    if args.seeds is not None:
+        if args.seeds <= 0:
+            raise ConfigError(f"--seeds must be > 0, got {args.seeds}")
+        overrides.append(f"runner.num_seeds={args.seeds}")
     if args.resume:
         from rljax.checkpoint import read_run_json
+        from rljax.resume import check_experiment, resumed_config
 
         meta = read_run_json(args.resume)
+        check_experiment(meta, exp.name, args.resume)
+        # Overrides on resume apply on top of the run's own config (rljax.resume says which may change).
+        cfg = resumed_config(exp, meta, args.preset, args.config, overrides)
+        grid = None
+        if args.vary:
+            algorithm = exp.build(cfg).algorithm
+            grid = parse_grid(args.vary, algorithm.config_section, algorithm.vary_keys)
         configure_devices(args.devices, len(meta.get("members", [])) or 1)
         from rljax.runner import resume_runner
 
-        runner = resume_runner(args.resume)
-        exp = runner.experiment
+        runner = resume_runner(args.resume, cfg=cfg, grid=grid, allow_changed_config=args.allow_changed_config)
     else:
-        exp = load_experiment(args.experiment)
-        overrides = list(args.overrides)
-        if args.seeds is not None:
-            if args.seeds <= 0:
-                raise ConfigError(f"--seeds must be > 0, got {args.seeds}")
-            overrides.append(f"runner.num_seeds={args.seeds}")
+        if args.allow_changed_config:
+            raise ConfigError("--allow-changed-config only applies with --resume")
         cfg = exp.make_config(args.preset, args.config, overrides)
         algorithm = exp.build(cfg).algorithm
         grid = parse_grid(args.vary, algorithm.config_section, algorithm.vary_keys)
@@ -184,7 +196,9 @@ def _eval(args: argparse.Namespace) -> int:
     extra = {} if args.episodes is None else {"eval_episodes": args.episodes}
     runner, state = load_run(args.checkpoint_dir, best=args.best, **extra)
     returns = runner.evaluate(state)["return"]
-    print(f"{runner.experiment.name} @ update {runner.update_count(state)}, {returns.shape[1]} episodes per member")
+    src = runner.restored_from
+    print(f"{runner.experiment.name} @ update {runner.update_count(state)} (checkpoint {src['which']}/{src['step']}), "
+          f"{returns.shape[1]} episodes per member")
     for m, r in zip(runner.members, returns):
         print(f"  {m.name:<32} return {r.mean():9.2f} +- {r.std():.2f}")
     return 0

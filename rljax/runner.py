@@ -27,7 +27,7 @@ import numpy as np
 import rljax
 from rljax import backend
 from rljax.algorithm import Algorithm
-from rljax.checkpoint import Checkpointer, abstract_like, read_run_json
+from rljax.checkpoint import Checkpointer, abstract_like, read_run_json, write_run_json
 from rljax.config import from_dict, to_dict
 from rljax.envs.environment import tree_select
 from rljax.errors import ConfigError, DivergenceError
@@ -93,6 +93,8 @@ class Runner:
         validate_config(cfg)
         self.experiment, self.cfg, self.out_dir = experiment, cfg, out_dir
         self.resume = resume
+        self.restored_from: dict | None = None  # what a resume restored (set by run / load_run)
+        self.config_changes: dict[str, list] = {}  # accepted config changes of a resume (resume_runner)
         self.on_chunk_end = list(on_chunk_end)
         self.setup: Setup = experiment.build(cfg)
         variant_names = [v for v, _ in self.setup.variants]
@@ -315,11 +317,16 @@ class Runner:
             compiling.join()
         start = 0
         if self.resume:
-            step = ckpt.latest_step()
-            if step is None:
-                raise ConfigError(f"no complete checkpoint to resume from in {self.out_dir}")
-            carry = place_members(ckpt.restore(abstract_like(carry), step))
+            try:
+                restored, self.restored_from = ckpt.restore_verified(abstract_like(carry), ("latest",))
+            except ConfigError:
+                ckpt.close()
+                raise
+            ckpt.quarantine(self.restored_from["skipped"])  # so their step numbers can be saved again
+            carry = place_members(restored)
             start = self.update_count(carry["state"])
+            if is_primary():
+                self._record_resume(start)
         elif is_primary():
             with open(os.path.join(self.out_dir, "run.json"), "w") as f:
                 json.dump(meta, f, indent=1)
@@ -388,6 +395,8 @@ class Runner:
                     if update == self.num_updates:
                         ckpt.wait()
                     timings["checkpoint"] += time.perf_counter() - t0
+                else:
+                    ckpt.poll()  # seals a finished save (integrity record), never waits
                 t0 = time.perf_counter()
                 bar.update(k * spu)
                 bar.set_postfix_str(_postfix((update - start) * spu * self.num_members, timings["train"],
@@ -411,6 +420,8 @@ class Runner:
         if trained is not None:
             trained = (trained, trained - trained_before)
         summary = self._summary(last_eval, start, latest_return, frozen_at, trained)
+        if self.restored_from is not None:
+            summary["restored_from"] = self.restored_from
         if is_primary():
             write_summary(os.path.join(self.out_dir, "summary.json"), summary)
         return summary
@@ -433,6 +444,19 @@ class Runner:
         return lines
 
     # -- records ---------------------------------------------------------------------------
+    def _record_resume(self, update: int) -> None:
+        """Appends this resume to ``run.json`` (``resumes``: from which checkpoint, what was
+        skipped and why, config changes); accepted changes also replace its config and are
+        listed in ``config_changes`` with the update from which they apply."""
+        meta = read_run_json(self.out_dir)
+        entry = {"update": update, "restored_from": self.restored_from, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        if self.config_changes:
+            entry["config_changes"] = self.config_changes
+            meta.setdefault("config_changes", []).append({"update": update, "changes": self.config_changes})
+            meta["config"] = to_dict(self.cfg)
+        meta.setdefault("resumes", []).append(entry)
+        write_run_json(self.out_dir, meta)
+
     def _metadata(self) -> dict:
         return {
             "experiment": self.experiment.name,
@@ -560,12 +584,25 @@ def _progress(enabled: bool, total: int, initial: int, desc: str):
                 dynamic_ncols=True)
 
 
-def resume_runner(run_dir: str, on_chunk_end: Sequence[Callable] = ()) -> Runner:
-    """A runner that continues the run in ``run_dir`` from its latest complete checkpoint."""
+def resume_runner(run_dir: str, on_chunk_end: Sequence[Callable] = (), cfg: Any = None,
+                  grid: Sequence[dict] | None = None, allow_changed_config: bool = False) -> Runner:
+    """A runner that continues the run in ``run_dir`` from its newest intact checkpoint.
+
+    ``cfg``/``grid``: what the resuming command asks for (default: the run's own); it must keep
+    the run's members and seeds, and may change the computation (keys outside ``runner.*``)
+    only with ``allow_changed_config`` (see :mod:`rljax.resume`)."""
+    from rljax.resume import check_changes, check_layout
+
     meta = read_run_json(run_dir)
     exp = load_experiment(meta["experiment"])
-    cfg = from_dict(exp.config_cls, meta["config"])
-    return Runner(exp, cfg, run_dir, grid=meta.get("grid") or None, on_chunk_end=on_chunk_end, resume=True)
+    saved = from_dict(exp.config_cls, meta["config"])
+    cfg = saved if cfg is None else cfg
+    changes = check_changes(saved, cfg, run_dir, allow_changed_config)
+    grid = (meta.get("grid") or None) if grid is None else (list(grid) or None)
+    runner = Runner(exp, cfg, run_dir, grid=grid, on_chunk_end=on_chunk_end, resume=True)
+    check_layout(meta, [m.__dict__ for m in runner.members], run_dir)
+    runner.config_changes = changes
+    return runner
 
 
 def find_run_dir(path: str) -> str:
@@ -585,7 +622,9 @@ def find_run_dir(path: str) -> str:
 
 
 def load_run(path: str, best: bool = False, **runner_overrides: Any) -> tuple[Runner, Any]:
-    """The runner of the run at ``path`` and its latest (or best) checkpointed state.
+    """The runner of the run at ``path`` and its newest intact checkpointed state: ``latest``
+    steps newest first, then ``best`` (with ``best``: the other way round). Damaged steps are
+    skipped with one line on stderr; ``runner.restored_from`` says which step was used.
 
     ``runner_overrides`` replace ``runner.*`` config fields (e.g. ``eval_episodes``)."""
     run_dir = find_run_dir(path)
@@ -596,9 +635,13 @@ def load_run(path: str, best: bool = False, **runner_overrides: Any) -> tuple[Ru
         cfg = dataclasses.replace(cfg, runner=dataclasses.replace(cfg.runner, **runner_overrides))
     runner = Runner(exp, cfg, run_dir, grid=meta.get("grid") or None)
     ckpt = Checkpointer(run_dir, cfg.runner.keep_latest, cfg.runner.keep_best)
+    if best and ckpt.best is None:
+        ckpt.close()
+        raise ConfigError("this run keeps no best checkpoints")
     target = {"state": runner.init_state(), "frozen": jnp.zeros((runner.num_members,), bool)}
     try:
-        restored = ckpt.restore(abstract_like(target), which="best" if best else "latest")
+        order = ("best", "latest") if best else ("latest", "best")
+        restored, runner.restored_from = ckpt.restore_verified(abstract_like(target), order)
     finally:
         ckpt.close()
     return runner, restored["state"]
