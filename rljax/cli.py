@@ -106,10 +106,16 @@ def accelerator_expected() -> bool:
     return any(True for _ in pkgutil.iter_modules(jax_plugins.__path__))
 
 
-def configure_devices(requested: int | None, members: int) -> None:
+def configure_devices(requested: int | None, members: int | None = None, default: int | None = None) -> None:
     """On CPU, expose several host devices so members spread over cores (one XLA CPU device
-    keeps only about one core busy on small ops). Never on a GPU/TPU host. Must run before JAX
-    creates any array."""
+    keeps only about one core busy on small ops); the runner splits the members over the most
+    of them that divide the member count (:func:`rljax.sharding.member_groups`). Never on a
+    GPU/TPU host. Must run before JAX creates any array, so before an experiment is built.
+
+    ``requested`` (``--devices``) is honoured or refused with a ConfigError; otherwise
+    ``default`` (a resumed run's recorded count, so it continues on the same program), else
+    the most devices up to the core count that divide ``members`` when known, else the core
+    count. Where JAX already runs (a notebook) an unrequested count keeps what exists."""
     import jax
 
     if accelerator_expected():
@@ -119,13 +125,18 @@ def configure_devices(requested: int | None, members: int) -> None:
         if requested <= 0:
             raise ConfigError(f"--devices must be > 0, got {requested}")
         n = requested
-    else:
+    elif default is not None:
+        n = default
+    elif members is not None:
         n = max([d for d in range(1, cores + 1) if members % d == 0] or [1])
-    if n > 1:
-        try:
-            jax.config.update("jax_num_cpu_devices", n)
-        except RuntimeError:
-            pass  # backend already initialised (e.g. inside a notebook): keep what exists
+    else:
+        n = cores
+    try:
+        jax.config.update("jax_num_cpu_devices", n)
+    except RuntimeError:  # JAX's backends already exist
+        if requested is not None and jax.local_device_count() != requested:
+            raise ConfigError(f"--devices {requested}: JAX already runs with {jax.local_device_count()} device(s) "
+                              "in this process; set it before the first JAX array") from None
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -134,13 +145,17 @@ def _run(args: argparse.Namespace) -> int:
     if args.resume:
         from rljax.checkpoint import read_run_json
 
+        from rljax.sharding import recorded_layout
+
         meta = read_run_json(args.resume)
-        configure_devices(args.devices, len(meta.get("members", [])) or 1)
+        recorded = recorded_layout(meta)
+        configure_devices(args.devices, default=recorded["local_device_count"] if recorded["platform"] == "cpu" else None)
         from rljax.runner import resume_runner
 
         runner = resume_runner(args.resume)
         exp = runner.experiment
     else:
+        configure_devices(args.devices)  # before the experiment's modules and config can start JAX
         exp = load_experiment(args.experiment)
         overrides = list(args.overrides)
         if args.seeds is not None:
@@ -150,7 +165,6 @@ def _run(args: argparse.Namespace) -> int:
         cfg = exp.make_config(args.preset, args.config, overrides)
         algorithm = exp.build(cfg).algorithm
         grid = parse_grid(args.vary, algorithm.config_section, algorithm.vary_keys)
-        configure_devices(args.devices, len(cfg.runner.seed_list()) * max(len(grid), 1))
         out = args.out or os.path.join("checkpoints", f"{exp.name}-{time.strftime('%Y%m%d-%H%M%S')}")
         if os.path.exists(os.path.join(out, "run.json")):
             raise ConfigError(f"{out} already holds a run; use --resume {out} or another --out")
