@@ -113,9 +113,11 @@ def configure_devices(requested: int | None, members: int | None = None, default
     GPU/TPU host. Must run before JAX creates any array, so before an experiment is built.
 
     ``requested`` (``--devices``) is honoured or refused with a ConfigError; otherwise
-    ``default`` (a resumed run's recorded count, so it continues on the same program), else
-    the most devices up to the core count that divide ``members`` when known, else the core
-    count. Where JAX already runs (a notebook) an unrequested count keeps what exists."""
+    ``default`` (a resumed run's recorded count, so it continues on the same program), else a
+    count the environment already sets (``JAX_NUM_CPU_DEVICES``, XLA's
+    ``--xla_force_host_platform_device_count``), else the most devices up to the core count
+    that divide ``members`` when known, else the core count. Where JAX already runs (a
+    notebook, a test) an unrequested count keeps what exists."""
     import jax
 
     if accelerator_expected():
@@ -127,6 +129,8 @@ def configure_devices(requested: int | None, members: int | None = None, default
         n = requested
     elif default is not None:
         n = default
+    elif jax.config.jax_num_cpu_devices >= 0 or "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
+        return
     elif members is not None:
         n = max([d for d in range(1, cores + 1) if members % d == 0] or [1])
     else:

@@ -76,13 +76,13 @@ def _sweep(args: argparse.Namespace) -> int:
     from rljax.experiment import load_experiment
     from rljax.sweep.space import get_space
 
+    if args.trials <= 0 or args.batch <= 0:
+        raise ConfigError(f"--trials and --batch must be > 0, got {args.trials} and {args.batch}")
+    _setup_devices(args, args.batch)  # before the experiment's config can start JAX
     exp = load_experiment(args.experiment)
     space = get_space(args.space)
     overrides = list(args.overrides) + (["ppo.total_timesteps=%d" % args.steps] if args.steps else [])
     cfg = exp.make_config(args.preset, None, overrides + ["runner.checkpoint_minutes=1000", "runner.keep_best=0"])
-    if args.trials <= 0 or args.batch <= 0:
-        raise ConfigError(f"--trials and --batch must be > 0, got {args.trials} and {args.batch}")
-    _setup_devices(args, args.batch)
     from rljax.sweep.engine import make_train_fn
     from rljax.sweep.scheduler import run_sweep
 
@@ -121,9 +121,9 @@ def _validate(args: argparse.Namespace) -> int:
         if bad:
             raise ConfigError(f"--baseline: {bad[0]!r} is not a PPO hyperparameter the sweep can vary")
         baseline = {k: float(v) for k, v in data.items()}
+    _setup_devices(args, args.batch)  # before the experiment's config can start JAX
     exp = load_experiment(sweep["experiment"])
     cfg = from_dict(exp.config_cls, sweep["base_config"])
-    _setup_devices(args, args.batch)
     from rljax.sweep.engine import make_train_fn
     from rljax.sweep.report import build_report
 
