@@ -148,7 +148,6 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.resume:
         from rljax.checkpoint import read_run_json
-
         from rljax.sharding import recorded_layout
 
         meta = read_run_json(args.resume)
