@@ -181,14 +181,20 @@ def test_communities_arms_resume_exactly(tmp_path):
     assert_sharded_segments(killed, 2, members=2)
 
 
-def test_experiment_modules_leave_the_device_count_open():
+def test_experiment_modules_leave_the_device_count_open_and_members_split_evenly():
     """Importing an experiment must not start JAX: ``python -m experiments.NAME`` imports it
-    before the CLI sets the number of CPU devices (which must precede JAX's start)."""
+    before the CLI sets the number of CPU devices (which must precede JAX's start). With 4
+    devices, members split over the most devices that divide them."""
     code = textwrap.dedent("""
-        import jax
+        import jax, jax.numpy as jnp
         import experiments.cartpole, experiments.empo, experiments.pursuit, experiments.communities
-        jax.config.update("jax_num_cpu_devices", 2)
-        assert jax.device_count() == 2, jax.device_count()
+        jax.config.update("jax_num_cpu_devices", 4)
+        assert jax.device_count() == 4, jax.device_count()
+        from rljax.sharding import member_groups, member_sharding, place_members
+        assert [member_groups(m) for m in (1, 2, 3, 4, 5, 6, 8, 9)] == [1, 2, 3, 4, 1, 3, 4, 3]
+        x = place_members(jnp.arange(6.0))
+        assert x.sharding == member_sharding(6) and len(x.sharding.device_set) == 3
+        assert [s.data.shape for s in x.addressable_shards] == [(2,)] * 3
     """)
     env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
@@ -221,3 +227,14 @@ def test_resumed_logs_keep_the_rows_before_the_checkpoint_byte_for_byte(tmp_path
     for name in ("metrics.csv", "metrics_seed0.csv", "metrics_seed1.csv"):
         assert (resumed / name).read_bytes() == (straight / name).read_bytes(), name
     assert b"nan" in (straight / "metrics.csv").read_bytes()
+
+
+def test_runs_recorded_before_segments_resume_on_their_device_count():
+    from rljax.sharding import layout_changes, recorded_layout
+
+    old = {"devices": ["cpu:0"], "members": [{}] * 4, "backend": {"platform": "cpu"}}
+    assert recorded_layout(old)["local_device_count"] == 1 and recorded_layout(old)["member_groups"] == 1
+    many = dict(old, devices=[f"cpu:{i}" for i in range(16)] + ["... 32 in all"])
+    assert recorded_layout(many)["device_count"] == 32 and recorded_layout(many)["member_groups"] == 1
+    now = {"platform": "cpu", "device_count": 2, "member_groups": 2, "jax_version": "x"}
+    assert layout_changes(recorded_layout(old), now) == ["device_count: 1 -> 2", "member_groups: 1 -> 2"]
