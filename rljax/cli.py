@@ -109,10 +109,18 @@ def accelerator_expected() -> bool:
     return any(True for _ in pkgutil.iter_modules(jax_plugins.__path__))
 
 
-def configure_devices(requested: int | None, members: int) -> None:
+def configure_devices(requested: int | None, members: int | None = None, default: int | None = None) -> None:
     """On CPU, expose several host devices so members spread over cores (one XLA CPU device
-    keeps only about one core busy on small ops). Never on a GPU/TPU host. Must run before JAX
-    creates any array."""
+    keeps only about one core busy on small ops); the runner splits the members over the most
+    of them that divide the member count (:func:`rljax.sharding.member_groups`). Never on a
+    GPU/TPU host. Must run before JAX creates any array, so before an experiment is built.
+
+    ``requested`` (``--devices``) is honoured or refused with a ConfigError; otherwise
+    ``default`` (a resumed run's recorded count, so it continues on the same program), else a
+    count the environment already sets (``JAX_NUM_CPU_DEVICES``, XLA's
+    ``--xla_force_host_platform_device_count``), else the most devices up to the core count
+    that divide ``members`` when known, else the core count. Where JAX already runs (a
+    notebook, a test) an unrequested count keeps what exists."""
     import jax
 
     if accelerator_expected():
@@ -122,18 +130,38 @@ def configure_devices(requested: int | None, members: int) -> None:
         if requested <= 0:
             raise ConfigError(f"--devices must be > 0, got {requested}")
         n = requested
-    else:
+    elif default is not None:
+        n = default
+    elif jax.config.jax_num_cpu_devices >= 0 or "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
+        return
+    elif members is not None:
         n = max([d for d in range(1, cores + 1) if members % d == 0] or [1])
-    if n > 1:
-        try:
-            jax.config.update("jax_num_cpu_devices", n)
-        except RuntimeError:
-            pass  # backend already initialised (e.g. inside a notebook): keep what exists
+    else:
+        n = cores
+    try:
+        jax.config.update("jax_num_cpu_devices", n)
+    except RuntimeError:  # JAX's backends already exist
+        if requested is not None and jax.local_device_count() != requested:
+            raise ConfigError(f"--devices {requested}: JAX already runs with {jax.local_device_count()} device(s) "
+                              "in this process; set it before the first JAX array") from None
 
 
 def _run(args: argparse.Namespace) -> int:
     from rljax.experiment import load_experiment
 
+    # The CPU device count is fixed before the experiment's modules or its config can start JAX
+    # (a later change is silently impossible); a resume reuses the count its run recorded.
+    if args.resume:
+        from rljax.checkpoint import read_run_json
+        from rljax.sharding import recorded_layout
+
+        meta = read_run_json(args.resume)
+        recorded = recorded_layout(meta)
+        configure_devices(args.devices, default=recorded["local_device_count"] if recorded["platform"] == "cpu" else None)
+    else:
+        if args.allow_changed_config:
+            raise ConfigError("--allow-changed-config only applies with --resume")
+        configure_devices(args.devices)
     exp = load_experiment(args.experiment)
     overrides = list(args.overrides)
     if args.seeds is not None:
@@ -141,10 +169,8 @@ def _run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--seeds must be > 0, got {args.seeds}")
         overrides.append(f"runner.num_seeds={args.seeds}")
     if args.resume:
-        from rljax.checkpoint import read_run_json
         from rljax.resume import check_experiment, resumed_config
 
-        meta = read_run_json(args.resume)
         check_experiment(meta, exp.name, args.resume)
         # Overrides on resume apply on top of the run's own config (rljax.resume says which may change).
         cfg = resumed_config(exp, meta, args.preset, args.config, overrides)
@@ -152,17 +178,13 @@ def _run(args: argparse.Namespace) -> int:
         if args.vary:
             algorithm = exp.build(cfg).algorithm
             grid = parse_grid(args.vary, algorithm.config_section, algorithm.vary_keys)
-        configure_devices(args.devices, len(meta.get("members", [])) or 1)
         from rljax.runner import resume_runner
 
         runner = resume_runner(args.resume, cfg=cfg, grid=grid, allow_changed_config=args.allow_changed_config)
     else:
-        if args.allow_changed_config:
-            raise ConfigError("--allow-changed-config only applies with --resume")
         cfg = exp.make_config(args.preset, args.config, overrides)
         algorithm = exp.build(cfg).algorithm
         grid = parse_grid(args.vary, algorithm.config_section, algorithm.vary_keys)
-        configure_devices(args.devices, len(cfg.runner.seed_list()) * max(len(grid), 1))
         out = args.out or os.path.join("checkpoints", f"{exp.name}-{time.strftime('%Y%m%d-%H%M%S')}")
         if os.path.exists(os.path.join(out, "run.json")):
             raise ConfigError(f"{out} already holds a run; use --resume {out} or another --out")

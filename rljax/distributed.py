@@ -60,10 +60,15 @@ def initialize_from_env_or_flags(coordinator: str | None = None, num_processes: 
 initialize = initialize_from_env_or_flags
 
 
-def member_mesh() -> Mesh:
-    """A 1-D mesh over all global devices (every process, in ``jax.devices()`` order), axis
-    ``"members"``."""
-    return Mesh(np.array(jax.devices()), (MEMBER_AXIS,))
+def member_mesh(num_devices: int | None = None) -> Mesh:
+    """A 1-D mesh, axis ``"members"``, over the first ``num_devices`` global devices (default:
+    all of them, every process, in ``jax.devices()`` order)."""
+    devices = jax.devices()
+    if num_devices is not None:
+        if not 1 <= num_devices <= len(devices):
+            raise ValueError(f"a member mesh of {num_devices} devices, but {len(devices)} exist")
+        devices = devices[:num_devices]
+    return Mesh(np.array(devices), (MEMBER_AXIS,))
 
 
 def _leading_size(tree: Any, what: str) -> int:

@@ -30,17 +30,22 @@ QUANTILES = {"min": 0.0, "p25": 0.25, "median": 0.5, "p75": 0.75, "max": 1.0}
 
 
 def _truncate_csv(path: str, max_update: int) -> None:
-    """On resume, drop rows written after the checkpoint we restart from (column ``update``)."""
+    """On resume, drop rows written after the checkpoint we restart from (column ``update``).
+    The rows kept stay byte for byte as written (parsing and rewriting them would not: pyarrow
+    reads ``nan`` as a missing value and writes it back empty), so a resumed run's logs equal
+    an uninterrupted run's."""
     if not os.path.exists(path):
         return
     with open(path, newline="") as f:
-        rows = list(csv.reader(f))
-    if not rows:
+        lines = f.read().splitlines(keepends=True)
+    if not lines:
         return
-    col = rows[0].index("update") if "update" in rows[0] else 0
-    keep = [rows[0]] + [r for r in rows[1:] if r and int(r[col]) <= max_update]
+    header = next(csv.reader(lines[:1]))
+    col = header.index("update") if "update" in header else 0
+    rows = [l for l in lines[1:] if l.endswith("\n")]  # a last line without one was cut off by the kill
+    keep = lines[:1] + [l for l, r in zip(rows, csv.reader(rows)) if r and int(r[col]) <= max_update]
     with open(path, "w", newline="") as f:
-        csv.writer(f).writerows(keep)
+        f.writelines(keep)
 
 
 class ColumnarCsv:
@@ -54,20 +59,10 @@ class ColumnarCsv:
         self.path = path
         self.has_header = False
         if resume_from is not None and os.path.exists(path):
-            self._truncate(resume_from)
+            _truncate_csv(path, resume_from)
             self.has_header = os.path.getsize(path) > 0
         elif os.path.exists(path):
             os.remove(path)
-
-    def _truncate(self, max_update: int) -> None:
-        import pyarrow.compute as pc
-        import pyarrow.csv as pcsv
-
-        table = pcsv.read_csv(self.path)
-        if "update" in table.column_names:
-            table = table.filter(pc.less_equal(table["update"], max_update))
-        with open(self.path, "wb") as f:
-            f.write(_csv_bytes(table, header=True))
 
     def write(self, columns: dict[str, np.ndarray]) -> None:
         """Appends rows; every column has the same length."""

@@ -15,6 +15,7 @@ import dataclasses
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -33,7 +34,8 @@ from rljax.envs.environment import tree_select
 from rljax.errors import ConfigError, DivergenceError
 from rljax.experiment import Experiment, Setup, load_experiment, validate_config
 from rljax.logger import RunLogger
-from rljax.sharding import is_primary, member_groups, member_mesh, place_members, to_host
+from rljax.sharding import (is_primary, layout, layout_changes, member_groups, member_mesh, member_sharding,
+                             place_members, recorded_layout, to_host)
 
 MEMBER_AXIS = "members"  # the vmap axis over members; algorithms reduce rare-branch predicates over it
 
@@ -178,7 +180,8 @@ class Runner:
             # One lax.map per device, with no batching across devices either.
             from jax.sharding import PartitionSpec as P
 
-            fn = jax.shard_map(lambda *a: jax.lax.map(lambda t: init(*t), a), mesh=member_mesh(),
+            fn = jax.shard_map(lambda *a: jax.lax.map(lambda t: init(*t), a),
+                               mesh=member_mesh(member_groups(self.num_members)),
                                in_specs=P(MEMBER_AXIS), out_specs=P(MEMBER_AXIS))
         else:
             fn = lambda *a: jax.lax.map(lambda t: init(*t), a)
@@ -253,14 +256,11 @@ class Runner:
 
     def abstract_carry(self) -> tuple[Any, Any]:
         """Shapes, dtypes and shardings of ``(state, frozen)`` without building them, so the
-        first chunk can compile while the initialisation program runs."""
+        first chunk can compile while the initialisation program runs, and a resume restores
+        its checkpoint onto exactly the placement the chunk is compiled for."""
         first = lambda tree: jax.tree.map(lambda x: x[0], tree)
         one = jax.eval_shape(self.algorithm.init_state, jax.random.PRNGKey(0), first(self.env_params), first(self.hparams))
-        sharding = None
-        if member_groups(self.num_members) > 1:
-            from jax.sharding import NamedSharding, PartitionSpec as P
-
-            sharding = NamedSharding(member_mesh(), P(MEMBER_AXIS))
+        sharding = member_sharding(self.num_members)
         batched = lambda x: jax.ShapeDtypeStruct((self.num_members,) + x.shape, x.dtype, sharding=sharding)
         return jax.tree.map(batched, one), batched(jax.ShapeDtypeStruct((), jnp.bool_))
 
@@ -312,24 +312,27 @@ class Runner:
             k0 = min(self.chunk_updates, self.num_updates)
             compiling = threading.Thread(target=self.chunk_fn, args=(k0, *shapes), daemon=True)
             compiling.start()
-        carry = {"state": self.init_state(), "frozen": self.initial_frozen()}
-        if compiling is not None:
-            compiling.join()
         start = 0
         if self.resume:
+            # Onto the shapes and shardings the chunk is compiled for (this process's placement of
+            # the members), so no initialisation program runs for a template; damaged steps are
+            # skipped with one line (Checkpointer.restore_verified).
+            state, frozen = self.abstract_carry()
             try:
-                restored, self.restored_from = ckpt.restore_verified(abstract_like(carry), ("latest",))
+                carry, self.restored_from = ckpt.restore_verified({"state": state, "frozen": frozen}, ("latest",))
             except ConfigError:
                 ckpt.close()
                 raise
             ckpt.quarantine(self.restored_from["skipped"])  # so their step numbers can be saved again
-            carry = place_members(restored)
             start = self.update_count(carry["state"])
-            if is_primary():
+        else:
+            carry = {"state": self.init_state(), "frozen": self.initial_frozen()}
+        if compiling is not None:
+            compiling.join()
+        if is_primary():
+            self._record_segment(meta, start)
+            if self.resume:
                 self._record_resume(start)
-        elif is_primary():
-            with open(os.path.join(self.out_dir, "run.json"), "w") as f:
-                json.dump(meta, f, indent=1)
         # In a multi-process run only process 0 writes logs; the others log into their own folder.
         log_dir = self.out_dir if is_primary() else os.path.join(self.out_dir, f"process{jax.process_index()}")
         os.makedirs(log_dir, exist_ok=True)
@@ -456,6 +459,30 @@ class Runner:
             meta["config"] = to_dict(self.cfg)
         meta.setdefault("resumes", []).append(entry)
         write_run_json(self.out_dir, meta)
+
+    def _record_segment(self, meta: dict, start: int) -> None:
+        """Writes ``run.json`` with the layout (:func:`rljax.sharding.layout`) that trains from
+        update ``start``: a fresh run has one segment; a resume appends one, and says in one
+        line when it cannot continue bit for bit (another layout, or a non-CPU backend)."""
+        now = layout(self.num_members)
+        if not self.resume:
+            write_run_json(self.out_dir, dict(meta, segments=[{"start_update": 0, "layout": now}]))
+            return
+        if start >= self.num_updates:
+            return  # a finished run: nothing is trained here
+        recorded = read_run_json(self.out_dir)
+        segments = list(recorded.get("segments") or [{"start_update": 0, "layout": recorded_layout(recorded)}])
+        changes = layout_changes(recorded_layout(recorded), now)
+        if changes:
+            print(f"rljax: resuming at update {start} on another layout than the run was trained on "
+                  f"({'; '.join(changes)}): from here it is not bit-identical to an uninterrupted run",
+                  file=sys.stderr, flush=True)
+        elif now["platform"] != "cpu":
+            print(f"rljax: resuming at update {start} on {now['platform']}: the same program continues from the "
+                  f"same state, but {now['platform']} kernels are not guaranteed bitwise deterministic; expect "
+                  "an uninterrupted run's result to float tolerance, not bit for bit", file=sys.stderr, flush=True)
+        segments.append({"start_update": start, "layout": now, "bitwise": not changes and now["platform"] == "cpu"})
+        write_run_json(self.out_dir, dict(recorded, segments=segments))
 
     def _metadata(self) -> dict:
         return {
@@ -638,10 +665,10 @@ def load_run(path: str, best: bool = False, **runner_overrides: Any) -> tuple[Ru
     if best and ckpt.best is None:
         ckpt.close()
         raise ConfigError("this run keeps no best checkpoints")
-    target = {"state": runner.init_state(), "frozen": jnp.zeros((runner.num_members,), bool)}
+    state, frozen = runner.abstract_carry()  # the placement the chunk is compiled for
     try:
         order = ("best", "latest") if best else ("latest", "best")
-        restored, runner.restored_from = ckpt.restore_verified(abstract_like(target), order)
+        restored, runner.restored_from = ckpt.restore_verified({"state": state, "frozen": frozen}, order)
     finally:
         ckpt.close()
     return runner, restored["state"]

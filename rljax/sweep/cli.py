@@ -107,6 +107,9 @@ def _sweep(args: argparse.Namespace) -> int:
     from rljax.sweep.engine import check_keys, only_variant
     from rljax.sweep.space import get_space, parse_params
 
+    if args.trials <= 0 or args.batch <= 0:
+        raise ConfigError(f"--trials and --batch must be > 0, got {args.trials} and {args.batch}")
+    _setup_devices(args, args.batch)  # before the experiment's config can start JAX
     exp = load_experiment(args.experiment)
     if args.param and args.space:
         raise ConfigError("give either --space or --param, not both")
@@ -125,9 +128,6 @@ def _sweep(args: argparse.Namespace) -> int:
             raise ConfigError(f"no default search space for section {section!r}; give --space or --param")
         space = get_space(name)
     check_keys(list(space.params), space.section, built, cfg)
-    if args.trials <= 0 or args.batch <= 0:
-        raise ConfigError(f"--trials and --batch must be > 0, got {args.trials} and {args.batch}")
-    _setup_devices(args, args.batch)
     from rljax.sweep.engine import make_train_fn
     from rljax.sweep.scheduler import run_sweep
 
@@ -162,6 +162,7 @@ def _validate(args: argparse.Namespace) -> int:
     extra = parse_seeds(args.extra_seeds, PHASE2_SEEDS)
     selection = recorded_selection_seeds(sweep)
     check_validation(seeds + extra, selection)  # before anything trains
+    _setup_devices(args, args.batch)  # before the experiment's config can start JAX
     exp = load_experiment(sweep["experiment"])
     cfg = from_dict(exp.config_cls, sweep["base_config"])
     variant = sweep.get("variant")
@@ -172,7 +173,6 @@ def _validate(args: argparse.Namespace) -> int:
         data = data.get(section, data)
         check_keys(list(data), section, exp if variant is None else only_variant(exp, variant), cfg)
         baseline = {k: float(v) for k, v in data.items()}
-    _setup_devices(args, args.batch)
     from rljax.sweep.engine import make_train_fn
     from rljax.sweep.report import build_report
 
