@@ -66,12 +66,16 @@ def pbt_main(args: argparse.Namespace) -> int:
         if not os.path.isfile(os.path.join(args.resume, PBT_FILE)):
             raise ConfigError(f"{args.resume} is not a PBT run (no {PBT_FILE})")
 
-        meta = read_run_json(args.resume)
-        configure_devices(args.devices, len(meta.get("members", [])) or 1)
+        from rljax.sharding import recorded_layout
+
+        # the device count the run was trained on, set before anything can start JAX (issue 21)
+        recorded = recorded_layout(read_run_json(args.resume))
+        configure_devices(args.devices, default=recorded["local_device_count"] if recorded["platform"] == "cpu" else None)
         runner = resume_pbt(args.resume)
     else:
         if args.experiment is None:
             raise ConfigError("pbt: name an EXPERIMENT (or --resume DIR)")
+        configure_devices(args.devices)  # before the experiment's modules and config can start JAX
         exp = load_experiment(args.experiment)
         overrides = list(args.overrides)
         if args.seeds is not None:
@@ -88,8 +92,7 @@ def pbt_main(args: argparse.Namespace) -> int:
                         metric=args.metric, smoothing=args.smoothing,
                         explore=parse_explore(args.explore, inner.config_section,
                                               getattr(run_cfg, inner.config_section, None)))
-        pbt_experiment(exp, cfg, args.variant).build(run_cfg)  # every setting checked before JAX starts
-        configure_devices(args.devices, len(run_cfg.runner.seed_list()) * args.members)
+        pbt_experiment(exp, cfg, args.variant).build(run_cfg)  # every setting checked before training
         out = args.out or os.path.join("checkpoints", f"pbt-{exp.name}-{time.strftime('%Y%m%d-%H%M%S')}")
         if os.path.exists(os.path.join(out, "run.json")):
             raise ConfigError(f"{out} already holds a run; use --resume {out} or another --out")
