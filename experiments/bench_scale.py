@@ -27,7 +27,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def child_rljax(seeds: int, steps: int, t_start: float) -> dict:
-    from rljax.cli import configure_devices
+    from rljax.devices import configure_devices
 
     configure_devices(None, seeds)  # what the CLI does: spread members over the host's cores on CPU
     t_imported = time.time()
@@ -57,7 +57,7 @@ def child_rljax(seeds: int, steps: int, t_start: float) -> dict:
 
 
 def child_handfused(seeds: int, steps: int, t_start: float) -> dict:
-    from rljax.cli import configure_devices
+    from rljax.devices import configure_devices
 
     configure_devices(None, seeds)  # the same devices as rljax gets
     import jax
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(fn(int(a.seeds), a.steps, a.t_start)))
         return 0
 
-    from rljax.cli import accelerator_expected
+    from rljax.devices import accelerator_expected
 
     accel = accelerator_expected()
     seeds = [int(s) for s in (a.seeds or ("1,64,1024,4096" if accel else "1,64,256")).split(",")]

@@ -106,7 +106,7 @@ def test_auto_choices_on_this_backend(monkeypatch):
 
 
 def test_cli_never_splits_cpu_devices_when_an_accelerator_is_asked_for(monkeypatch):
-    from rljax import cli
+    from rljax import devices as cli
 
     monkeypatch.setenv("JAX_PLATFORMS", "cuda")
     assert cli.accelerator_expected()

@@ -54,7 +54,8 @@ def parse_explore(items: list[str], section: str, cfg_section) -> tuple:
 
 
 def pbt_main(args: argparse.Namespace) -> int:
-    from rljax.cli import _print_summary, configure_devices
+    from rljax.devices import configure_devices
+    from rljax.summary import print_summary
     from rljax.experiment import load_experiment
     from rljax.pbt.population import PBTConfig
     from rljax.pbt.run import pbt_experiment, pbt_runner, resume_pbt
@@ -98,6 +99,6 @@ def pbt_main(args: argparse.Namespace) -> int:
             raise ConfigError(f"{out} already holds a run; use --resume {out} or another --out")
         runner = pbt_runner(exp, run_cfg, out, cfg, args.variant)
     summary = runner.run()
-    _print_summary(summary, runner.out_dir)
+    print_summary(summary, runner.out_dir)
     print(f"lineage: {os.path.join(runner.out_dir, 'lineage.csv')}")
     return 0

@@ -76,7 +76,7 @@ def parse_seeds(text: str | None, default: tuple[int, ...]) -> list[int]:
 
 
 def _setup_devices(args: argparse.Namespace, members: int) -> None:
-    from rljax.cli import configure_devices
+    from rljax.devices import configure_devices
     from rljax.distributed import initialize
 
     if args.coordinator or os.environ.get("RLJAX_COORDINATOR"):
