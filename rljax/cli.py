@@ -11,7 +11,7 @@ import sys
 import time
 from typing import Sequence
 
-from rljax.devices import accelerator_expected, configure_devices  # noqa: F401  (re-exported for scripts)
+from rljax.devices import configure_devices
 from rljax.errors import ConfigError, DivergenceError
 from rljax.summary import print_summary
 
