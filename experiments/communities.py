@@ -391,7 +391,7 @@ class CommunityPPO(PPO):
     def eval_steps(self, task: CommunityTask) -> int:
         return int(np.max(np.asarray(task.harvest.episode_length)))
 
-    def policy(self, ts_params: Any, obs_stats: Any) -> Any:
+    def ego_policy(self, ts_params: Any, obs_stats: Any) -> Any:
         space = self.env.action_space(None)
         return lambda obs: make_distribution(space, self.apply(ts_params, self.norm_obs(obs_stats, obs))[0])
 
@@ -409,7 +409,7 @@ class CommunityPPO(PPO):
         harvest = ts.env_params.harvest
         ego_p = community_params(harvest, communities, max_steps)
         base_p = community_params(harvest, communities, max_steps, baseline=True)
-        policy = self.policy(ts.params, ts.obs_stats)
+        policy = self.ego_policy(ts.params, ts.obs_stats)
         ego = jax.vmap(lambda k, p: play_episode(self.env, policy, k, p, max_steps, self.greedy_eval))(keys, ego_p)
         base = jax.vmap(lambda k, p: play_episode(self.env, None, k, p, max_steps))(keys, base_p)
         m = episode_metrics(ego, base, float(max_steps))

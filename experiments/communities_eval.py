@@ -79,7 +79,7 @@ def play_run(runner: Any, state: Any, keys: jax.Array, communities: np.ndarray, 
     comm = jnp.asarray(communities)
 
     def member(params, obs_stats, harvest):
-        policy = trainer.policy(params, obs_stats)
+        policy = trainer.ego_policy(params, obs_stats)
         ps = community_params(harvest, comm, steps)
         return jax.vmap(lambda k, p: play_episode(env, policy, k, p, steps, greedy))(keys, ps)
 
