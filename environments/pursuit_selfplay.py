@@ -45,6 +45,7 @@ from environments.pursuit_evasion import EVADER, PURSUER, PursuitEvasion, Pursui
 from environments.pursuit_opponents import random_action
 from rljax.distributions import make_distribution
 from rljax.envs.environment import Environment
+from rljax.envs.multi_agent import AgentView
 from rljax.envs.spaces import Box
 
 Array = jax.Array
@@ -101,8 +102,9 @@ def _lane_count(lane_params: Any) -> int:
     return int(jax.tree.leaves(lane_params)[0].shape[0])
 
 
-class SelfPlayView(Environment[PursuitState, SelfPlayViewParams]):
-    """The arena seen by the learner of role ``role`` (0 pursuer, 1 evader; may be traced).
+class SelfPlayView(AgentView):
+    """The arena seen by the learner of role ``role`` (0 pursuer, 1 evader; may be traced): an
+    :class:`~rljax.envs.multi_agent.AgentView` whose others-policy is :meth:`lane_policy`.
 
     The opponent acts from lane ``params.lane``: the policy network ``policy_apply`` with
     lane parameters ``lane_params`` (leaves ``[num_lanes, ...]``), sampled stochastically as
@@ -110,8 +112,6 @@ class SelfPlayView(Environment[PursuitState, SelfPlayViewParams]):
     ``lane_random[lane]``. Without bound lanes the opponent is the random policy. ``info`` is
     the arena's plus ``tag = lane + 1`` (0 when the episode's opponent is the random policy).
     """
-
-    name = "pursuit_selfplay_view"
 
     def __init__(self, env: PursuitEvasion, policy_apply: PolicyApply | None = None, num_lanes: int = 1,
                  role: Any = PURSUER, lane_params: Any = None, lane_random: Any = None):
@@ -122,7 +122,6 @@ class SelfPlayView(Environment[PursuitState, SelfPlayViewParams]):
                 raise ValueError("policy_apply is required when lane_params are bound")
             if _lane_count(lane_params) != num_lanes:
                 raise ValueError(f"lane_params have {_lane_count(lane_params)} lanes, the view {num_lanes}")
-        self.env = env
         self.policy_apply = policy_apply
         self.num_lanes = num_lanes
         self.role = role
@@ -130,6 +129,9 @@ class SelfPlayView(Environment[PursuitState, SelfPlayViewParams]):
         if lane_random is None:  # without bound networks every lane is the random policy
             lane_random = jnp.full((num_lanes,), lane_params is None)
         self.lane_random = lane_random
+        super().__init__(env, role, self.lane_policy, split_params=lambda p: (p.arena, p),
+                         default_params=lambda: selfplay_view_params(env.default_params()),
+                         tag=self._tag, name="pursuit_selfplay_view")
 
     def bind(self, role: Any, lane_params: Any = None, lane_random: Any = None) -> "SelfPlayView":
         """The same view for learner ``role`` against the given lanes (cheap: call inside the
@@ -137,26 +139,13 @@ class SelfPlayView(Environment[PursuitState, SelfPlayViewParams]):
         marks lanes played by the random policy (default: none)."""
         return SelfPlayView(self.env, self.policy_apply, self.num_lanes, role, lane_params, lane_random)
 
-    # -- protocol --------------------------------------------------------------------------
-    def default_params(self) -> SelfPlayViewParams:
-        return selfplay_view_params(self.env.default_params())
-
-    def observation_shape(self, params: SelfPlayViewParams | None = None) -> tuple[int, ...]:
-        return self.env.observation_shape()
-
     def action_space(self, params: SelfPlayViewParams) -> Box:
         # Both roles act in [v, omega] (or [omega]); the Box only fixes the shape for the policy.
         return self.env.action_space(params.arena, PURSUER)
 
-    def max_steps(self, params: SelfPlayViewParams) -> int:
-        return self.env.max_steps(params.arena)
-
-    def info_keys(self) -> tuple[str, ...]:
-        return self.env.info_keys() + ("tag",)
-
-    def reset(self, key: Array, params: SelfPlayViewParams) -> tuple[Array, PursuitState]:
-        obs, state = self.env.reset(key, params.arena)
-        return obs[self.role], state
+    def _tag(self, params: SelfPlayViewParams) -> Array:
+        lane = jnp.clip(params.lane, 0, self.num_lanes - 1)
+        return jnp.where(self.lane_random[lane], 0, lane + 1)
 
     def opponent_action(self, key: Array, state: PursuitState, params: SelfPlayViewParams) -> Array:
         """The opponent's ``action[A]`` in ``state`` (its lane's policy, or random)."""
@@ -175,17 +164,11 @@ class SelfPlayView(Environment[PursuitState, SelfPlayViewParams]):
         act = make_distribution(self.action_space(params), pi).sample(k_pol)
         return jnp.where(self.lane_random[lane], rand, jnp.asarray(act, jnp.float32).reshape(rand.shape))
 
-    def step(self, key: Array, state: PursuitState, action: Array, params: SelfPlayViewParams):
-        """``(obs[D], state, reward, terminated, truncated, info)`` of the learner's role."""
-        k_env, k_opp = jax.random.split(key)
-        opp = self.opponent_action(k_opp, state, params)
-        mine = jnp.asarray(action, jnp.float32).reshape(opp.shape)
-        pursuer_first = jnp.asarray(self.role) == PURSUER
-        actions = jnp.where(pursuer_first, jnp.stack([mine, opp]), jnp.stack([opp, mine]))
-        obs, state, rewards, term, trunc, info = self.env.step_both(k_env, state, actions, params.arena)
-        lane = jnp.clip(params.lane, 0, self.num_lanes - 1)
-        info = dict(info, tag=jnp.where(self.lane_random[lane], 0, lane + 1).astype(jnp.int32))
-        return obs[self.role], state, rewards[self.role], term, trunc, info
+    def lane_policy(self, params: SelfPlayViewParams, key: Array, state: PursuitState, arena: PursuitParams
+                    ) -> tuple[Array, PursuitState]:
+        """The view's others-policy: both rows hold the opponent's action."""
+        opp = self.opponent_action(key, state, params)
+        return jnp.stack([opp, opp]), state
 
 
 # -- policies as batched act functions ---------------------------------------------------------
