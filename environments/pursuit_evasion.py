@@ -673,3 +673,16 @@ def pursuit_rewards(
     r_e = r_e + jnp.where(finite & live, pbrs, 0.0)
     rewards = jnp.stack([r_p, r_e]) - params.w_collision * f(collision) - params.w_wall * f(wall)
     return rewards.astype(jnp.float32)
+
+
+def observation_scale(env: PursuitEvasion, arena: PursuitParams) -> np.ndarray:
+    """Per-feature divisors that bring the partial observation's raw frames to about [-1, 1]
+    (``x, y`` by the half-width, angles by pi, controls by the role limits, the FOV distance
+    by its range, lidar by its range); ones for the full observation, which is normalised."""
+    if not env.partial:
+        return np.ones(env.observation_shape(), np.float32)
+    p = jax.tree.map(lambda x: float(np.max(np.asarray(x))), arena)
+    head = [10.0, 10.0, math.pi, max(p.pursuer_v_max, p.evader_v_max), max(p.pursuer_omega_max, p.evader_omega_max),
+            p.fov_range, math.pi]
+    frame = np.asarray(head + [p.lidar_range] * env.n_rays, np.float32)
+    return np.tile(frame, env.history)
