@@ -38,21 +38,21 @@ class ProtocolEnv(Environment):
     def __init__(self, view: SelfPlayView, use_cold_start: bool = True, cold: Any = False, any_cold: Any = False):
         self.view = view
         self.game = view.game
-        self.nav = self.game.cold_env() if use_cold_start else None
-        if self.nav is None and not (isinstance(any_cold, bool) and not any_cold):
+        self.cold_env = self.game.cold_env() if use_cold_start else None
+        if self.cold_env is None and not (isinstance(any_cold, bool) and not any_cold):
             raise ValueError("a cold start needs the game's cold-start environment (none given)")
         self.use_cold_start = use_cold_start
         self.cold = cold
         self.any_cold = any_cold
         self.name = f"{view.env.name}_protocol"
-        self._keys = tuple(dict.fromkeys(view.info_keys() + (self.nav.info_keys() if self.nav is not None else ())))
+        self._keys = tuple(dict.fromkeys(view.info_keys() + (self.cold_env.info_keys() if self.cold_env is not None else ())))
 
     def bind(self, role: Any, lane_params: Any = None, lane_random: Any = None, cold: Any = False,
              any_cold: Any = False) -> "ProtocolEnv":
         return ProtocolEnv(self.view.bind(role, lane_params, lane_random), self.use_cold_start, cold, any_cold)
 
     def default_params(self) -> StageParams:
-        return StageParams(self.view.default_params(), self.nav.default_params() if self.nav is not None else ())
+        return StageParams(self.view.default_params(), self.cold_env.default_params() if self.cold_env is not None else ())
 
     def observation_shape(self, params: StageParams | None = None) -> tuple[int, ...]:
         return self.view.observation_shape()
@@ -69,26 +69,26 @@ class ProtocolEnv(Environment):
     def _fill(self, info: dict[str, Array]) -> dict[str, Array]:
         return {k: info[k] if k in info else jnp.zeros((), jnp.int32 if k == "tag" else jnp.float32) for k in self._keys}
 
-    def _switch(self, nav_fn: Callable, view_fn: Callable):
+    def _switch(self, cold_fn: Callable, view_fn: Callable):
         # The view always runs (one trace of it, not one per branch); the cold start only while
         # some member is in it.
         out = view_fn()
         if isinstance(self.any_cold, bool) and not self.any_cold:
             return out
-        nav = jax.lax.cond(jnp.asarray(self.any_cold), nav_fn,
-                           lambda: jax.tree.map(jnp.zeros_like, jax.eval_shape(nav_fn)))
-        return jax.tree.map(lambda a, b: jnp.where(self.cold, a, b), nav, out)
+        cold_out = jax.lax.cond(jnp.asarray(self.any_cold), cold_fn,
+                           lambda: jax.tree.map(jnp.zeros_like, jax.eval_shape(cold_fn)))
+        return jax.tree.map(lambda a, b: jnp.where(self.cold, a, b), cold_out, out)
 
     def reset(self, key: Array, params: StageParams) -> tuple[Array, Any]:
         def view():
             obs, state = self.view.reset(key, params.view)
             return obs, self.game.embed(state)
 
-        return self._switch(lambda: self.nav.reset(key, params.cold), view)
+        return self._switch(lambda: self.cold_env.reset(key, params.cold), view)
 
     def step(self, key: Array, state: Any, action: Array, params: StageParams):
-        def nav():
-            obs, st, r, term, trunc, info = self.nav.step(key, state, action, params.cold)
+        def cold():
+            obs, st, r, term, trunc, info = self.cold_env.step(key, state, action, params.cold)
             return obs, st, r, jnp.asarray(term, bool), jnp.asarray(trunc, bool), self._fill(info)
 
         def view():
@@ -96,7 +96,7 @@ class ProtocolEnv(Environment):
             return (obs, self.game.with_arena_state(state, arena), r, jnp.asarray(term, bool), jnp.asarray(trunc, bool),
                     self._fill(info))
 
-        return self._switch(nav, view)
+        return self._switch(cold, view)
 
 
 def protocol_sampler(num_lanes: int) -> Callable[[Array, StageParams], StageParams]:
