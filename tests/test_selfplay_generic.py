@@ -10,7 +10,7 @@ from flax import struct
 from rljax.envs.multi_agent import AgentView, AgentViewParams, MultiAgentEnvironment
 from rljax.envs.spaces import Discrete
 from rljax.networks.mlp import ActorCriticMLP
-from rljax.ppo import HParams, PPOConfig
+from rljax.ppo import PPOConfig
 from rljax.selfplay.curriculum import CurriculumConfig
 from rljax.selfplay.evaluation import head_to_head, network_act, random_batch_act
 from rljax.selfplay.game import TwoPlayerGame
