@@ -11,8 +11,8 @@ interchangeable inside :class:`OpponentView`.
   chaser reading the arena's observation (full: the exact bearing; partial: the newest FOV
   reading, and a search turn while the target is unseen).
 
-:class:`OpponentView` turns the two-agent arena into an :class:`~rljax.envs.Environment` for
-ONE role: its ``step`` takes the learner's action, computes the other role's action from
+:class:`OpponentView` (an :class:`~rljax.envs.multi_agent.AgentView`) turns the two-agent arena
+into an :class:`~rljax.envs.Environment` for ONE role: its ``step`` takes the learner's action, computes the other role's action from
 ``opponent_act(member, key, obs_opp)`` and steps both.
 
 **Memory layout of the opponent pool.** The pool is a pytree whose leaves have a leading
