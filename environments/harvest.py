@@ -12,8 +12,9 @@ another colour, or when it is grey (it ate without planting) after the startup g
 
 Player 0 is the learning **ego**; players 1-15 are scripted **residents**
 (:mod:`environments.harvest_residents`) who plant the permitted colour and sanction violators.
-:class:`HarvestEnv` is the single-agent view of that world (rljax's ``Environment`` protocol): its
-``step`` takes the ego's action and runs the residents inside. With ``params.ego_is_resident=1``
+:class:`HarvestWorld` is the 16-player world (rljax's multi-agent protocol);
+:class:`environments.harvest_view.HarvestEnv` is the ego's single-agent view of it: its ``step``
+takes the ego's action and the residents act for the other slots. With ``params.ego_is_resident=1``
 (the *baseline* condition) slot 0 is driven by the resident policy as well and the ego's action is
 ignored; with the same key the baseline episode is an exact counterfactual of the ego episode.
 
@@ -105,7 +106,7 @@ values (``N_permitted / 348`` and ``max_c N_c / 348``). With ``R = sum of reward
 
 Keys and counterfactuals
 ------------------------
-:meth:`HarvestEnv.step` splits its key into a world key and a residents' key
+``HarvestEnv.step`` splits its key into a world key and a residents' key
 (:func:`env_step_keys`); the world key gives one draw of random bits sliced at fixed offsets into
 the agent order, the 16 grey draws and the 348 ripening draws; the residents' key gives one patrol
 draw per slot. Nothing is split by a data-dependent count, so an ego episode and its baseline
@@ -134,7 +135,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from rljax.envs.environment import Environment
+from rljax.envs.multi_agent import MultiAgentEnvironment
 from rljax.envs.spaces import Discrete
 
 Array = jax.Array
@@ -541,7 +542,8 @@ def step_order(key: Array) -> Array:
 
 
 def env_step_keys(key: Array) -> tuple[Array, Array]:
-    """``(world_key, residents_key)``: how :meth:`HarvestEnv.step` splits its key by purpose."""
+    """``(world_key, residents_key)``: how the ego's view (``HarvestEnv.step``, an
+    :class:`~rljax.envs.multi_agent.AgentView`) splits its key by purpose."""
     k_world, k_res = jax.random.split(key)
     return k_world, k_res
 
@@ -720,30 +722,27 @@ INFO_KEYS = (
 )
 
 
-class HarvestEnv(Environment[HarvestState, HarvestParams]):
-    """The ego's view of the 16-player world: ``step`` takes the ego's action (player 0) and runs
-    the 15 residents inside (all 16 with ``params.ego_is_resident=1``).
+class HarvestWorld(MultiAgentEnvironment[HarvestState, HarvestParams]):
+    """The 16-player world as a :class:`~rljax.envs.multi_agent.MultiAgentEnvironment`:
+    ``actions[16]`` (int32), ``rewards[16]``, ``obs[16, OBS_DIM]``. It never terminates and
+    is truncated after ``episode_length`` steps. ``info`` holds the metrics of the ego slot
+    (player 0, whoever drives it; see the module docstring). The residents' memory fields of
+    :class:`HarvestState` are left untouched (the resident policy owns them).
 
-    The step key is split by purpose (world: agent order, grey draws, ripening; residents: patrol
-    draws), never by data-dependent counts, so two episodes with the same keys differ only
-    through what different ego actions cause.
+    :class:`environments.harvest_view.HarvestEnv` is the ego's single-agent view with the
+    scripted residents (:mod:`environments.harvest_residents`).
     """
 
-    name = "harvest"
-
-    def __init__(self):
-        from environments.harvest_residents import hold_fire, resident_actions  # the residents import this module
-
-        self._resident_actions = resident_actions
-        self._hold_fire = hold_fire
+    name = "harvest_world"
+    num_agents = NUM_PLAYERS
 
     def default_params(self) -> HarvestParams:
         return harvest_params()
 
-    def observation_shape(self, params: HarvestParams) -> tuple[int, ...]:
+    def observation_shape(self, params: HarvestParams | None = None) -> tuple[int, ...]:
         return (OBS_DIM,)
 
-    def action_space(self, params: HarvestParams) -> Discrete:
+    def action_space(self, params: HarvestParams, agent: int = EGO) -> Discrete:
         return Discrete(NUM_ACTIONS)
 
     def max_steps(self, params: HarvestParams) -> int:
@@ -755,25 +754,21 @@ class HarvestEnv(Environment[HarvestState, HarvestParams]):
     def info_keys(self) -> tuple[str, ...]:
         return INFO_KEYS
 
-    def reset(self, key: Array, params: HarvestParams) -> tuple[Array, HarvestState]:
-        state = reset_world(key, params)
-        return observe(state, params), state
+    def reset_state(self, key: Array, params: HarvestParams) -> HarvestState:
+        return reset_world(key, params)
 
-    def joint_actions(self, key: Array, state: HarvestState, action: Array, params: HarvestParams) -> tuple[Array, HarvestState]:
-        """The 16 actions of one step (residents' and the ego's, or the resident's in slot 0 in the
-        baseline) and the state with the residents' memory updated. ``key`` is the residents' key.
-        Residents see the joint action before it resolves (``resident_guard=2``)."""
-        res_actions, state = self._resident_actions(key, state, params)
-        ego = jnp.where(params.ego_is_resident > 0, res_actions[EGO], jnp.asarray(action, jnp.int32))
-        residents = (jnp.arange(NUM_PLAYERS) != EGO) | (params.ego_is_resident > 0)
-        return self._hold_fire(state, res_actions.at[EGO].set(ego), params, residents), state
+    def observe(self, state: HarvestState, params: HarvestParams) -> Array:
+        return jax.vmap(lambda i: observe(state, params, i))(jnp.arange(NUM_PLAYERS))
 
-    def step(self, key, state, action, params):
-        """Returns ``(obs[OBS_DIM], state, reward, terminated, truncated, info)``."""
-        k_world, k_res = env_step_keys(key)
-        actions, state = self.joint_actions(k_res, state, action, params)
+    def observe_agent(self, state: HarvestState, params: HarvestParams, agent: int | Array) -> Array:
+        return observe(state, params, agent)
+
+    def transition(self, key: Array, state: HarvestState, actions: Array, params: HarvestParams
+                   ) -> tuple[HarvestState, Array, Array, Array, dict[str, Array]]:
+        """``(state, rewards[16], terminated, truncated, info)`` of ``actions[16]``; ``key`` is
+        the world key (:func:`env_step_keys`)."""
         t = state.t
-        new_state, rewards, ev = step_all(k_world, state, actions, params)
+        new_state, rewards, ev = step_all(key, state, actions, params)
         truncated = new_state.t >= params.episode_length
         counts = color_counts(new_state.berry_color)
         last = truncated.astype(jnp.float32)
@@ -803,5 +798,4 @@ class HarvestEnv(Environment[HarvestState, HarvestParams]):
             "ep_monoculture": last * jnp.max(counts) / NUM_PATCHES,
             "tag": params.permitted.astype(jnp.int32),
         }
-        obs = observe(new_state, params)
-        return obs, new_state, rewards[EGO], jnp.zeros((), bool), truncated, info
+        return new_state, rewards, jnp.zeros((), bool), truncated, info

@@ -33,9 +33,10 @@ mis-sanction). ``params.resident_guard``:
    compliant, non-immune avatar. About 2 in 115 landed sanctions remain mis-sanctions: avatars
    that step into the beam, or change colour (planting the permitted colour, or turning grey
    within the grace) in the frame of the zap, under the random agent order.
-2  (default) bystander guard plus foresight, :func:`hold_fire`: residents are privileged and act
-   inside the environment step, so they also know this frame's joint action (the ego's
-   included). A resident holds fire (NOOP) when any avatar that may stand in its beam after this
+2  (default) bystander guard plus foresight, :func:`hold_fire`: residents are privileged, so
+   they also know this frame's joint action (the ego's included; in the ego's view
+   :class:`environments.harvest_view.HarvestEnv` this is the AgentView's one named, temporary
+   ``same_frame_revision``, until the harvest issue removes it). A resident holds fire (NOOP) when any avatar that may stand in its beam after this
    frame's moves may also be hittable and compliant when the beam resolves. That rules out every
    mis-sanction by a resident (R1 exactly); the cost is a few zaps held back.
 

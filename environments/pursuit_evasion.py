@@ -69,6 +69,7 @@ from environments.pursuit_sensors import (
     nearest_surface_distance,
     wrap_angle,
 )
+from rljax.envs.multi_agent import MultiAgentEnvironment
 from rljax.envs.spaces import Box
 
 Array = jax.Array
@@ -253,9 +254,10 @@ class PursuitState:
     history: Array  # [2, H, F] float32 partial-observation frames, newest last ([2, 0, F] in full mode)
 
 
-class PursuitEvasion:
-    """The two-agent arena. Not an :class:`~rljax.envs.Environment` itself (it returns two
-    rewards); :class:`environments.pursuit_opponents.OpponentView` is the single-agent view.
+class PursuitEvasion(MultiAgentEnvironment[PursuitState, PursuitParams]):
+    """The two-agent arena, a :class:`~rljax.envs.multi_agent.MultiAgentEnvironment` (agent 0
+    pursuer, agent 1 evader); :func:`environments.pursuit_opponents.OpponentView` and the
+    self-play view are its single-agent views (:class:`~rljax.envs.multi_agent.AgentView`).
 
     Static constructor arguments: ``observation`` (``"partial"`` or ``"full"``),
     ``max_obstacles`` (capacity of the obstacle arrays), ``n_rays``, ``history``,
@@ -268,6 +270,7 @@ class PursuitEvasion:
     """
 
     name = "pursuit_evasion"
+    num_agents = 2
 
     def __init__(
         self,
@@ -341,8 +344,8 @@ class PursuitEvasion:
         return INFO_KEYS
 
     # -- reset -----------------------------------------------------------------------------
-    def reset(self, key: Array, params: PursuitParams) -> tuple[Array, PursuitState]:
-        """A new episode. Returns ``(obs[2, D], state)``."""
+    def reset_state(self, key: Array, params: PursuitParams) -> PursuitState:
+        """A new episode's state (``reset`` adds ``obs[2, D]``)."""
         k_obs, k_pose, k_sense = jax.random.split(key, 3)
         obstacles, mask = self.place_obstacles(k_obs, params)
         pose = self.initial_poses(k_pose, obstacles, mask, params)
@@ -352,7 +355,7 @@ class PursuitEvasion:
                              t=jnp.zeros((), jnp.int32), history=history)
         if self.partial:
             state = state.replace(history=self._push(history, self.frames(k_sense, state, params)))
-        return self.observe(state, params), state
+        return state
 
     def place_obstacles(self, key: Array, params: PursuitParams) -> tuple[Array, Array]:
         """``(obstacles[M, 3], mask[M])``: slot ``i < n_obstacles`` takes the first of
@@ -426,8 +429,15 @@ class PursuitEvasion:
     ) -> tuple[Array, PursuitState, Array, Array, Array, dict[str, Array]]:
         """Both agents act at once: ``actions[2, A]`` (row 0 pursuer, row 1 evader).
 
-        Returns ``(obs[2, D], state, rewards[2], terminated, truncated, info)``, no auto-reset.
+        Returns ``(obs[2, D], state, rewards[2], terminated, truncated, info)``, no auto-reset
+        (the multi-agent protocol's ``step``).
         """
+        return self.step(key, state, actions, params)
+
+    def transition(
+        self, key: Array, state: PursuitState, actions: Array, params: PursuitParams
+    ) -> tuple[PursuitState, Array, Array, Array, dict[str, Array]]:
+        """``(state, rewards[2], terminated, truncated, info)`` of ``actions[2, A]``."""
         phys = self.physics(state, self.expand_actions(actions, params), params)
         pose = phys["pose"]
         t = state.t + 1
@@ -448,7 +458,6 @@ class PursuitEvasion:
             seen = frames[:, 5] >= 0.0  # the FOV reading is (-1, 0) when unseen
         else:
             seen = self.fov_seen(new_state, params)
-        obs = self.observe(new_state, params)
         f32 = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
         info = {
             "captured": f32(captured),
@@ -463,7 +472,7 @@ class PursuitEvasion:
             "ep_pursuer_wall": f32(phys["wall"][PURSUER]),
             "ep_evader_wall": f32(phys["wall"][EVADER]),
         }
-        return obs, new_state, rewards, captured, timeout, info
+        return new_state, rewards, captured, timeout, info
 
     def expand_actions(self, actions: Array, params: PursuitParams) -> Array:
         """``actions[2, A]`` -> ``[2, 2]`` commands ``(v, omega)``: with ``fixed_speed`` the
@@ -664,3 +673,16 @@ def pursuit_rewards(
     r_e = r_e + jnp.where(finite & live, pbrs, 0.0)
     rewards = jnp.stack([r_p, r_e]) - params.w_collision * f(collision) - params.w_wall * f(wall)
     return rewards.astype(jnp.float32)
+
+
+def observation_scale(env: PursuitEvasion, arena: PursuitParams) -> np.ndarray:
+    """Per-feature divisors that bring the partial observation's raw frames to about [-1, 1]
+    (``x, y`` by the half-width, angles by pi, controls by the role limits, the FOV distance
+    by its range, lidar by its range); ones for the full observation, which is normalised."""
+    if not env.partial:
+        return np.ones(env.observation_shape(), np.float32)
+    p = jax.tree.map(lambda x: float(np.max(np.asarray(x))), arena)
+    head = [10.0, 10.0, math.pi, max(p.pursuer_v_max, p.evader_v_max), max(p.pursuer_omega_max, p.evader_omega_max),
+            p.fov_range, math.pi]
+    frame = np.asarray(head + [p.lidar_range] * env.n_rays, np.float32)
+    return np.tile(frame, env.history)

@@ -11,8 +11,8 @@ interchangeable inside :class:`OpponentView`.
   chaser reading the arena's observation (full: the exact bearing; partial: the newest FOV
   reading, and a search turn while the target is unseen).
 
-:class:`OpponentView` turns the two-agent arena into an :class:`~rljax.envs.Environment` for
-ONE role: its ``step`` takes the learner's action, computes the other role's action from
+:class:`OpponentView` (an :class:`~rljax.envs.multi_agent.AgentView`) turns the two-agent arena
+into an :class:`~rljax.envs.Environment` for ONE role: its ``step`` takes the learner's action, computes the other role's action from
 ``opponent_act(member, key, obs_opp)`` and steps both.
 
 **Memory layout of the opponent pool.** The pool is a pytree whose leaves have a leading
@@ -52,7 +52,7 @@ from environments.pursuit_evasion import (
     PursuitState,
 )
 from environments.pursuit_sensors import wrap_angle
-from rljax.envs.environment import Environment
+from rljax.envs.multi_agent import AgentView
 from rljax.envs.spaces import Box
 
 Array = jax.Array
@@ -206,8 +206,10 @@ def make_opponent_sampler(include_random: bool = True):
     return sampler
 
 
-class OpponentView(Environment[PursuitState, OpponentViewParams]):
-    """The arena seen by ONE ``role``; the other role acts from a frozen policy.
+class OpponentView(AgentView):
+    """The arena seen by ONE ``role``; the other role acts from a frozen policy: an
+    :class:`~rljax.envs.multi_agent.AgentView` whose others-policy is
+    :meth:`opponent_policy`.
 
     ``opponent_act(member, key, obs_opp[D]) -> action[A]`` is applied to pool member
     ``params.opponent_index`` of ``pool`` (leaves ``[P, ...]``); index ``-1`` (or no pool)
@@ -216,16 +218,16 @@ class OpponentView(Environment[PursuitState, OpponentViewParams]):
     ``tag = opponent_index + 1`` (0 = random policy).
     """
 
-    name = "pursuit_opponent_view"
-
     def __init__(self, env: PursuitEvasion, role: int | str, opponent_act: OpponentAct | None = None, pool: Any = None):
-        self.env = env
-        self.role = role_index(role)
-        self.opp = 1 - self.role
         if pool is not None and opponent_act is None:
             raise ValueError("opponent_act is required when a pool is given")
+        self.role = role_index(role)
+        self.opp = 1 - self.role
         self.opponent_act = opponent_act
         self.pool = pool
+        super().__init__(env, self.role, self.opponent_policy, split_params=lambda p: (p.arena, p),
+                         default_params=self._default_view_params,
+                         tag=lambda p: p.opponent_index + 1, name="pursuit_opponent_view")
 
     def with_pool(self, pool: Any) -> "OpponentView":
         """The same view bound to another pool (cheap; call inside a jitted phase with the
@@ -238,25 +240,11 @@ class OpponentView(Environment[PursuitState, OpponentViewParams]):
             return 0
         return int(jax.tree.leaves(self.pool)[0].shape[0])
 
-    # -- protocol --------------------------------------------------------------------------
-    def default_params(self) -> OpponentViewParams:
+    def _default_view_params(self) -> OpponentViewParams:
         return view_params(self.env.default_params(), RANDOM_OPPONENT, pool_size=self.pool_size)
-
-    def observation_shape(self, params: OpponentViewParams | None = None) -> tuple[int, ...]:
-        return self.env.observation_shape()
 
     def action_space(self, params: OpponentViewParams) -> Box:
         return self.env.action_space(params.arena, self.role)
-
-    def max_steps(self, params: OpponentViewParams) -> int:
-        return self.env.max_steps(params.arena)
-
-    def info_keys(self) -> tuple[str, ...]:
-        return self.env.info_keys() + ("tag",)
-
-    def reset(self, key: Array, params: OpponentViewParams) -> tuple[Array, PursuitState]:
-        obs, state = self.env.reset(key, params.arena)
-        return obs[self.role], state
 
     def opponent_action(self, key: Array, state: PursuitState, params: OpponentViewParams) -> Array:
         """The opponent's ``action[A]`` in ``state``."""
@@ -272,12 +260,9 @@ class OpponentView(Environment[PursuitState, OpponentViewParams]):
         act = jnp.asarray(self.opponent_act(member, k_pol, obs_opp), jnp.float32).reshape(rand.shape)
         return jnp.where(idx < 0, rand, act)
 
-    def step(self, key: Array, state: PursuitState, action: Array, params: OpponentViewParams):
-        """``(obs[D], state, reward, terminated, truncated, info)`` of the learner's role."""
-        k_env, k_opp = jax.random.split(key)
-        opp = self.opponent_action(k_opp, state, params)
-        mine = jnp.asarray(action, jnp.float32).reshape(opp.shape)
-        actions = jnp.stack([mine, opp] if self.role == PURSUER else [opp, mine])
-        obs, state, rewards, term, trunc, info = self.env.step_both(k_env, state, actions, params.arena)
-        info = dict(info, tag=(params.opponent_index + 1).astype(jnp.int32))
-        return obs[self.role], state, rewards[self.role], term, trunc, info
+    def opponent_policy(self, params: OpponentViewParams, key: Array, state: PursuitState, arena: PursuitParams
+                        ) -> tuple[Array, PursuitState]:
+        """The view's others-policy: both rows hold the opponent's action (the view
+        overwrites the learner's)."""
+        opp = self.opponent_action(key, state, params)
+        return jnp.stack([opp, opp]), state

@@ -42,7 +42,8 @@ def measure_throughput(num_envs: int, steps: int, devices: int, repeats: int) ->
     from jax.sharding import Mesh, NamedSharding
     from jax.sharding import PartitionSpec as P
 
-    from environments.harvest import HarvestEnv, harvest_params, sample_community
+    from environments.harvest import harvest_params, sample_community
+    from environments.harvest_view import HarvestEnv
     from rljax.envs.vec_env import VecEnv
 
     if num_envs % devices:
@@ -95,8 +96,9 @@ def measure_share(seeds: int, quirks: int, guard: int) -> dict:
     import numpy as np
 
     from environments.harvest import (
-        NUM_COMMUNITIES, NUM_PATCHES, HarvestEnv, color_counts, env_step_keys, harvest_params, reset_world, stack_params, step_all,
+        NUM_COMMUNITIES, NUM_PATCHES, color_counts, env_step_keys, harvest_params, reset_world, stack_params, step_all,
     )
+    from environments.harvest_view import HarvestEnv
 
     env = HarvestEnv()
 

@@ -49,9 +49,10 @@ import numpy as np
 from flax import struct
 
 from environments.harvest import (
-    COMMUNITY_NAMES, NUM_COMMUNITIES, NUM_VIEW_CHANNELS, VIEW_COLS, VIEW_ROWS, HarvestEnv, HarvestParams,
+    COMMUNITY_NAMES, NUM_COMMUNITIES, NUM_VIEW_CHANNELS, VIEW_COLS, VIEW_ROWS, HarvestParams,
     harvest_params, sample_community,
 )
+from environments.harvest_view import HarvestEnv
 from rljax import backend
 from rljax.distributions import make_distribution
 from rljax.errors import ConfigError

@@ -161,8 +161,8 @@ class PursuitConfig:
 
 def build(cfg: PursuitConfig) -> Setup:
     from environments.navigation import navigation_params
-    from environments.pursuit_evasion import PursuitEvasion, pursuit_params
-    from environments.pursuit_selfplay import observation_scale
+    from environments.pursuit_evasion import PursuitEvasion, observation_scale, pursuit_params
+    from experiments.pursuit_game import PursuitGame
     from rljax.selfplay.policy import ScaledActorCritic
     from rljax.selfplay.trainer import SelfPlayTask, SelfPlayTrainer
 
@@ -173,9 +173,9 @@ def build(cfg: PursuitConfig) -> Setup:
     net = ScaledActorCritic(env.action_space(arena), tuple(float(x) for x in observation_scale(env, arena)),
                             hidden=tuple(cfg.network.hidden), activation=cfg.network.activation)
     extensions, ewc, fisher = regularizers(cfg.selfplay)
-    trainer = SelfPlayTrainer(env, net, cfg.ppo, cfg.protocol, cfg.curriculum, cfg.health, cfg.selfplay,
+    trainer = SelfPlayTrainer(PursuitGame(env), net, cfg.ppo, cfg.protocol, cfg.curriculum, cfg.health, cfg.selfplay,
                               evader_extensions=extensions, ewc=ewc, fisher=fisher)
-    return Setup(trainer, (("amsdrl", SelfPlayTask(arena=arena, nav=nav)),))
+    return Setup(trainer, (("amsdrl", SelfPlayTask(env=arena, cold=nav)),))
 
 
 def regularizers(sp: SelfPlayConfig) -> tuple[tuple, Any, Any]:
@@ -257,7 +257,7 @@ def trained_episode(trainer, member_state, key):
     from rljax.distributions import make_distribution
     from rljax.selfplay.trainer import row_of
 
-    arena = trainer.task_arena(member_state.task, member_state.curriculum)
+    arena = trainer.task_params(member_state.task, member_state.curriculum)
     space = trainer.env.action_space(arena, PURSUER)
 
     def act(params, k, obs):

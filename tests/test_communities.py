@@ -14,7 +14,8 @@ import pyarrow.csv as pcsv
 import pytest
 from scipy import stats
 
-from environments.harvest import NUM_COMMUNITIES, OBS_DIM, HarvestEnv, harvest_params
+from environments.harvest import NUM_COMMUNITIES, OBS_DIM, harvest_params
+from environments.harvest_view import HarvestEnv
 from experiments.communities import (
     EXPERIMENT, CommunitySampler, CommunityTask, SamplingConfig, baseline_metrics, community_params, draw_task,
     episode_metrics, play_episode,

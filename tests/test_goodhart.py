@@ -133,10 +133,10 @@ def test_verify_of_a_directory_that_is_no_run_names_that_directory(tmp_path, cap
 
 
 def test_regrid_on_reset_is_a_config_option_that_reaches_the_environment():
-    assert EXPERIMENT.build(EXPERIMENT.make_config(None, None, {})).trainer.env.regrid_on_reset is False
+    assert EXPERIMENT.build(EXPERIMENT.make_config(None, None, {})).algorithm.env.regrid_on_reset is False
     cfg = EXPERIMENT.make_config(None, None, {"env": {"regrid_on_reset": True}})
     cfg.validate()
-    assert EXPERIMENT.build(cfg).trainer.env.regrid_on_reset is True
+    assert EXPERIMENT.build(cfg).algorithm.env.regrid_on_reset is True
     assert "regrid_on_reset" not in cfg.env.overrides(0.99)  # static, not a task parameter
 
 

@@ -11,8 +11,9 @@ from environments.harvest import (
     BACKWARD, BLUE, CELL_PATCH, COMMUNITY_NAMES, EGO_VIEW_COL, EGO_VIEW_ROW, FIRE_ONE, FIRE_THREE, FIRE_TWO,
     FIRE_ZAP, FORWARD, FORWARD_VEC, GREEN, GREY, HEIGHT, NOOP, NUM_ACTIONS, NUM_PATCHES, NUM_PLAYERS, OBS_DIM,
     PATCH_INIT_COLOR, PATCH_POS, RED, SPAWN_CELLS, STEP_LEFT, STEP_RIGHT, TURN_LEFT, TURN_RIGHT, WIDTH,
-    NEVER, HarvestEnv, harvest_params, observe, observe_view, reset_world, split_observation, step_all, step_order,
+    NEVER, harvest_params, observe, observe_view, reset_world, split_observation, step_all, step_order,
 )
+from environments.harvest_view import HarvestEnv
 from environments.harvest_residents import hold_fire, resident_actions
 
 ENV = HarvestEnv()

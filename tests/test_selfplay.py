@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from environments.pursuit_evasion import EVADER, PURSUER
-from environments.pursuit_selfplay import ne_gap
 from experiments.pursuit import EXPERIMENT
+from rljax.selfplay.evaluation import ne_gap
 from rljax.selfplay.curriculum import CurriculumConfig, at_max_level, curriculum_init, curriculum_step, curriculum_task
 from rljax.selfplay.pool import ring_init, ring_push, ring_rollback
 from rljax.selfplay.protocol import COLD, DONE, PHASE, WARM, ProtocolConfig, protocol_init, segment_end

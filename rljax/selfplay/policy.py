@@ -2,7 +2,7 @@
 
 The partial observation of the pursuit arena is a stack of raw frames (metres, radians,
 m/s); the network divides it by fixed per-feature scales (:func:`environments.
-pursuit_selfplay.observation_scale`) instead of running normalisation statistics, so a frozen
+pursuit_evasion.observation_scale`) instead of running normalisation statistics, so a frozen
 opponent, a pool member or a snapshot is its parameters alone. The rljax decision for the
 partial-observation policy is an MLP over the stacked 10-frame history.
 """

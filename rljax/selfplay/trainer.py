@@ -1,10 +1,12 @@
-"""Two-agent AMS-DRL self-play as ONE compiled algorithm behind the runner's protocol.
+"""Two-agent AMS-DRL self-play as ONE compiled algorithm behind the runner's protocol, for any
+two-player game (:class:`~rljax.selfplay.game.TwoPlayerGame`: a two-player multi-agent
+environment plus its curriculum parameter, random policy, outcome and optional cold start).
 
 :class:`SelfPlayTrainer` keeps both learners (pursuer = row 0, evader = row 1) in its state:
 parameters, optimiser states, extension states and reward normalisers stacked on a leading
 ``[2]`` axis. ``update(state)`` is one PPO update of the *active* learner, done by
 :meth:`rljax.ppo.PPO.update` on the role-parametric
-:class:`~environments.pursuit_selfplay.SelfPlayView` (the learner's row is gathered by
+:class:`~rljax.selfplay.view.SelfPlayView` (the learner's row is gathered by
 role, updated, scattered back), followed by the protocol's bookkeeping:
 
 * the health monitor (:mod:`rljax.selfplay.health`): rolling snapshots of parameters and
@@ -21,8 +23,8 @@ index and the view takes the role as a traced number. Rare events run as masked 
 writes (pool, ring, milestones). The expensive rare work (evaluation, Fisher rollout, the
 environment reset of a new stage) runs under ``lax.cond`` on a predicate reduced over the
 member axis (:func:`rljax.envs.vec_env.any_member`): it runs when any member needs it and
-the others discard the result. The cold start (S0, navigation) goes through the same PPO
-update: :class:`~environments.pursuit_selfplay.ProtocolEnv` steps the navigation task
+the others discard the result. The cold start (S0, e.g. navigation) goes through the same PPO
+update: :class:`~rljax.selfplay.stages.ProtocolEnv` steps the game's cold-start task
 instead of the arena while the member is in S0 (every member is in S0 at the same updates,
 so that choice stays a real conditional too).
 
@@ -42,19 +44,6 @@ import numpy as np
 from flax import struct
 from jax.flatten_util import ravel_pytree
 
-from environments.navigation import Navigation, NavigationParams
-from environments.pursuit_evasion import EVADER, PURSUER, PursuitEvasion, PursuitParams
-from environments.pursuit_selfplay import (
-    ProtocolEnv,
-    ProtocolEnvParams,
-    SelfPlayView,
-    SelfPlayViewParams,
-    head_to_head,
-    make_lane_sampler,
-    ne_gap,
-    network_act,
-    protocol_sampler,
-)
 from rljax.algorithm import Algorithm, tree_all_finite
 from rljax.distributions import make_distribution
 from rljax.envs.vec_env import VecEnv, any_member
@@ -62,6 +51,10 @@ from rljax.errors import ConfigError
 from rljax.extensions import Extension
 from rljax.normalize import RewardNormalizer, RunningMeanStd
 from rljax.ppo import NUMERIC_FIELDS, PPO, HParams, PPOConfig, TrainState, make_optimizer
+from rljax.selfplay.evaluation import head_to_head, ne_gap, network_act
+from rljax.selfplay.game import TwoPlayerGame
+from rljax.selfplay.stages import ProtocolEnv, StageParams, protocol_sampler
+from rljax.selfplay.view import SelfPlayView, make_lane_sampler, selfplay_view_params
 from rljax.selfplay.curriculum import (
     CurriculumConfig,
     CurriculumState,
@@ -87,6 +80,8 @@ from rljax.selfplay.pool import RANDOM, Pool, Ring, pool_init, pool_insert, pool
 from rljax.selfplay.protocol import (
     COLD,
     DONE,
+    EVADER,
+    PURSUER,
     PHASE,
     WARM,
     ProtocolConfig,
@@ -146,11 +141,12 @@ class SelfPlayConfig:
 
 @struct.dataclass
 class SelfPlayTask:
-    """A member's task (the runner's variant): the arena and the cold-start navigation
-    params. The curriculum overrides the arena's start distances and obstacle count."""
+    """A member's task (the runner's variant): the game's params and the cold-start task's
+    (``()`` without a cold start). The curriculum writes its task into ``env``
+    (:meth:`~rljax.selfplay.game.TwoPlayerGame.curriculum_params`)."""
 
-    arena: PursuitParams
-    nav: NavigationParams
+    env: Any
+    cold: Any = ()
 
 
 @struct.dataclass
@@ -186,7 +182,7 @@ class SelfPlayState:
     eval_key: Array
     hparams: HParams
     task: SelfPlayTask
-    env_params: ProtocolEnvParams  # base params of the current stage
+    env_params: StageParams  # base params of the current stage
     protocol: ProtocolState
     curriculum: CurriculumState
     window: CaptureWindow
@@ -206,6 +202,7 @@ class SelfPlayState:
 class SelfPlayTrainer(Algorithm):
     """AMS-DRL behind :class:`~rljax.algorithm.Algorithm` (see the module docstring).
 
+    ``game``: the two-player game (:class:`~rljax.selfplay.game.TwoPlayerGame`).
     ``network``: the policy of both roles (``obs -> (policy_out, value)``).
     ``evader_extensions``: PPO extensions wrapped in :class:`EvaderOnly` (e.g. RND): their
     states live in both rows and act only while the evader trains a phase.
@@ -214,7 +211,7 @@ class SelfPlayTrainer(Algorithm):
     neither).
     """
 
-    env: PursuitEvasion
+    game: TwoPlayerGame
     network: nn.Module
     ppo: PPOConfig
     protocol_cfg: ProtocolConfig = field(default_factory=ProtocolConfig)
@@ -235,9 +232,14 @@ class SelfPlayTrainer(Algorithm):
             raise ConfigError("ppo.normalize_obs is not supported by self-play (the policy scales its inputs)")
         if (self.ewc is None) != (self.fisher is None):
             raise ConfigError("self-play: EWC needs both the extension and its Fisher function")
-        if self.protocol_cfg.cold_start_timesteps > 0 and not self.env.partial:
-            raise ConfigError("protocol.cold_start_timesteps must be 0 with env.observation=full "
-                              "(the navigation cold start trains the partial-observation policy)")
+        self.game.validate(self.protocol_cfg)
+        if self.protocol_cfg.cold_start_timesteps > 0 and self.game.cold_env() is None:
+            raise ConfigError("protocol.cold_start_timesteps must be 0: this game has no cold-start task")
+
+    @property
+    def env(self):
+        """The game's two-player environment."""
+        return self.game.env
 
     # -- static facts ----------------------------------------------------------------------
     @property
@@ -266,7 +268,7 @@ class SelfPlayTrainer(Algorithm):
 
     @property
     def view(self) -> SelfPlayView:
-        return SelfPlayView(self.env, self.policy_apply, self.num_lanes)
+        return SelfPlayView(self.game, self.policy_apply, self.num_lanes)
 
     @property
     def extensions(self) -> tuple[Extension, ...]:
@@ -274,7 +276,7 @@ class SelfPlayTrainer(Algorithm):
 
     @property
     def protocol_env(self) -> ProtocolEnv:
-        return ProtocolEnv(self.view, Navigation(self.env) if self.has_cold_start else None)
+        return ProtocolEnv(self.view, self.has_cold_start)
 
     @property
     def has_cold_start(self) -> bool:
@@ -306,14 +308,14 @@ class SelfPlayTrainer(Algorithm):
         return ravel, unravel_p, ravel, unravel_s
 
     def space(self, task: SelfPlayTask):
-        return self.env.action_space(task.arena, PURSUER)
+        return self.env.action_space(task.env, PURSUER)
 
     # -- per member --------------------------------------------------------------------------
     def hparams(self, variant: SelfPlayTask, **overrides: Any) -> HParams:
         return HParams.from_config(self.ppo, 1, **overrides)
 
     def eval_steps(self, variant: SelfPlayTask) -> int:
-        return self.env.max_steps(variant.arena)
+        return self.env.max_steps(variant.env)
 
     def update_count(self, state: SelfPlayState) -> Array:
         return state.update
@@ -326,13 +328,12 @@ class SelfPlayTrainer(Algorithm):
     def observation(self, state: SelfPlayState) -> Array:
         return state.obs
 
-    def task_arena(self, task: SelfPlayTask, cur: CurriculumState) -> PursuitParams:
-        """The arena at the curriculum's current task."""
-        a = task.arena
+    def task_params(self, task: SelfPlayTask, cur: CurriculumState) -> Any:
+        """The game's params at the curriculum's current task."""
         lo, hi, n = curriculum_task(self.curriculum_cfg, cur)
         if self.curriculum_cfg.kind == "none":
-            return a
-        return a.replace(min_init_d=lo, max_init_d=hi, n_obstacles=jnp.minimum(n, self.env.max_obstacles))
+            return task.env
+        return self.game.curriculum_params(task.env, lo, hi, n)
 
     def init_state(self, key: Array, variant: SelfPlayTask, hparams: HParams) -> SelfPlayState:
         k_p, k_e, k_ext, k_env, k_eval, k_lanes, key = jax.random.split(key, 7)
@@ -347,11 +348,11 @@ class SelfPlayTrainer(Algorithm):
         ravel_p, _, ravel_s, _ = self.codec()
         snap0 = ravel_s({"params": rows[0], "opt_state": opt.init(rows[0])})
         cur = curriculum_init(self.curriculum_cfg)
-        arena = self.task_arena(variant, cur)
+        arena = self.task_params(variant, cur)
         b = self.steps_per_update
-        first_len = updates_for(phase_timesteps(self.protocol_cfg, jnp.asarray(1), jnp.asarray(PURSUER), arena.n_obstacles), b)
+        first_len = updates_for(phase_timesteps(self.protocol_cfg, jnp.asarray(1), jnp.asarray(PURSUER), self.game.obstacles(arena)), b)
         ps = protocol_init(self.protocol_cfg, b, first_len)
-        task = variant.replace(nav=variant.nav.replace(arena=arena))  # S0 navigates at the first task
+        task = variant.replace(cold=self.game.cold_params(variant.cold, arena))  # S0 runs at the first task
         pool = stack([pool_init(ravel_p(rows[0]), self.selfplay_cfg.pool_size)] * ROWS)
         lanes, use_pool = self._draw_lanes(k_lanes, pool, ps)
         env_params = self._stage_params(ps, cur, arena, task)
@@ -383,21 +384,21 @@ class SelfPlayTrainer(Algorithm):
         return VecEnv(self._env(role, cold), self.ppo.num_envs, protocol_sampler(self.num_lanes),
                       member_axis=self.member_axis, reset_branch=self.reset_branch)
 
-    def _stage_params(self, ps: ProtocolState, cur: CurriculumState, arena: PursuitParams,
-                      task: SelfPlayTask) -> ProtocolEnvParams:
-        """Base view params of a stage: the task's arena, and mixed-level replay in phases
-        (``max(1, floor(ratio n_envs))`` of ``n_envs`` episodes in expectation)."""
+    def _stage_params(self, ps: ProtocolState, cur: CurriculumState, arena: Any, task: SelfPlayTask) -> StageParams:
+        """Base view params of a stage: the task's game params, and mixed-level replay in phases
+        (``max(1, floor(ratio n_envs))`` of ``n_envs`` episodes in expectation) at the previous
+        task's start distances."""
         n = self.ppo.num_envs
         ratio = self.selfplay_cfg.mixed_level_ratio
         share = max(1, int(n * ratio)) / n if ratio > 0 else 0.0
         mixed = (ps.stage == PHASE) & mixed_level_active(self.curriculum_cfg, cur)
-        lo, hi = previous_distances(self.curriculum_cfg, cur)
-        if self.curriculum_cfg.kind == "none":
-            lo, hi = arena.min_init_d, arena.max_init_d
-        view = SelfPlayViewParams(arena=arena, lane=jnp.zeros((), jnp.int32),
-                                  mixed_prob=jnp.where(mixed, share, 0.0).astype(jnp.float32),
-                                  prev_min_init_d=jnp.asarray(lo, jnp.float32), prev_max_init_d=jnp.asarray(hi, jnp.float32))
-        return ProtocolEnvParams(view=view, nav=task.nav)
+        prev = arena
+        if self.curriculum_cfg.kind != "none":
+            lo, hi = previous_distances(self.curriculum_cfg, cur)
+            n = curriculum_task(self.curriculum_cfg, cur)[2]
+            prev = self.game.curriculum_params(arena, jnp.asarray(lo, jnp.float32), jnp.asarray(hi, jnp.float32), n)
+        view = selfplay_view_params(arena, jnp.where(mixed, share, 0.0).astype(jnp.float32), prev)
+        return StageParams(view=view, cold=task.cold)
 
     def _draw_lanes(self, key: Array, pool: Pool, ps: ProtocolState) -> tuple[Array, Array]:
         """This stage's opponent lanes: uniform over the opponent's pool plus the random
@@ -497,7 +498,7 @@ class SelfPlayTrainer(Algorithm):
         evaluate_now = seg_end & ((ps.stage == PHASE) | (ps.stage == COLD))
         phase_end = seg_end & (ps.stage == PHASE)
         cold_end = seg_end & (ps.stage == COLD)
-        arena = self.task_arena(s.task, s.curriculum)
+        arena = self.task_params(s.task, s.curriculum)
         ev_key = jax.random.fold_in(s.eval_key, s.evaluation.count)
         res = jax.lax.cond(any_member(evaluate_now, self.member_axis), self._evaluate_rates, self._no_rates,
                            params, arena, ev_key)
@@ -533,8 +534,8 @@ class SelfPlayTrainer(Algorithm):
         params = write_slot(params, EVADER, unravel_p(milestone[EVADER]), warm)
 
         # -- the next stage -------------------------------------------------------------------------
-        new_arena = self.task_arena(s.task, cur)
-        phase_len = updates_for(phase_timesteps(self.protocol_cfg, ps_next.phase, ps_next.role, new_arena.n_obstacles), b)
+        new_arena = self.task_params(s.task, cur)
+        phase_len = updates_for(phase_timesteps(self.protocol_cfg, ps_next.phase, ps_next.role, self.game.obstacles(new_arena)), b)
         warm_len = updates_for(self.protocol_cfg.warm_start_timesteps, b)
         ps_next = ps_next.replace(length=jnp.where(ps_next.stage == WARM, warm_len, phase_len).astype(jnp.int32))
         ps_cont = ps.replace(step=ps.step + live.astype(jnp.int32))
@@ -565,8 +566,8 @@ class SelfPlayTrainer(Algorithm):
         metrics = dict(metrics)
         metrics.update({
             "active": f(live), "stage": f(ps.stage), "phase": f(ps.phase), "role": f(role), "phase_end": f(phase_end),
-            "level": f(display_level(self.curriculum_cfg, cur)), "max_init_d": f(new_arena.max_init_d),
-            "min_init_d": f(new_arena.min_init_d), "n_obstacles": f(new_arena.n_obstacles),
+            "level": f(display_level(self.curriculum_cfg, cur)),
+            **{k: f(v) for k, v in self.game.task_metrics(new_arena).items()},
             "eval_capture_rate": evaluation.capture_rate, "eval_escape_rate": evaluation.escape_rate,
             "eval_ne_gap": evaluation.ne_gap, "eval_length": evaluation.length, "eval_phase": f(evaluation.phase),
             "advanced": f(advanced), "regressed": f(regressed), "converged": f(new_ps.converged), "done": f(new_ps.stage == DONE),
@@ -585,42 +586,41 @@ class SelfPlayTrainer(Algorithm):
         return jnp.sum(dist.entropy()[0])
 
     # -- evaluation -----------------------------------------------------------------------------
-    def head_to_head(self, params: Any, arena: PursuitParams, keys: Array, max_steps: int) -> dict[str, Array]:
+    def head_to_head(self, params: Any, arena: Any, keys: Array, max_steps: int) -> dict[str, Array]:
         """Episodes of pursuer ``params[0]`` vs evader ``params[1]`` (deterministic unless
         ``selfplay.eval_stochastic``)."""
         space = self.env.action_space(arena, PURSUER)
         det = not self.selfplay_cfg.eval_stochastic
-        return head_to_head(self.env, arena, keys, max_steps,
+        return head_to_head(self.game, arena, keys, max_steps,
                             network_act(self.policy_apply, space, row_of(params, PURSUER), deterministic=det),
                             network_act(self.policy_apply, space, row_of(params, EVADER), deterministic=det),
                             chunk=self.selfplay_cfg.eval_chunk)
 
-    def _evaluate_rates(self, params: Any, arena: PursuitParams, key: Array) -> dict[str, Array]:
+    def _evaluate_rates(self, params: Any, arena: Any, key: Array) -> dict[str, Array]:
         keys = jax.random.split(key, self.selfplay_cfg.eval_episodes)
         r = self.head_to_head(params, arena, keys, self.env.max_steps(arena))
         return {"capture_rate": r["captured"].mean(), "escape_rate": r["escaped"].mean(),
                 "length": r["length"].astype(jnp.float32).mean()}
 
-    def _no_rates(self, params: Any, arena: PursuitParams, key: Array) -> dict[str, Array]:
+    def _no_rates(self, params: Any, arena: Any, key: Array) -> dict[str, Array]:
         nan = jnp.full((), jnp.nan, jnp.float32)
         return {"capture_rate": nan, "escape_rate": nan, "length": nan}
 
     def evaluation(self, state: SelfPlayState, keys: Array, max_steps: int) -> dict[str, Array]:
         """Head-to-head at the current task; ``return`` is the pursuer's episode return."""
-        r = self.head_to_head(state.params, self.task_arena(state.task, state.curriculum), keys, max_steps)
+        r = self.head_to_head(state.params, self.task_params(state.task, state.curriculum), keys, max_steps)
         return {"return": r["return"], "captured": r["captured"], "escaped": r["escaped"],
                 "length": r["length"].astype(jnp.float32)}
 
     # -- EWC's Fisher ---------------------------------------------------------------------------
-    def _fisher(self, params: Any, arena: PursuitParams, key: Array) -> Any:
+    def _fisher(self, params: Any, arena: Any, key: Array) -> Any:
         """EWC's diagonal Fisher from ``ewc_samples`` observations of the stochastic evader
         against the random pursuer at ``arena`` (reference ``_ewc_snapshot_evader``)."""
         cfg = self.selfplay_cfg
         n = min(cfg.ewc_samples, self.ppo.num_envs)
         steps = -(-cfg.ewc_samples // n)
         venv = VecEnv(self.view.bind(EVADER), n, make_lane_sampler(1))
-        base = SelfPlayViewParams(arena=arena, lane=jnp.zeros((), jnp.int32), mixed_prob=jnp.zeros(()),
-                                  prev_min_init_d=arena.min_init_d, prev_max_init_d=arena.max_init_d)
+        base = selfplay_view_params(arena)
         space = self.env.action_space(arena, EVADER)
         k_reset, k_run, k_fisher = jax.random.split(key, 3)
         obs, vs = venv.reset(k_reset, base)
@@ -636,7 +636,7 @@ class SelfPlayTrainer(Algorithm):
         seen = seen.reshape((-1,) + seen.shape[2:])[: cfg.ewc_samples]
         return self.fisher(self.policy_apply, space, params, seen, k_fisher)
 
-    def _no_fisher(self, params: Any, arena: PursuitParams, key: Array) -> Any:
+    def _no_fisher(self, params: Any, arena: Any, key: Array) -> Any:
         return jax.tree.map(jnp.zeros_like, jax.eval_shape(self._fisher, params, arena, key))
 
     # -- divergence ------------------------------------------------------------------------------

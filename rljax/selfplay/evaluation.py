@@ -1,0 +1,91 @@
+"""Head-to-head evaluation of two policies in a two-player game, and the NE gap.
+
+Policies are batched act functions ``act(keys[E], obs[E, D]) -> action[E, A]`` (one key per
+episode): a network (:func:`network_act`) or the game's random policy (:func:`random_batch_act`).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+from rljax.distributions import make_distribution
+from rljax.selfplay.game import TwoPlayerGame
+
+Array = jax.Array
+PolicyApply = Callable[[Any, Array], Any]
+BatchAct = Callable[[Array, Array], Array]
+PURSUER, EVADER = 0, 1
+
+
+def network_act(policy_apply: PolicyApply, space: Any, params: Any, deterministic: bool = True) -> BatchAct:
+    """``act(keys[E], obs[E, D]) -> action[E, A]`` of a policy network (greedy, or sampled with
+    each episode's own key)."""
+
+    def act(keys: Array, obs: Array) -> Array:
+        if deterministic:
+            return make_distribution(space, policy_apply(params, obs)).mode()
+        return jax.vmap(lambda k, o: make_distribution(space, policy_apply(params, o[None])).sample(k)[0])(keys, obs)
+
+    return act
+
+
+def random_batch_act(game: TwoPlayerGame, params: Any, role: int) -> BatchAct:
+    """The game's uniform random policy of ``role`` as a batched act function."""
+
+    def act(keys: Array, obs: Array) -> Array:
+        return jax.vmap(lambda k: game.random_action(k, params, role))(keys)
+
+    return act
+
+
+def head_to_head(game: TwoPlayerGame, params: Any, keys: Array, max_steps: int, pursuer_act: BatchAct,
+                 evader_act: BatchAct, chunk: int = 100) -> dict[str, Array]:
+    """``E = len(keys)`` episodes of two policies in ``game.env`` at ``params``, one per key, at
+    most ``max_steps`` steps each (and the game's own limit).
+
+    Steps run in chunks of ``chunk`` inside a ``while_loop`` that stops once every episode has
+    ended (captures end episodes early; evaluations of short tasks finish fast). Per-step keys
+    are ``fold_in(run key, t)`` (``reset key, run key = split(episode key)``), so results do not
+    depend on ``chunk``. Returns per-episode ``captured`` and ``escaped`` (the game's
+    :meth:`~rljax.selfplay.game.TwoPlayerGame.outcome`, 1.0/0.0; an episode cut by
+    ``max_steps`` below the game's limit is neither), ``length`` and the pursuer's ``return``.
+    """
+    env = game.env
+    e = keys.shape[0]
+    reset_keys, keys = jnp.moveaxis(jax.vmap(jax.random.split)(keys), 1, 0)
+    obs, state = jax.vmap(env.reset, in_axes=(0, None))(reset_keys, params)
+    zeros = jnp.zeros((e,), jnp.float32)
+
+    def one_step(carry, _):
+        obs, state, alive, t, cap, esc, length, ret = carry
+        k_p, k_e, k_env = jnp.moveaxis(jax.vmap(lambda k: jax.random.split(jax.random.fold_in(k, t), 3))(keys), 1, 0)
+        a_p = pursuer_act(k_p, obs[:, PURSUER])
+        a_e = evader_act(k_e, obs[:, EVADER])
+        actions = jnp.stack([a_p, a_e], axis=1)
+        new_obs, new_state, rewards, term, trunc, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(k_env, state, actions, params)
+        won_p, won_e = game.outcome(term, trunc, info)
+        live = alive.astype(jnp.float32)
+        cap = cap + live * won_p
+        esc = esc + live * won_e
+        ret = ret + live * rewards[:, PURSUER]
+        length = length + alive.astype(jnp.int32)
+        alive = alive & ~(term | trunc) & (t + 1 < max_steps)
+        keep = lambda a, b: jnp.where(alive.reshape((-1,) + (1,) * (a.ndim - 1)), a, b)  # noqa: E731
+        return (keep(new_obs, obs), jax.tree.map(keep, new_state, state), alive, t + 1, cap, esc, length, ret), None
+
+    def body(carry):
+        return jax.lax.scan(one_step, carry, None, length=chunk)[0]
+
+    def cond(carry):
+        return jnp.any(carry[2]) & (carry[3] < max_steps)
+
+    init = (obs, state, jnp.ones((e,), bool), jnp.zeros((), jnp.int32), zeros, zeros, jnp.zeros((e,), jnp.int32), zeros)
+    _, _, _, _, cap, esc, length, ret = jax.lax.while_loop(cond, body, init)
+    return {"captured": cap, "escaped": esc, "length": length, "return": ret}
+
+
+def ne_gap(capture_rate: Array, escape_rate: Array) -> Array:
+    """``|SR_P - SR_E|``; with every episode a capture or a timeout, ``|2 SR_P - 1|``."""
+    return jnp.abs(capture_rate - escape_rate)

@@ -1,0 +1,149 @@
+"""A two-player game as self-play's learner sees it: one learner whose role is a traced value,
+opponents in a few shared "lanes", and per-episode opponent and curriculum draws.
+
+**Why a role-parametric view.** Under the runner's member vmap every seed has its own phase
+schedule, so at a given update one seed trains its pursuer while another trains its evader. A
+``lax.cond`` on the role would become a select that runs both learners' updates.
+:class:`SelfPlayView` instead takes the role as a (traced) number bound to the view (the
+:class:`~rljax.envs.multi_agent.AgentView`'s learner): the learner's observation is
+``obs[role]``, the opponent's ``obs[1 - role]``, the reward ``rewards[role]``; both roles have the
+same observation and action shapes, so ONE PPO update serves either role.
+
+**Why lanes.** The reference gives each of its 4 sub-environments an opponent sampled from the
+pool (plus a "random policy" sentinel) for the whole phase. Gathering a different network per
+environment instance at every step is slow on CPU (a batched mat-vec with per-instance weights:
+6x slower than one shared matmul at 32 instances). Here a phase draws ``num_lanes`` opponents
+(pool members or the random policy), each lane's network runs as one matmul over all instances
+(weights shared, not gathered), and every instance draws its lane per episode
+(``SelfPlayViewParams.lane``, redrawn at reset by :func:`make_lane_sampler`). Per episode the
+opponent is uniform over the lanes; lanes are uniform over the pool plus the random policy, so
+per episode the opponent is uniform over the pool plus the random policy, as the reference's
+per-sub-env draw.
+
+**Mixed-level replay** is a per-episode draw too: with probability ``mixed_prob`` an episode
+runs at the previous curriculum task (``prev_env``); the reference fixes ``max(1, floor(0.2
+n_envs))`` of its 4 sub-environments there for the phase (the same share in expectation).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from rljax.distributions import make_distribution
+from rljax.envs.multi_agent import AgentView
+from rljax.selfplay.game import TwoPlayerGame
+
+Array = jax.Array
+PolicyApply = Callable[[Any, Array], Any]  # (params, obs[B, D]) -> policy output for make_distribution
+PURSUER = 0
+
+
+@struct.dataclass
+class SelfPlayViewParams:
+    """Per-instance params of :class:`SelfPlayView`: this episode's game params and opponent
+    lane, and what the per-episode sampler draws them from."""
+
+    env: Any  # this episode's game params
+    prev_env: Any  # the previous curriculum task's params (mixed-level replay)
+    lane: Array  # int32 in [0, num_lanes): this episode's opponent lane
+    mixed_prob: Array  # probability that an episode runs at the previous curriculum task
+
+
+def selfplay_view_params(env: Any, mixed_prob: float | Array = 0.0, prev_env: Any = None) -> SelfPlayViewParams:
+    """Base params (``ValueError`` naming a bad ``mixed_prob``); ``prev_env`` defaults to ``env``."""
+    if isinstance(mixed_prob, (int, float)) and not 0.0 <= mixed_prob <= 1.0:
+        raise ValueError(f"self-play view params: mixed_prob={mixed_prob!r} is invalid: must be in [0, 1]")
+    return SelfPlayViewParams(env=env, prev_env=env if prev_env is None else prev_env, lane=jnp.zeros((), jnp.int32),
+                              mixed_prob=jnp.asarray(mixed_prob, jnp.float32))
+
+
+def make_lane_sampler(num_lanes: int) -> Callable[[Array, SelfPlayViewParams], SelfPlayViewParams]:
+    """``param_sampler(key, base) -> params`` for ``VecEnv``/PPO: at every reset an instance
+    draws its opponent lane uniformly from ``num_lanes`` and, with probability
+    ``base.mixed_prob``, the previous curriculum task."""
+    if not isinstance(num_lanes, int) or num_lanes < 1:
+        raise ValueError(f"num_lanes={num_lanes!r} is invalid: must be an integer >= 1")
+
+    def sampler(key: Array, base: SelfPlayViewParams) -> SelfPlayViewParams:
+        k_lane, k_mix = jax.random.split(key)
+        lane = jax.random.randint(k_lane, (), 0, num_lanes).astype(jnp.int32)
+        mixed = jax.random.uniform(k_mix) < base.mixed_prob
+        env = jax.tree.map(lambda p, c: jnp.where(mixed, p, c), base.prev_env, base.env)
+        return base.replace(env=env, lane=lane)
+
+    return sampler
+
+
+def _lane_count(lane_params: Any) -> int:
+    return int(jax.tree.leaves(lane_params)[0].shape[0])
+
+
+class SelfPlayView(AgentView):
+    """``game.env`` seen by the learner of role ``role`` (0 pursuer, 1 evader; may be traced).
+
+    The opponent acts from lane ``params.lane``: the policy network ``policy_apply`` with lane
+    parameters ``lane_params`` (leaves ``[num_lanes, ...]``), sampled stochastically as the
+    reference's frozen opponents, or the game's uniform random policy where
+    ``lane_random[lane]``. Without bound lanes the opponent is the random policy. ``info`` is
+    the game's plus ``tag = lane + 1`` (0 when the episode's opponent is the random policy).
+    """
+
+    def __init__(self, game: TwoPlayerGame, policy_apply: PolicyApply | None = None, num_lanes: int = 1,
+                 role: Any = PURSUER, lane_params: Any = None, lane_random: Any = None):
+        if not isinstance(num_lanes, int) or num_lanes < 1:
+            raise ValueError(f"num_lanes={num_lanes!r} is invalid: must be an integer >= 1")
+        if lane_params is not None:
+            if policy_apply is None:
+                raise ValueError("policy_apply is required when lane_params are bound")
+            if _lane_count(lane_params) != num_lanes:
+                raise ValueError(f"lane_params have {_lane_count(lane_params)} lanes, the view {num_lanes}")
+        self.game = game
+        self.policy_apply = policy_apply
+        self.num_lanes = num_lanes
+        self.role = role
+        self.lane_params = lane_params
+        if lane_random is None:  # without bound networks every lane is the random policy
+            lane_random = jnp.full((num_lanes,), lane_params is None)
+        self.lane_random = lane_random
+        super().__init__(game.env, role, self.lane_policy, split_params=lambda p: (p.env, p),
+                         default_params=lambda: selfplay_view_params(game.env.default_params()),
+                         tag=self._tag, name=f"{game.env.name}_selfplay_view")
+
+    def bind(self, role: Any, lane_params: Any = None, lane_random: Any = None) -> "SelfPlayView":
+        """The same view for learner ``role`` against the given lanes (cheap: call inside the
+        compiled update with values from the train state). ``lane_random[num_lanes]`` (bool)
+        marks lanes played by the random policy (default: none)."""
+        return SelfPlayView(self.game, self.policy_apply, self.num_lanes, role, lane_params, lane_random)
+
+    def action_space(self, params: SelfPlayViewParams):
+        # Both roles act in one action shape; the pursuer's space fixes it for the policy.
+        return self.env.action_space(params.env, PURSUER)
+
+    def _tag(self, params: SelfPlayViewParams) -> Array:
+        lane = jnp.clip(params.lane, 0, self.num_lanes - 1)
+        return jnp.where(self.lane_random[lane], 0, lane + 1)
+
+    def opponent_action(self, key: Array, state: Any, params: SelfPlayViewParams) -> Array:
+        """The opponent's action in ``state`` (its lane's policy, or random)."""
+        k_pol, k_rand = jax.random.split(key)
+        opp = 1 - jnp.asarray(self.role)
+        rand = self.game.random_action(k_rand, params.env, opp)
+        if self.lane_params is None:
+            return rand
+        obs_opp = self.env.observe_agent(state, params.env, opp)
+        lane = jnp.clip(params.lane, 0, self.num_lanes - 1)
+        # Every lane's network on this instance's observation: under VecEnv's vmap the lane
+        # weights are shared by all instances, so each lane is one matmul over the batch.
+        outs = jax.vmap(lambda p: self.policy_apply(p, obs_opp[None]))(self.lane_params)
+        pi = jax.tree.map(lambda x: x[lane, 0], outs)
+        act = make_distribution(self.action_space(params), pi).sample(k_pol)
+        return jnp.where(self.lane_random[lane], rand, jnp.asarray(act, rand.dtype).reshape(rand.shape))
+
+    def lane_policy(self, params: SelfPlayViewParams, key: Array, state: Any, env_params: Any) -> tuple[Array, Any]:
+        """The view's others-policy: both rows hold the opponent's action (the view writes the
+        learner's)."""
+        opp = self.opponent_action(key, state, params)
+        return jnp.stack([opp, opp]), state
