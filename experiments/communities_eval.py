@@ -72,7 +72,7 @@ def play_run(runner: Any, state: Any, keys: jax.Array, communities: np.ndarray, 
     """Every member's ego episodes ``[M, K]`` and the baseline episodes ``[K]`` (episode sums),
     one compiled program each. ``loop``: members one after another (``"map"``, cheaper for
     convolutions on CPU) or batched (``"vmap"``)."""
-    from experiments.communities import community_params, play_episode
+    from experiments.communities_episodes import community_params, play_episode
 
     trainer = runner.algorithm
     env = trainer.env
@@ -239,7 +239,7 @@ def evaluate_runs(run_dirs: Sequence[str], episodes: int = 20, episode_length: i
     printed ``table`` text)."""
     from rljax.runner import find_run_dir, load_run
 
-    from experiments.communities import baseline_metrics, episode_metrics
+    from experiments.communities_episodes import baseline_metrics, episode_metrics
 
     keys, communities = episode_keys(seed, episodes)
     members, episode_gaps, per_episode = [], {}, {}

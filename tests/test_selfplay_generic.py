@@ -144,32 +144,3 @@ def test_a_second_game_trains_through_the_generic_self_play_trainer():
 
     before, after = capture_rate(row_of(s0.params, PURSUER)), capture_rate(row_of(s.params, PURSUER))
     assert after >= 0.95 and after - before >= 0.25, (before, after)
-
-
-def _imports(path):
-    import ast
-
-    tree = ast.parse(open(path).read())
-    for node in ast.walk(tree):  # function-local imports included
-        if isinstance(node, ast.Import):
-            yield from (a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0:
-            yield node.module
-
-
-def test_layers_selfplay_knows_no_environment_and_environments_hold_no_training_code():
-    import glob
-    import os
-
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    bad = []
-    for pattern in ("rljax/selfplay/*.py", "rljax/envs/*.py"):
-        for f in glob.glob(os.path.join(root, pattern)):
-            bad += [(f, m) for m in _imports(f) if m.split(".")[0] in ("environments", "experiments")]
-    for f in glob.glob(os.path.join(root, "environments/*.py")):
-        bad += [(f, m) for m in _imports(f) if m.split(".")[0] == "experiments"
-                or (m.split(".")[0] == "rljax" and not m.startswith(("rljax.envs", "rljax.errors")))]
-    # the world does not import its residents (the former harvest <-> harvest_residents cycle)
-    bad += [("environments/harvest.py", m) for m in _imports(os.path.join(root, "environments/harvest.py"))
-            if m.startswith("environments.harvest_")]
-    assert not bad, bad
