@@ -215,4 +215,5 @@ def fov_reading(
 def nearest_surface_distance(pos: Array, obstacles: Array, mask: Array) -> Array:
     """``min_i max(|pos - c_i| - r_i, 0)`` over valid circles; ``inf`` when there are none."""
     d = jnp.sqrt(jnp.sum((obstacles[:, :2] - pos[None, :]) ** 2, axis=-1)) - obstacles[:, 2]
-    return jnp.min(jnp.where(mask, jnp.maximum(d, 0.0), jnp.inf))
+    # ``initial``: an arena built with ``max_obstacles=0`` has M = 0 (an empty reduction).
+    return jnp.min(jnp.where(mask, jnp.maximum(d, 0.0), jnp.inf), initial=jnp.inf)

@@ -234,3 +234,36 @@ def test_nearest_surface_distance():
     assert inside == 0.0
     none = float(jax.jit(nearest_surface_distance)(jnp.zeros(2), ob, jnp.zeros(M, bool)))
     assert math.isinf(none)
+
+
+# --------------------------------------------------------------------------------------------
+# An arena built without obstacle slots (max_obstacles=0: every obstacle reduction is empty)
+# --------------------------------------------------------------------------------------------
+def test_nearest_surface_distance_without_obstacle_slots_is_inf():
+    none = float(jax.jit(nearest_surface_distance)(jnp.zeros(2), jnp.zeros((0, 3)), jnp.zeros((0,), bool)))
+    assert math.isinf(none)
+
+
+@pytest.mark.parametrize("observation", ["partial", "full"])
+def test_arena_without_obstacle_slots_steps_and_reads_the_walls_exactly(observation):
+    """A step of a ``max_obstacles=0`` arena (it crashed on the empty min): standing still at the
+    centre facing +x, the pursuer's noiseless lidar reads the walls' analytic distances and its
+    FOV the evader 3 m ahead; rewards and observations are finite."""
+    from environments.pursuit_evasion import PursuitEvasion, pursuit_params
+
+    env = PursuitEvasion(observation=observation, max_obstacles=0, n_rays=R, history=2)
+    params = pursuit_params(max_obstacles=0, lidar_noise_std=0.0, lidar_range=20.0)
+    state = env.reset_state(jax.random.PRNGKey(0), params)
+    assert state.obstacles.shape == (0, 3)
+    state = state.replace(pose=jnp.asarray([[0.0, 0.0, 0.0], [3.0, 0.0, math.pi]], jnp.float32))
+    obs, state, rewards, terminated, truncated, _ = jax.jit(env.step)(
+        jax.random.PRNGKey(1), state, jnp.zeros((2, env.action_dim)), params)
+    assert obs.shape == (2, env.obs_dim)
+    assert bool(jnp.all(jnp.isfinite(obs))) and bool(jnp.all(jnp.isfinite(rewards)))
+    assert not bool(terminated) and not bool(truncated)
+    np.testing.assert_array_equal(np.asarray(state.pose[:, :2]), [[0.0, 0.0], [3.0, 0.0]])
+    if observation == "partial":
+        newest = np.asarray(obs[0]).reshape(2, -1)[-1]  # pursuer's newest frame
+        angles = np.linspace(-np.pi, np.pi, R, endpoint=False)
+        np.testing.assert_allclose(newest[7:], 10.0 / np.maximum(np.abs(np.cos(angles)), np.abs(np.sin(angles))), rtol=1e-5)
+        np.testing.assert_allclose(newest[5:7], [3.0, 0.0], atol=1e-6)  # d_opp, bearing
