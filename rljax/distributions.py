@@ -11,7 +11,7 @@ env-steps/s on this 2-core CPU); tests check ours against distrax's values.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -20,6 +20,10 @@ from flax import struct
 from rljax.envs.spaces import Box, Discrete, MultiDiscrete
 
 Array = jax.Array
+# A feedforward policy WITHOUT its value head: ``(params, obs[B, ...]) -> policy_out``, the input
+# of :func:`make_distribution`. What the self-play views, scripted evaluation and EWC's Fisher take;
+# from an actor-critic ``apply -> (policy_out, value)`` it is ``lambda p, o: apply(p, o)[0]``.
+PolicyApply = Callable[[Any, Array], Any]
 
 
 @struct.dataclass

@@ -102,13 +102,14 @@ def test_config_errors_name_the_field():
 # --------------------------------------------------------------------------------------------
 # EWC: the batch-level Fisher, against a hand-written loop
 # --------------------------------------------------------------------------------------------
+# Policies without a value head (fisher_diagonal's contract: PolicyApply).
 def linear_discrete(p, obs):
-    return obs @ p["w"] + p["b"], jnp.zeros(obs.shape[:1])
+    return obs @ p["w"] + p["b"]
 
 
 def linear_gaussian(p, obs):
     mean = obs @ p["w"] + p["b"]
-    return (mean, jnp.broadcast_to(p["log_std"], mean.shape)), jnp.zeros(obs.shape[:1])
+    return mean, jnp.broadcast_to(p["log_std"], mean.shape)
 
 
 def hand_fisher(log_prob, params, obs, actions, minibatch):
@@ -132,18 +133,18 @@ def test_fisher_diagonal_matches_a_minibatch_loop(kind):
         params = {"w": jax.random.normal(kw, (3, 4)), "b": 0.3 * jax.random.normal(kb, (4,))}
 
         def log_prob(p, o, a):
-            logits, _ = linear_discrete(p, o)
+            logits = linear_discrete(p, o)
             return jnp.take_along_axis(jax.nn.log_softmax(logits), a[:, None], axis=1)[:, 0]
     else:
         space, apply_fn = Box(-1.0, 1.0, (2,)), linear_gaussian
         params = {"w": jax.random.normal(kw, (3, 2)), "b": 0.3 * jax.random.normal(kb, (2,)), "log_std": jnp.array([-0.5, 0.2])}
 
         def log_prob(p, o, a):
-            (mean, log_std), _ = linear_gaussian(p, o)
+            mean, log_std = linear_gaussian(p, o)
             return jnp.sum(-0.5 * ((a - mean) / jnp.exp(log_std)) ** 2 - log_std - 0.5 * jnp.log(2 * jnp.pi), axis=-1)
 
     # The documented sampling rule: one draw for the whole batch with the given key.
-    actions = make_distribution(space, apply_fn(params, obs)[0]).sample(ka)
+    actions = make_distribution(space, apply_fn(params, obs)).sample(ka)
     got = jax.jit(lambda p, o, k: fisher_diagonal(apply_fn, space, p, o, k, minibatch=128))(params, obs, ka)
     tree_close(got, hand_fisher(log_prob, params, obs, actions, 128), rtol=1e-4, atol=1e-7)
 
@@ -151,6 +152,22 @@ def test_fisher_diagonal_matches_a_minibatch_loop(kind):
     per_sample = jax.vmap(jax.grad(lambda p, o, a: log_prob(p, o[None], a[None])[0]), (None, 0, 0))(params, obs, actions)
     per_sample = jax.tree.map(lambda g: jnp.mean(g**2, axis=0), per_sample)
     assert not np.allclose(np.asarray(got["w"]), np.asarray(per_sample["w"]), rtol=0.05)
+
+
+def test_fisher_diagonal_takes_the_policy_without_its_value_head():
+    """The contract (PolicyApply): an actor-critic's ``(policy_out, value)`` is refused with a
+    clear error while tracing; its policy head (the self-play trainer's ``policy_apply``) gives
+    the Fisher, for a Gaussian head too (a Box ``(mean, log_std)`` once lost its log_std here)."""
+    space = Box(-1.0, 1.0, (2,))
+    net = ActorCriticMLP(space, hidden=(8,))
+    obs = jax.random.normal(jax.random.PRNGKey(0), (16, 3))
+    params = net.init(jax.random.PRNGKey(1), obs)
+    with pytest.raises(TypeError, match="without its value head"):
+        fisher_diagonal(net.apply, space, params, obs, jax.random.PRNGKey(2), minibatch=8)
+    fisher = jax.jit(lambda p: fisher_diagonal(lambda q, o: net.apply(q, o)[0], space, p, obs, jax.random.PRNGKey(2), minibatch=8))(params)
+    assert jax.tree.structure(fisher) == jax.tree.structure(params)
+    log_std = [x for path, x in jax.tree_util.tree_leaves_with_path(fisher) if "log_std" in jax.tree_util.keystr(path)]
+    assert len(log_std) == 1 and bool(jnp.all(log_std[0] > 0)), "the log_std's Fisher is positive"
 
 
 # --------------------------------------------------------------------------------------------
@@ -166,7 +183,7 @@ EWC_TRAINER = PPO(ACTION_ENV, ActorCriticMLP(ACTION_ENV.action_space(ACTION_P), 
 def ewc_run(ts, active):
     """Snapshot (Fisher + anchor) at the initial parameters, active or not, then train."""
     space = ACTION_ENV.action_space(ACTION_P)
-    fisher = fisher_diagonal(EWC_TRAINER.apply, space, ts.params, FISHER_OBS, jax.random.PRNGKey(5))
+    fisher = fisher_diagonal(lambda p, o: EWC_TRAINER.apply(p, o)[0], space, ts.params, FISHER_OBS, jax.random.PRNGKey(5))
     snap = EWC.snapshot(ts.ext["ewc"], ts.params, fisher)
     state = jax.tree.map(lambda a, b: jnp.where(active, a, b), snap, ts.ext["ewc"])
     out, metrics = EWC_TRAINER.chunk(ts.replace(ext={"ewc": state}), CFG.num_updates)

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from rljax.distributions import make_distribution
+from rljax.distributions import PolicyApply, make_distribution
 from rljax.extensions import Extension
 
 Array = jax.Array
@@ -39,12 +39,17 @@ class EWCState:
     active: Array
 
 
-def fisher_diagonal(apply_fn: Callable, space: Any, params: Any, obs: Array, key: Array, minibatch: int = 128) -> Any:
+def fisher_diagonal(policy_apply: PolicyApply, space: Any, params: Any, obs: Array, key: Array, minibatch: int = 128) -> Any:
     """The batch-level diagonal Fisher approximation of the seed document.
 
+    ``policy_apply(params, obs) -> policy_out``: the policy WITHOUT its value head (the Fisher
+    is the policy's alone), exactly what :func:`~rljax.distributions.make_distribution` takes
+    (:data:`~rljax.distributions.PolicyApply`); from an actor-critic ``apply -> (policy_out,
+    value)`` pass ``lambda p, o: apply(p, o)[0]``. An actor-critic's ``(policy_out, value)``
+    tuple is rejected with a ``TypeError`` while tracing, never silently misread.
     ``obs[B, ...]``: observations as the network sees them (normalised if the trainer
     normalises). One action per observation is drawn from the current policy with ONE call
-    ``make_distribution(space, apply_fn(params, obs)[0]).sample(key)`` over the whole batch.
+    ``make_distribution(space, policy_apply(params, obs)).sample(key)`` over the whole batch.
     The batch is then cut, in order, into minibatches of ``minibatch`` (the last one shorter
     when ``B`` is not a multiple); for each, the gradient of the SUM of ``log pi(a|s)`` over the
     minibatch is squared; the squares are summed over minibatches and divided by ``B``.
@@ -59,11 +64,11 @@ def fisher_diagonal(apply_fn: Callable, space: Any, params: Any, obs: Array, key
     if obs.ndim < 1 or obs.shape[0] == 0:
         raise ValueError(f"fisher_diagonal: obs must have a non-empty leading batch axis, got shape {obs.shape}")
     batch = obs.shape[0]
-    actions = jax.lax.stop_gradient(make_distribution(space, apply_fn(params, obs)[0]).sample(key))
+    actions = jax.lax.stop_gradient(_distribution(policy_apply, space, params, obs).sample(key))
 
     def sq_grad(o: Array, a: Array) -> Any:
         def total_log_prob(p):
-            return jnp.sum(make_distribution(space, apply_fn(p, o)[0]).log_prob(a))
+            return jnp.sum(_distribution(policy_apply, space, p, o).log_prob(a))
 
         return jax.tree.map(jnp.square, jax.grad(total_log_prob)(params))
 
@@ -79,6 +84,19 @@ def fisher_diagonal(apply_fn: Callable, space: Any, params: Any, obs: Array, key
     if rest:
         acc = jax.tree.map(jnp.add, acc, sq_grad(obs[full * minibatch:], actions[full * minibatch:]))
     return jax.tree.map(lambda f: f / batch, acc)
+
+
+def _distribution(policy_apply: PolicyApply, space: Any, params: Any, obs: Array):
+    """``make_distribution(space, policy_apply(params, obs))``, refusing an actor-critic's output.
+
+    A ``(policy_out, value)`` pair is told apart by its second item: a value ``[B]`` is an array
+    of rank 1 with the batch's length, which no policy output of a batch is (logits and
+    Gaussian parameters are ``[B, n]``, a Box's ``(mean, log_std)`` both ``[B, d]``)."""
+    out = policy_apply(params, obs)
+    if isinstance(out, tuple) and len(out) == 2 and hasattr(out[1], "shape") and out[1].shape == obs.shape[:1]:
+        raise TypeError("fisher_diagonal: policy_apply returned (policy_out, value[B]); pass the policy without "
+                        "its value head, e.g. lambda p, o: apply(p, o)[0]")
+    return make_distribution(space, out)
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,10 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
-from rljax.distributions import make_distribution
+from rljax.distributions import PolicyApply, make_distribution
 from rljax.selfplay.game import TwoPlayerGame
 
 Array = jax.Array
-PolicyApply = Callable[[Any, Array], Any]
 BatchAct = Callable[[Array, Array], Array]
 PURSUER, EVADER = 0, 1
 

@@ -207,8 +207,10 @@ class SelfPlayTrainer(Algorithm):
     ``evader_extensions``: PPO extensions wrapped in :class:`EvaderOnly` (e.g. RND): their
     states live in both rows and act only while the evader trains a phase.
     ``ewc``/``fisher``: the EWC extension (wrapped in :class:`EvaderOnly` here) and
-    ``(apply, space, params, obs[B, D], key) -> fisher`` for its snapshot on advance (both or
-    neither).
+    ``(policy_apply, space, params, obs[B, D], key) -> fisher`` for its snapshot on advance
+    (both or neither), e.g. :func:`~rljax.regularizers.fisher_diagonal`: it is given
+    :meth:`policy_apply`, the policy without its value head
+    (:data:`~rljax.distributions.PolicyApply`).
     """
 
     game: TwoPlayerGame
@@ -292,6 +294,7 @@ class SelfPlayTrainer(Algorithm):
                        bootstrap_branch=self.bootstrap_branch)
 
     def policy_apply(self, params: Any, obs: Array) -> Any:
+        """The policy without its value head (:data:`~rljax.distributions.PolicyApply`)."""
         return self.network.apply(params, obs)[0]
 
     def codec(self) -> tuple[Callable, Callable, Callable, Callable]:

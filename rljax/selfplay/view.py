@@ -32,12 +32,11 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from rljax.distributions import make_distribution
+from rljax.distributions import PolicyApply, make_distribution
 from rljax.envs.multi_agent import AgentView
 from rljax.selfplay.game import TwoPlayerGame
 
 Array = jax.Array
-PolicyApply = Callable[[Any, Array], Any]  # (params, obs[B, D]) -> policy output for make_distribution
 PURSUER = 0
 
 
