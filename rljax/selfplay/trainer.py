@@ -682,7 +682,10 @@ class EvaderOnly(Extension):
 
     def loss(self, state: Any, params: Any, apply_fn: Callable, obs: Array, action: Array):
         value, metrics = self.inner.loss(state["inner"], params, apply_fn, obs, action)
-        return jnp.where(state["on"], value, 0.0), metrics
+        # The metrics describe the loss term, so they read 0 when it is off (e.g. EWC's penalty
+        # in the warm start, where the evader's anchor is set but the term is gated off).
+        off = lambda x: jnp.where(state["on"], x, jnp.zeros_like(x))  # noqa: E731
+        return off(value), jax.tree.map(off, metrics)
 
     def update(self, state: Any, params: Any, obs: Array, next_obs: Array, key: Array):
         new, metrics = self.inner.update(state["inner"], params, obs, next_obs, key)
