@@ -18,7 +18,8 @@ from rljax.runner import Runner
 from rljax.selfplay.protocol import COLD, PHASE, WARM
 from tests.test_selfplay import TINY
 
-TIER3 = ["selfplay.ewc=true", "selfplay.rnd=true", "selfplay.ewc_samples=64", "selfplay.ewc_minibatch=32",
+# On top of the tier3 preset: tiny learner and budgets (TINY), small EWC/RND nets, the forced advance.
+TIER3 = ["selfplay.ewc_samples=64", "selfplay.ewc_minibatch=32",
          "selfplay.rnd_hidden=[16]", "selfplay.rnd_features=8", "selfplay.rnd_minibatch=32",
          "protocol.max_phases=4", "protocol.timesteps_per_phase=256", "protocol.warmup_timesteps=[256]",
          "curriculum.kind=smooth", "curriculum.ne_gap_advancement=false", "curriculum.advancement_threshold=0.7",
@@ -27,14 +28,14 @@ TIER3 = ["selfplay.ewc=true", "selfplay.rnd=true", "selfplay.ewc_samples=64", "s
 
 
 def test_tier3_preset_is_what_this_test_runs():
-    cfg = EXPERIMENT.make_config(preset="tier3")
+    cfg = EXPERIMENT.make_config(preset="tier3", overrides=TINY + TIER3)
     assert cfg.selfplay.ewc and cfg.selfplay.rnd
 
 
 @pytest.fixture(scope="module")
 def tier3(tmp_path_factory):
     trace = []
-    cfg = EXPERIMENT.make_config(overrides=TINY + TIER3)
+    cfg = EXPERIMENT.make_config(preset="tier3", overrides=TINY + TIER3)
     runner = Runner(EXPERIMENT, cfg, str(tmp_path_factory.mktemp("tier3") / "run"),
                     on_chunk_end=[lambda ctx: trace.append({k: np.asarray(v)[:, -1] for k, v in ctx.metrics.items()})])
     runner.run()
