@@ -95,7 +95,8 @@ class Loaded(NamedTuple):
     env_params: Any  # this member's task parameters, as in its checkpointed state
 
 
-def load(run_dir: str, checkpoint: str | int = "latest", member: str | int | None = None) -> Loaded:
+def load(run_dir: str, checkpoint: str | int = "latest", member: str | int | None = None,
+         role: str | None = None) -> Loaded:
     """The policy of one member of the run in ``run_dir`` (or a path inside it), with its
     environment and task parameters.
 
@@ -107,7 +108,11 @@ def load(run_dir: str, checkpoint: str | int = "latest", member: str | int | Non
     Supports runs trained by PPO (feedforward or recurrent), which covers cartpole, memory,
     probe, goodhart and communities (the ego). Experiments whose environment draws task
     parameters per episode (communities) train on draws around the returned ``env_params``.
-    Self-play and EMPO runs raise :class:`~rljax.errors.ConfigError` for now.
+    Self-play runs (pursuit) need ``role="pursuer"|"evader"``: the policy is that learner's, the
+    environment is the two-player game (``obs[..., role_index, :]`` is the role's observation,
+    ``policy.info["role_index"]``; actions are stacked ``[..., 2, A]``) and ``env_params`` is
+    the task at the curriculum's current level. EMPO runs raise
+    :class:`~rljax.errors.ConfigError` (not supported yet).
     """
     from rljax.ppo.ppo import PPO
     from rljax.runner import load_run
@@ -117,18 +122,34 @@ def load(run_dir: str, checkpoint: str | int = "latest", member: str | int | Non
     step = checkpoint if isinstance(checkpoint, int) else None
     runner, state = load_run(run_dir, best=checkpoint == "best", step=step)
     alg = runner.algorithm
-    if not isinstance(alg, PPO):
-        raise ConfigError(f"rljax.load supports PPO runs only so far; {runner.experiment.name} is trained by "
-                          f"{type(alg).__name__} (not supported yet)")
+    selfplay = type(alg).__name__ == "SelfPlayTrainer"  # by name: no self-play import for a PPO run
+    if not (isinstance(alg, PPO) or selfplay):
+        raise ConfigError(f"rljax.load supports PPO and self-play runs so far; {runner.experiment.name} is trained "
+                          f"by {type(alg).__name__} (not supported yet)")
+    if selfplay and role not in ROLES:
+        raise ConfigError(f"{runner.experiment.name} is a self-play run: pass role='pursuer' or role='evader'"
+                          + (f", not {role!r}" if role is not None else ""))
+    if not selfplay and role is not None:
+        raise ConfigError(f"role={role!r} is for self-play runs; {runner.experiment.name} trains one policy")
     names = [m.name for m in runner.members]
     index = _member_index(member, names)
     ts = jax.tree.map(lambda x: jax.device_get(x[index]), state)
     info = {"experiment": runner.experiment.name, "member": names[index],
             "checkpoint": {k: runner.restored_from[k] for k in ("which", "step")},
-            "update": int(ts.update_step), "run_dir": runner.out_dir}
+            "update": int(alg.update_count(ts)), "run_dir": runner.out_dir}
+    if selfplay:
+        r = ROLES.index(role)
+        env_params = alg.task_params(ts.task, ts.curriculum)
+        info.update(role=role, role_index=r)
+        policy = LoadedPolicy(network=alg.network, params=jax.tree.map(lambda x: x[r], ts.params),
+                              action_space=alg.env.action_space(env_params, r), info=info)
+        return Loaded(policy, alg.env, env_params)
     policy = LoadedPolicy(network=alg.network, params=ts.params, action_space=alg.env.action_space(ts.env_params),
                           obs_stats=ts.obs_stats if alg.cfg.normalize_obs else None, info=info)
     return Loaded(policy, alg.env, ts.env_params)
+
+
+ROLES = ("pursuer", "evader")  # the rows of a self-play state (rljax.selfplay.protocol.PURSUER, EVADER)
 
 
 def _member_index(member: str | int | None, names: list[str]) -> int:

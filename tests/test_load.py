@@ -109,6 +109,8 @@ def test_member_choice_errors(cartpole_run, tmp_path):
         rljax.load(out, member="seed9")
     with pytest.raises(ConfigError, match="member=2 is out of range"):
         rljax.load(out, member=2)
+    with pytest.raises(ConfigError, match="role='pursuer' is for self-play runs; cartpole trains one policy"):
+        rljax.load(out, member=0, role="pursuer")
     with pytest.raises(ConfigError, match="not an rljax run directory"):
         rljax.load(str(tmp_path))
 
@@ -134,3 +136,34 @@ def test_recurrent_policy_replays_the_runs_evaluation(memory_run):
     for r, c0, c in zip(jax.tree.leaves(reset), jax.tree.leaves(carry), jax.tree.leaves(carry2)):
         np.testing.assert_array_equal(np.asarray(r)[::2], np.asarray(c0)[::2])
         np.testing.assert_array_equal(np.asarray(r)[1::2], np.asarray(c)[1::2])
+
+
+# The tiny AMS-DRL protocol of tests/test_selfplay.py, one seed.
+SELFPLAY = ["ppo.num_envs=8", "ppo.num_steps=16", "ppo.num_minibatches=2", "ppo.num_epochs=2", "network.hidden=[16,16]",
+            "env.max_steps=40", "protocol.cold_start_timesteps=256", "protocol.max_phases=2",
+            "protocol.timesteps_per_phase=256", "protocol.warmup_timesteps=[256]", "protocol.warm_start_timesteps=128",
+            "curriculum.ne_gap_threshold=1.0", "curriculum.ne_gap_consecutive=1", "selfplay.eval_episodes=4",
+            "selfplay.pool_lanes=2", "selfplay.pool_size=4", "selfplay.nav_max_steps=40", "runner.chunk_updates=4",
+            "runner.eval_episodes=3", "runner.eval_max_steps=40", "runner.progress=false"]
+
+
+def test_selfplay_roles_replay_the_runs_head_to_head(tmp_path):
+    from experiments.pursuit import EXPERIMENT as PURSUIT
+    from rljax.selfplay.evaluation import head_to_head
+
+    cfg = PURSUIT.make_config(overrides=SELFPLAY)
+    out = str(tmp_path / "pursuit")
+    summary = Runner(PURSUIT, cfg, out).run()
+    with pytest.raises(ConfigError, match="is a self-play run: pass role='pursuer' or role='evader'"):
+        rljax.load(out)
+    pursuer, env, arena = rljax.load(out, role="pursuer")
+    evader, _, _ = rljax.load(out, role="evader")
+    assert (pursuer.info["role_index"], evader.info["role_index"]) == (0, 1)
+    assert any((np.asarray(a) != np.asarray(b)).any()
+               for a, b in zip(jax.tree.leaves(pursuer.params), jax.tree.leaves(evader.params)))
+    act = lambda policy: lambda keys, obs: policy(obs, keys[0], deterministic=True)  # noqa: E731
+    keys = jax.random.split(jax.random.PRNGKey(cfg.runner.eval_seed), 3)
+    game = PURSUIT.build(cfg).algorithm.game
+    assert type(game.env) is type(env)
+    r = jax.jit(lambda: head_to_head(game, arena, keys, 40, act(pursuer), act(evader)))()
+    np.testing.assert_array_equal(np.asarray(r["return"]), np.asarray(summary["members"][0]["eval_returns"], np.float32))
