@@ -28,7 +28,7 @@ import numpy as np
 import rljax
 from rljax import backend
 from rljax.algorithm import Algorithm
-from rljax.checkpoint import Checkpointer, abstract_like, read_run_json, write_run_json
+from rljax.checkpoint import Checkpointer, abstract_like, read_record, read_run_json, write_run_json
 from rljax.config import from_dict, to_dict
 from rljax.envs.environment import tree_select
 from rljax.errors import ConfigError, DivergenceError
@@ -648,10 +648,12 @@ def find_run_dir(path: str) -> str:
     return path
 
 
-def load_run(path: str, best: bool = False, **runner_overrides: Any) -> tuple[Runner, Any]:
+def load_run(path: str, best: bool = False, step: int | None = None, **runner_overrides: Any) -> tuple[Runner, Any]:
     """The runner of the run at ``path`` and its newest intact checkpointed state: ``latest``
     steps newest first, then ``best`` (with ``best``: the other way round). Damaged steps are
     skipped with one line on stderr; ``runner.restored_from`` says which step was used.
+    ``step``: exactly that step (of ``latest``, else of ``best``), verified; a missing or
+    damaged step is a one-line :class:`ConfigError`.
 
     ``runner_overrides`` replace ``runner.*`` config fields (e.g. ``eval_episodes``)."""
     run_dir = find_run_dir(path)
@@ -667,8 +669,21 @@ def load_run(path: str, best: bool = False, **runner_overrides: Any) -> tuple[Ru
         raise ConfigError("this run keeps no best checkpoints")
     state, frozen = runner.abstract_carry()  # the placement the chunk is compiled for
     try:
-        order = ("best", "latest") if best else ("latest", "best")
-        restored, runner.restored_from = ckpt.restore_verified({"state": state, "frozen": frozen}, order)
+        if step is not None:
+            restored, runner.restored_from = _restore_step(ckpt, {"state": state, "frozen": frozen}, int(step), run_dir)
+        else:
+            order = ("best", "latest") if best else ("latest", "best")
+            restored, runner.restored_from = ckpt.restore_verified({"state": state, "frozen": frozen}, order)
     finally:
         ckpt.close()
     return runner, restored["state"]
+
+
+def _restore_step(ckpt: Checkpointer, abstract: Any, step: int, run_dir: str) -> tuple[Any, dict]:
+    """Checkpoint ``step`` of ``latest`` (else ``best``), verified like every restore."""
+    for which in ("latest", "best"):
+        if (which == "latest" or ckpt.best is not None) and step in ckpt.steps(which):
+            sealed = read_record(ckpt.root, which, step) is not None
+            return ckpt.restore(abstract, step, which), {"which": which, "step": step, "checksum": sealed, "skipped": []}
+    kept = sorted(set(ckpt.steps("latest")) | (set(ckpt.steps("best")) if ckpt.best is not None else set()))
+    raise ConfigError(f"no checkpoint at step {step} in {run_dir}; saved steps: {', '.join(map(str, kept)) or 'none'}")
