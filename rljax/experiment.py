@@ -110,9 +110,10 @@ class Experiment:
     obs_to_image: Callable[[Any], Any] | None = None  # one observation -> image, for ``--dashboard``
 
     def make_config(self, preset: str | None = None, config_file: str | None = None,
-                    overrides: list[str] | dict | None = None) -> Any:
-        """Defaults <- preset <- YAML file <- ``key=value`` overrides; validated."""
-        data: dict[str, Any] = {}
+                    overrides: list[str] | dict | None = None, base: dict | None = None) -> Any:
+        """Defaults <- ``base`` (e.g. a resumed run's saved config) <- preset <- YAML file <-
+        ``key=value`` overrides; validated."""
+        data: dict[str, Any] = dict(base or {})
         if preset is not None:
             if preset not in self.presets:
                 raise ConfigError(f"unknown preset {preset!r} for {self.name}; choose from {sorted(self.presets)}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any, Sequence
 
-from rljax.config import from_dict, merge, parse_overrides, to_dict
+from rljax.config import to_dict
 from rljax.errors import ConfigError
 
 FREE_SECTIONS = ("runner.",)  # keys that steer the runner, not the computation
@@ -49,21 +49,7 @@ def resumed_config(experiment: Any, meta: dict, preset: str | None = None, confi
                    overrides: Sequence[str] | dict | None = None) -> Any:
     """The run's saved config with ``preset``, ``config_file`` and ``overrides`` applied on top
     (in that order), validated."""
-    from rljax.config import load_yaml
-    from rljax.experiment import validate_config
-
-    data = meta["config"]
-    if preset is not None:
-        if preset not in experiment.presets:
-            raise ConfigError(f"unknown preset {preset!r} for {experiment.name}; choose from {sorted(experiment.presets)}")
-        data = merge(data, experiment.presets[preset])
-    if config_file is not None:
-        data = merge(data, load_yaml(config_file))
-    if overrides:
-        data = merge(data, overrides if isinstance(overrides, dict) else parse_overrides(list(overrides)))
-    cfg = from_dict(experiment.config_cls, data)
-    validate_config(cfg)
-    return cfg
+    return experiment.make_config(preset, config_file, overrides, base=meta["config"])
 
 
 def check_changes(saved: Any, cfg: Any, run_dir: str, allow_changed_config: bool) -> dict[str, list]:
