@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from environments.foraging import ACTIONS, FOOD, POISON
+from rljax.environments.foraging import ACTIONS, FOOD, POISON
 
 Array = jax.Array
 SEEK_RADIUS = 5.0

@@ -11,9 +11,9 @@ another colour, or when it is grey (it ate without planting) after the startup g
                            or (colour != GREY and colour != permitted)
 
 Player 0 is the learning **ego**; players 1-15 are scripted **residents**
-(:mod:`environments.harvest_residents`) who plant the permitted colour and sanction violators.
+(:mod:`rljax.environments.harvest_residents`) who plant the permitted colour and sanction violators.
 :class:`HarvestWorld` is the 16-player world (rljax's multi-agent protocol);
-:class:`environments.harvest_view.HarvestEnv` is the ego's single-agent view of it: its ``step``
+:class:`rljax.environments.harvest_view.HarvestEnv` is the ego's single-agent view of it: its ``step``
 takes the ego's action and the residents act for the other slots. With ``params.ego_is_resident=1``
 (the *baseline* condition) slot 0 is driven by the resident policy as well and the ego's action is
 ignored; with the same key the baseline episode is an exact counterfactual of the ego episode.
@@ -729,8 +729,8 @@ class HarvestWorld(MultiAgentEnvironment[HarvestState, HarvestParams]):
     (player 0, whoever drives it; see the module docstring). The residents' memory fields of
     :class:`HarvestState` are left untouched (the resident policy owns them).
 
-    :class:`environments.harvest_view.HarvestEnv` is the ego's single-agent view with the
-    scripted residents (:mod:`environments.harvest_residents`).
+    :class:`rljax.environments.harvest_view.HarvestEnv` is the ego's single-agent view with the
+    scripted residents (:mod:`rljax.environments.harvest_residents`).
     """
 
     name = "harvest_world"

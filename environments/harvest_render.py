@@ -9,7 +9,7 @@ Every cell is an 8x8 sprite over a background (soil on berry patches, floor else
   green ``(10,200,10)`` or blue ``(10,10,200)``) with two dark eyes, drawn inside the ring so
   a berry under an avatar stays visible.
 
-The view is computed independently of :func:`environments.harvest.observe_view` (the world is
+The view is computed independently of :func:`rljax.environments.harvest.observe_view` (the world is
 rolled so the agent sits at the centre, rotated with ``rot90`` by its facing and cropped), so the
 test that decodes it cell by cell back to symbolic channels (:func:`decode_view`) checks the
 window geometry of both. The view is drawn as the agent sees it: facing up, the agent at row 9,
@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from environments.harvest import (
+from rljax.environments.harvest import (
     CELL_PATCH, EGO, EGO_VIEW_COL, EGO_VIEW_ROW, HEIGHT, NUM_VIEW_CHANNELS, VIEW_COLS, VIEW_ROWS, WIDTH,
     HarvestState, flat_index,
 )

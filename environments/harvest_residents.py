@@ -35,7 +35,7 @@ mis-sanction). ``params.resident_guard``:
    within the grace) in the frame of the zap, under the random agent order.
 2  (default) bystander guard plus foresight, :func:`hold_fire`: residents are privileged, so
    they also know this frame's joint action (the ego's included; in the ego's view
-   :class:`environments.harvest_view.HarvestEnv` this is the AgentView's one named, temporary
+   :class:`rljax.environments.harvest_view.HarvestEnv` this is the AgentView's one named, temporary
    ``same_frame_revision``, until the harvest issue removes it). A resident holds fire (NOOP) when any avatar that may stand in its beam after this
    frame's moves may also be hittable and compliant when the beam resolves. That rules out every
    mis-sanction by a resident (R1 exactly); the cost is a few zaps held back.
@@ -55,7 +55,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from environments.harvest import (
+from rljax.environments.harvest import (
     CELL_PATCH_PAD, FIRE_ONE, FIRE_ZAP, FORWARD, GREY, HEIGHT, NOOP, NUM_PATCHES, NUM_PLAYERS, RED, STEP_RIGHT,
     TURN_LEFT, TURN_RIGHT, WIDTH, ZAP_OFFSETS, HarvestParams, HarvestState, move_deltas, flat_index, violating,
     wrap, zap_hits,

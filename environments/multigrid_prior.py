@@ -14,7 +14,7 @@ the turn towards it gets ``0.8 * A`` (``0.6 * A`` for both turns when it is behi
 Per single state (:func:`heuristic_policy`, for maps too large to enumerate) and as a table over
 the enumerated states (:func:`heuristic_policy_table`, ``[S, n_h, G, 4]``: the ``human_policy``
 that :mod:`rljax.empo`'s oracle and trainer take). Human ``h`` indexes ``env.human_indices``;
-goal ``g`` indexes the task's :class:`~environments.multigrid.GoalSet`.
+goal ``g`` indexes the task's :class:`~rljax.environments.multigrid.GoalSet`.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from environments.multigrid import (
+from rljax.environments.multigrid import (
     BLOCK,
     DIR_TO_VEC,
     FORWARD,

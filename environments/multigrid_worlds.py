@@ -2,12 +2,12 @@
 
 ``trivial`` and ``small`` are the phase-2 demo's fixed maps (enumerable: 256 and 10384
 configurations): :func:`table_world` hands them to :mod:`rljax.empo` as a
-:class:`~rljax.empo.world.TableWorld` of their :func:`~environments.multigrid.finite_world`.
+:class:`~rljax.empo.world.TableWorld` of their :func:`~rljax.environments.multigrid.finite_world`.
 ``ensemble`` is a pool of random 7x7 maps with 2 humans and 2 robots
-(:class:`~environments.multigrid.EnsembleConfig`) and the small-rectangle goals of the
+(:class:`~rljax.environments.multigrid.EnsembleConfig`) and the small-rectangle goals of the
 original's ``SmallGoalSampler``, too large to enumerate: :class:`ModelWorld` steps full
 multigrid states (it also serves the fixed maps with ``dynamics="model"``). The human prior is
-the demo's heuristic potential policy (:mod:`environments.multigrid_prior`).
+the demo's heuristic potential policy (:mod:`rljax.environments.multigrid_prior`).
 
 Enumerations are cached per process (the trivial map's BFS takes a few seconds including its
 compilation), so every runner, test and command of one process shares them.
@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from environments.multigrid import (
+from rljax.environments.multigrid import (
     NUM_ACTIONS,
     EnsembleConfig,
     GoalSet,
@@ -41,7 +41,7 @@ from environments.multigrid import (
     transition_table,
     trivial_task,
 )
-from environments.multigrid_prior import PathTable, heuristic_policy, heuristic_policy_table, path_table
+from rljax.environments.multigrid_prior import PathTable, heuristic_policy, heuristic_policy_table, path_table
 from rljax.empo.draws import index
 from rljax.empo.prior import boltzmann_prior
 from rljax.empo.world_model import FiniteWorld
@@ -76,7 +76,7 @@ class ModelWorld(WorldBase):
     Args:
         env: the maps' common structure.
         walls: ``bool[M, H, W]`` and ``initial_states`` (leaves ``[M, ...]``): the pool.
-        paths: the pool's :class:`~environments.multigrid_prior.PathTable` (leaves ``[M, ...]``).
+        paths: the pool's :class:`~rljax.environments.multigrid_prior.PathTable` (leaves ``[M, ...]``).
         goals: the goal set (the same for every map).
         horizon: ``max_steps`` (the same for every map).
         prior_beta: the heuristic prior's inverse temperature.

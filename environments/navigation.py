@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from environments.pursuit_evasion import (
+from rljax.environments.pursuit_evasion import (
     ARENA_HALF,
     ARENA_SIZE,
     D_MAX,
@@ -43,8 +43,8 @@ from environments.pursuit_evasion import (
     PursuitState,
     agent_distance,
 )
-from environments.pursuit_opponents import DEFAULT_CHASER_GAIN, pure_pursuit_action
-from environments.pursuit_sensors import add_lidar_noise, hash_uniforms, wrap_angle
+from rljax.environments.pursuit_opponents import DEFAULT_CHASER_GAIN, pure_pursuit_action
+from rljax.environments.pursuit_sensors import add_lidar_noise, hash_uniforms, wrap_angle
 from rljax.envs.environment import Environment
 from rljax.envs.spaces import Box
 

@@ -45,7 +45,7 @@ acceptable of ``init_candidates`` independent pairs (neither agent inside an obs
 ``min_init_d <= d <= max_init_d``), else the fallback (-5, 0, 0) / (5, 0, pi). Every
 proposal used has a constant density on the acceptable set, so the result is distributed
 exactly as the reference's rejection sampler; only the (tiny) chance of falling back
-differs. The candidates' uniforms come from :func:`~environments.pursuit_sensors.hash_uniforms`
+differs. The candidates' uniforms come from :func:`~rljax.environments.pursuit_sensors.hash_uniforms`
 (one threefry draw, then a counter hash): ``VecEnv`` computes a reset for every instance
 whenever any instance finishes, so resets must be cheap.
 """
@@ -60,7 +60,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from environments.pursuit_sensors import (
+from rljax.environments.pursuit_sensors import (
     add_lidar_noise,
     fov_reading,
     hash_uniforms,
@@ -256,7 +256,7 @@ class PursuitState:
 
 class PursuitEvasion(MultiAgentEnvironment[PursuitState, PursuitParams]):
     """The two-agent arena, a :class:`~rljax.envs.multi_agent.MultiAgentEnvironment` (agent 0
-    pursuer, agent 1 evader); :func:`environments.pursuit_opponents.OpponentView` and the
+    pursuer, agent 1 evader); :func:`rljax.environments.pursuit_opponents.OpponentView` and the
     self-play view are its single-agent views (:class:`~rljax.envs.multi_agent.AgentView`).
 
     Static constructor arguments: ``observation`` (``"partial"`` or ``"full"``),

@@ -42,7 +42,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from environments.pursuit_evasion import (
+from rljax.environments.pursuit_evasion import (
     EVADER,
     PURSUER,
     ROLES,
@@ -51,7 +51,7 @@ from environments.pursuit_evasion import (
     PursuitParams,
     PursuitState,
 )
-from environments.pursuit_sensors import wrap_angle
+from rljax.environments.pursuit_sensors import wrap_angle
 from rljax.envs.multi_agent import AgentView
 from rljax.envs.spaces import Box
 

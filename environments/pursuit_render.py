@@ -24,7 +24,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.patches import Circle, Rectangle, Wedge  # noqa: E402
 
-from environments.pursuit_evasion import (  # noqa: E402
+from rljax.environments.pursuit_evasion import (  # noqa: E402
     ARENA_HALF,
     EVADER,
     PURSUER,
@@ -32,7 +32,7 @@ from environments.pursuit_evasion import (  # noqa: E402
     PursuitParams,
     PursuitState,
 )
-from environments.pursuit_sensors import lidar_ranges, line_of_sight_blocked  # noqa: E402
+from rljax.environments.pursuit_sensors import lidar_ranges, line_of_sight_blocked  # noqa: E402
 
 Array = jax.Array
 COLOURS = ("tab:red", "tab:blue")

@@ -1,6 +1,6 @@
 import json
 
-from experiments.cartpole import EXPERIMENT
+from rljax.experiments.cartpole.experiment import EXPERIMENT
 from rljax.runner import Runner
 
 

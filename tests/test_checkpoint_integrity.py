@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from experiments.cartpole import EXPERIMENT
+from rljax.experiments.cartpole.experiment import EXPERIMENT
 from rljax.checkpoint import Checkpointer, CheckpointError, abstract_like, record_steps
 from rljax.cli import main
 from rljax.runner import Runner, load_run

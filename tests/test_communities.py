@@ -14,9 +14,9 @@ import pyarrow.csv as pcsv
 import pytest
 from scipy import stats
 
-from environments.harvest import NUM_COMMUNITIES, OBS_DIM, harvest_params
-from environments.harvest_view import HarvestEnv
-from experiments.communities import (
+from rljax.environments.harvest import NUM_COMMUNITIES, OBS_DIM, harvest_params
+from rljax.environments.harvest_view import HarvestEnv
+from rljax.experiments.communities.experiment import (
     EXPERIMENT, CommunitySampler, CommunityTask, SamplingConfig, baseline_metrics, community_params, draw_task,
     episode_metrics, play_episode,
 )
@@ -352,7 +352,7 @@ def test_bad_input_is_one_line_naming_the_key(args, message, capsys):
 
 # -- distributional summary and success criteria (pure arithmetic) -------------------------------
 def test_distributional_summary_balance_and_verdicts(tmp_path):
-    from experiments.communities_eval import arm_verdict, criteria, distributional_summary, per_community, training_balance
+    from rljax.experiments.communities.evaluation import arm_verdict, criteria, distributional_summary, per_community, training_balance
 
     comm = np.repeat(np.arange(3), 2)
     em = {"value_gap": np.asarray([1.0, 3.0, -1.0, 0.0, 4.0, 6.0]), "compliance_pct": np.asarray([90, 80, 100, 100, 50, 70.0]),

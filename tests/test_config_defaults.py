@@ -1,5 +1,5 @@
 """Config loading keeps an experiment's own section defaults when only some keys are set."""
-from experiments.goodhart import EXPERIMENT, GOODHART_PPO
+from rljax.experiments.goodhart.experiment import EXPERIMENT, GOODHART_PPO
 
 
 def test_partial_override_keeps_experiment_ppo_defaults():

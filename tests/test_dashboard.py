@@ -1,7 +1,7 @@
 import numpy as np
 from PIL import Image
 
-from experiments.cartpole import EXPERIMENT
+from rljax.experiments.cartpole.experiment import EXPERIMENT
 from rljax.dashboard import Dashboard
 from rljax.runner import Runner
 

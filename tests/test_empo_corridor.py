@@ -10,8 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from environments.corridor import RIGHT, Corridor, finite_world, states, walk_prior
-from experiments.empo import EXPERIMENT
+from rljax.environments.corridor import RIGHT, Corridor, finite_world, states, walk_prior
+from rljax.experiments.empo.experiment import EXPERIMENT
 from rljax.empo.oracle import solve_phase2
 from rljax.empo.prior import boltzmann_prior
 from rljax.empo.trainer import EmpoTrainer, occupancy

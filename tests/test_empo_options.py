@@ -10,8 +10,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from environments.corridor import Corridor, finite_world, walk_prior
-from experiments.empo import EXPERIMENT, build
+from rljax.environments.corridor import Corridor, finite_world, walk_prior
+from rljax.experiments.empo.experiment import EXPERIMENT, build
 from rljax.empo.config import Phase2Config
 from rljax.empo.oracle import robot_policy
 from rljax.empo.prior import boltzmann_prior

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from environments.multigrid import (
+from rljax.environments.multigrid import (
     FORWARD,
     achieved_table,
     enumerate_states,
@@ -22,7 +22,7 @@ from environments.multigrid import (
     transition_table,
     trivial_task,
 )
-from environments.multigrid_prior import heuristic_policy, heuristic_policy_table, path_table
+from rljax.environments.multigrid_prior import heuristic_policy, heuristic_policy_table, path_table
 from rljax.empo.oracle import profile_probs, robot_policy, solve_phase2
 from rljax.empo.prior import boltzmann_prior, goal_marginal
 from rljax.empo.world_model import FiniteWorld, check_world, reachable_steps
@@ -277,7 +277,7 @@ def test_boltzmann_prior_options():
 
 
 def test_heuristic_prior_on_an_ensemble_map_with_rectangle_goals():
-    from environments.multigrid import EnsembleConfig, random_ensemble_map, small_rectangle_goals
+    from rljax.environments.multigrid import EnsembleConfig, random_ensemble_map, small_rectangle_goals
 
     cfg = EnsembleConfig()
     env = cfg.env()
@@ -315,9 +315,9 @@ def _printed(text, beta_r):
 
 
 def test_original_example_preset_prints_the_reference_values(capsys):
-    """``python -m experiments.empo oracle trivial --preset original`` prints the float64
+    """``python -m experiments.empo.experiment oracle trivial --preset original`` prints the float64
     reference's V_r, X_h and pi_r at the initial state for beta_r 100 and 10 to 6 decimals."""
-    from experiments.empo import oracle_main
+    from rljax.experiments.empo.experiment import oracle_main
 
     assert oracle_main(["trivial", "--preset", "original"]) == 0
     out = capsys.readouterr().out
@@ -338,7 +338,7 @@ def test_original_example_preset_prints_the_reference_values(capsys):
 def test_original_example_reference_is_the_python_backward_induction():
     """The pinned numbers above are the plain-Python float64 backward induction of the example
     (the world built from the environment's primitives, not the CLI's code path)."""
-    from environments.multigrid import reach_cell_goals
+    from rljax.environments.multigrid import reach_cell_goals
 
     goals = reach_cell_goals(ENV, [[(1, 1), (2, 1), (3, 1), (4, 1), (2, 2)]])
     w = finite_world(ENV, TRIVIAL.params, goals, SPACE, TABLE).replace(horizon=5)

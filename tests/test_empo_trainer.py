@@ -14,8 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from environments.multigrid_worlds import table_world
-from experiments.empo import EXPERIMENT
+from rljax.environments.multigrid_worlds import table_world
+from rljax.experiments.empo.experiment import EXPERIMENT
 from rljax.cli import experiment_main
 from rljax.empo.compare import read_columns
 from rljax.empo.schedules import stage_ends

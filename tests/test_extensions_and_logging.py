@@ -6,8 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from environments import probes
-from experiments.probe import EXPERIMENT as PROBE
+from rljax.environments import probes
+from rljax.experiments.probe.experiment import EXPERIMENT as PROBE
 from rljax.cli import main
 from rljax.extensions import Extension
 from rljax.networks.mlp import ActorCriticMLP

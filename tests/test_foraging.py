@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from environments.foraging import (
+from rljax.environments.foraging import (
     ACTIONS,
     EMPTY,
     FOOD,
@@ -19,8 +19,8 @@ from environments.foraging import (
     params_for_mode,
     stack_params,
 )
-from environments.foraging_seekers import omniscient_seeker, proxy_seeker, random_policy
-from experiments.goodhart_verify import directional_accuracy, directional_probes, expected_actions
+from rljax.environments.foraging_seekers import omniscient_seeker, proxy_seeker, random_policy
+from rljax.experiments.goodhart.verify import directional_accuracy, directional_probes, expected_actions
 
 S = 16  # a small torus keeps every test fast; the rules do not depend on the size
 ENV = Foraging(grid_size=S, view_size=11)

@@ -9,10 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from environments.foraging import FOOD, POISON, Foraging, params_for_mode, render_observation
-from environments.foraging_seekers import omniscient_seeker, proxy_seeker, random_policy
-from experiments.goodhart import EXPERIMENT
-from experiments.goodhart_verify import (
+from rljax.environments.foraging import FOOD, POISON, Foraging, params_for_mode, render_observation
+from rljax.environments.foraging_seekers import omniscient_seeker, proxy_seeker, random_policy
+from rljax.experiments.goodhart.experiment import EXPERIMENT
+from rljax.experiments.goodhart.verify import (
     STARVATION_WORLD, SurvivalResult, per_agent, simulate_survival, starvation_step, starvation_verdict, survival_test,
 )
 from rljax.cli import experiment_main
@@ -141,7 +141,7 @@ def test_regrid_on_reset_is_a_config_option_that_reaches_the_environment():
 
 
 def test_render_observation_shows_what_the_agent_sees():
-    from environments.foraging import observation_from_cells
+    from rljax.environments.foraging import observation_from_cells
 
     cells = np.zeros((11, 11), np.int32)
     cells[5, 3], cells[5, 7] = FOOD, POISON

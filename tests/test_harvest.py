@@ -7,14 +7,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from environments.harvest import (
+from rljax.environments.harvest import (
     BACKWARD, BLUE, CELL_PATCH, COMMUNITY_NAMES, EGO_VIEW_COL, EGO_VIEW_ROW, FIRE_ONE, FIRE_THREE, FIRE_TWO,
     FIRE_ZAP, FORWARD, FORWARD_VEC, GREEN, GREY, HEIGHT, NOOP, NUM_ACTIONS, NUM_PATCHES, NUM_PLAYERS, OBS_DIM,
     PATCH_INIT_COLOR, PATCH_POS, RED, SPAWN_CELLS, STEP_LEFT, STEP_RIGHT, TURN_LEFT, TURN_RIGHT, WIDTH,
     NEVER, harvest_params, observe, observe_view, reset_world, split_observation, step_all, step_order,
 )
-from environments.harvest_view import HarvestEnv
-from environments.harvest_residents import hold_fire, resident_actions
+from rljax.environments.harvest_view import HarvestEnv
+from rljax.environments.harvest_residents import hold_fire, resident_actions
 
 ENV = HarvestEnv()
 P = harvest_params()
@@ -446,7 +446,7 @@ def test_observation_vector_treatment_control_and_split():
 
 
 def test_renderer_matches_symbolic_view_cell_by_cell():
-    from environments.harvest_render import VIEW_PX, WORLD_PX, decode_view, render_view, render_world
+    from rljax.environments.harvest_render import VIEW_PX, WORLD_PX, decode_view, render_view, render_world
 
     params = harvest_params(ego_is_resident=1)
     _, st = ENV.reset(jax.random.key(2), params)

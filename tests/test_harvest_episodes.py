@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from environments.harvest import (
+from rljax.environments.harvest import (
     NUM_COMMUNITIES, NUM_PATCHES, NUM_PLAYERS, OBS_DIM, color_counts, env_step_keys, harvest_params,
     reset_world, sample_community, stack_params, step_all,
 )
-from environments.harvest_view import HarvestEnv
+from rljax.environments.harvest_view import HarvestEnv
 from rljax.envs.vec_env import VecEnv
 
 ENV = HarvestEnv()

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import rljax
-from experiments.cartpole import EXPERIMENT as CARTPOLE
-from experiments.memory import EXPERIMENT as MEMORY
+from rljax.experiments.cartpole.experiment import EXPERIMENT as CARTPOLE
+from rljax.experiments.memory.experiment import EXPERIMENT as MEMORY
 from rljax.errors import ConfigError
 from rljax.runner import Runner
 
@@ -148,7 +148,7 @@ SELFPLAY = ["ppo.num_envs=8", "ppo.num_steps=16", "ppo.num_minibatches=2", "ppo.
 
 
 def test_selfplay_roles_replay_the_runs_head_to_head(tmp_path):
-    from experiments.pursuit import EXPERIMENT as PURSUIT
+    from rljax.experiments.pursuit.experiment import EXPERIMENT as PURSUIT
     from rljax.selfplay.evaluation import head_to_head
 
     cfg = PURSUIT.make_config(overrides=SELFPLAY)

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from environments.multigrid import (
+from rljax.environments.multigrid import (
     BLOCK,
     DIR_TO_VEC,
     EMPTY,

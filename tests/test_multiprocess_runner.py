@@ -10,7 +10,7 @@ import jax
 import numpy as np
 import pytest
 
-from experiments.probe import EXPERIMENT
+from rljax.experiments.probe.experiment import EXPERIMENT
 from rljax.runner import Runner
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -22,7 +22,7 @@ CHILD = textwrap.dedent("""
     pid, port, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
     initialize(f"127.0.0.1:{port}", 2, pid, local_device_count=2)
     import jax
-    from experiments.probe import EXPERIMENT
+    from rljax.experiments.probe.experiment import EXPERIMENT
     from rljax.runner import Runner
     from rljax.sharding import to_host
     r = Runner(EXPERIMENT, EXPERIMENT.make_config(overrides=%r), out)

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from experiments.probe import EXPERIMENT
+from rljax.experiments.probe.experiment import EXPERIMENT
 from rljax.cli import main
 from rljax.pbt import Explored, PBTConfig, pbt_runner, resume_pbt
 from tests.bits import same

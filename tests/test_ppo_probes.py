@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from environments import probes
+from rljax.environments import probes
 from rljax.distributions import gaussian, make_distribution, multi_categorical
 from rljax.envs.spaces import Box, Discrete, MultiDiscrete
 from rljax.networks.mlp import ActorCriticMLP

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from environments.pursuit_evasion import (
+from rljax.environments.pursuit_evasion import (
     D_MAX,
     EVADER,
     FALLBACK_POSES,
@@ -22,7 +22,7 @@ from environments.pursuit_evasion import (
     pursuit_rewards,
     stack_params,
 )
-from environments.pursuit_sensors import fov_reading, lidar_ranges
+from rljax.environments.pursuit_sensors import fov_reading, lidar_ranges
 
 ENV = PursuitEvasion()  # partial observation, 3 obstacle slots, 36 rays, 10 frames
 FULL = PursuitEvasion(observation="full")

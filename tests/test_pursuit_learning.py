@@ -1,7 +1,7 @@
 """The tiny learning test of the pursuit arena: a PPO pursuer trained against the uniformly random
 evader captures far more often than a uniformly random pursuer, on the same evaluation episodes.
 
-The set-up (``experiments.pursuit_learning``'s ``shaped`` variant): the engine's PPO on the
+The set-up (``rljax.experiments.pursuit.learning``'s ``shaped`` variant): the engine's PPO on the
 single-agent view of the arena, full observation, no obstacles, 1-3 m starts, 200-step episodes,
 actions in ``[-1, 1]`` rescaled to the unicycle box (``unit_actions``), the closing distance x100
 plus +10 at capture as the reward, 40,960 steps. With the spec's reward or learning rate the same
@@ -9,7 +9,7 @@ budget stays near the random pursuer (docs/pursuit.md has the measurements).
 """
 from __future__ import annotations
 
-from experiments.pursuit_learning import VARIANTS, train_pursuer
+from rljax.experiments.pursuit.learning import VARIANTS, train_pursuer
 
 
 def test_ppo_pursuer_beats_the_random_pursuer_against_a_random_evader():

@@ -9,8 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from environments.navigation import FLEE, GOAL, Navigation, NavigationState, navigation_params
-from environments.pursuit_evasion import D_MAX, EVADER, FRAME_DIM, PURSUER, PursuitState, pursuit_params
+from rljax.environments.navigation import FLEE, GOAL, Navigation, NavigationState, navigation_params
+from rljax.environments.pursuit_evasion import D_MAX, EVADER, FRAME_DIM, PURSUER, PursuitState, pursuit_params
 
 NAV = Navigation()
 ARENA = pursuit_params(n_obstacles=3, lidar_noise_std=0.0)
@@ -145,7 +145,7 @@ def test_bad_navigation_params_raise_naming_field_and_value(field, value):
 
 
 def test_navigation_needs_the_partial_observation_arena():
-    from environments.pursuit_evasion import PursuitEvasion
+    from rljax.environments.pursuit_evasion import PursuitEvasion
 
     with pytest.raises(ValueError, match="partial"):
         Navigation(PursuitEvasion(observation="full"))

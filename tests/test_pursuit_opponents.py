@@ -9,8 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from environments.pursuit_evasion import EVADER, PURSUER, PursuitEvasion, pursuit_params, stack_params
-from environments.pursuit_opponents import (
+from rljax.environments.pursuit_evasion import EVADER, PURSUER, PursuitEvasion, pursuit_params, stack_params
+from rljax.environments.pursuit_opponents import (
     RANDOM_OPPONENT,
     OpponentView,
     chaser_params,
@@ -22,7 +22,7 @@ from environments.pursuit_opponents import (
     random_policy_params,
     view_params,
 )
-from environments.pursuit_render import render_frames, rollout_episode, save_episode
+from rljax.environments.pursuit_render import render_frames, rollout_episode, save_episode
 from rljax.envs.vec_env import VecEnv
 
 ENV = PursuitEvasion()

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from environments.pursuit_sensors import (
+from rljax.environments.pursuit_sensors import (
     add_lidar_noise,
     fov_reading,
     hash_normals,
@@ -249,7 +249,7 @@ def test_arena_without_obstacle_slots_steps_and_reads_the_walls_exactly(observat
     """A step of a ``max_obstacles=0`` arena (it crashed on the empty min): standing still at the
     centre facing +x, the pursuer's noiseless lidar reads the walls' analytic distances and its
     FOV the evader 3 m ahead; rewards and observations are finite."""
-    from environments.pursuit_evasion import PursuitEvasion, pursuit_params
+    from rljax.environments.pursuit_evasion import PursuitEvasion, pursuit_params
 
     env = PursuitEvasion(observation=observation, max_obstacles=0, n_rays=R, history=2)
     params = pursuit_params(max_obstacles=0, lidar_noise_std=0.0, lidar_range=20.0)

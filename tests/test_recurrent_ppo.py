@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from environments.memory import CueCorridor
-from experiments.memory import EXPERIMENT
+from rljax.environments.memory import CueCorridor
+from rljax.experiments.memory.experiment import EXPERIMENT
 from rljax.errors import ConfigError
 from rljax.networks.recurrent import recurrent_cnn, recurrent_mlp
 from rljax.ppo import PPO, PPOConfig

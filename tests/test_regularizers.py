@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from environments import probes
+from rljax.environments import probes
 from rljax.distributions import make_distribution
 from rljax.envs.spaces import Box, Discrete
 from rljax.networks.mlp import ActorCriticMLP

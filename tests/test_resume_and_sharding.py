@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from experiments.cartpole import EXPERIMENT
+from rljax.experiments.cartpole.experiment import EXPERIMENT
 from rljax.runner import Runner, resume_runner
 from tests.bits import same
 
@@ -30,7 +30,7 @@ def test_resume_after_sigkill_matches_uninterrupted(tmp_path):
     killed = tmp_path / "killed"
     proc = run_child(f"""
         import os, signal
-        from experiments.cartpole import EXPERIMENT
+        from rljax.experiments.cartpole.experiment import EXPERIMENT
         from rljax.runner import Runner
         cfg = EXPERIMENT.make_config(overrides={OVERRIDES!r})
         def kill(ctx):
@@ -58,7 +58,7 @@ def test_sharded_members_match_unsharded(tmp_path):
     proc = run_child(f"""
         import jax, numpy as np
         jax.config.update("jax_num_cpu_devices", 4)
-        from experiments.cartpole import EXPERIMENT
+        from rljax.experiments.cartpole.experiment import EXPERIMENT
         from rljax.runner import Runner
         cfg = EXPERIMENT.make_config(overrides={overrides!r})
         r = Runner(EXPERIMENT, cfg, {str(tmp_path / 'run_sharded')!r})

@@ -187,7 +187,7 @@ def test_experiment_modules_leave_the_device_count_open_and_members_split_evenly
     devices, members split over the most devices that divide them."""
     code = textwrap.dedent("""
         import jax, jax.numpy as jnp
-        import experiments.cartpole, experiments.empo, experiments.pursuit, experiments.communities
+        import rljax.experiments.cartpole.experiment, rljax.experiments.empo.experiment, rljax.experiments.pursuit.experiment, rljax.experiments.communities.experiment
         jax.config.update("jax_num_cpu_devices", 4)
         assert jax.device_count() == 4, jax.device_count()
         from rljax.sharding import member_groups, member_sharding, place_members

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from experiments.cartpole import EXPERIMENT
+from rljax.experiments.cartpole.experiment import EXPERIMENT
 from rljax.runner import Runner
 from tests.bits import differs, same
 
@@ -126,7 +126,7 @@ def test_member_loop_rejects_unknown_value():
 def test_rare_branches_stay_branches_under_the_member_vmap():
     """A batched predicate turns ``lax.cond`` into a select that runs the reset on every
     step; reduced over the named member axis it stays a branch."""
-    from environments.cartpole import make_cartpole
+    from rljax.environments.cartpole import make_cartpole
     from rljax.envs.vec_env import VecEnv
 
     env = make_cartpole()

@@ -9,8 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from experiments.cartpole import EXPERIMENT as CARTPOLE
-from experiments.probe import EXPERIMENT as PROBE
+from rljax.experiments.cartpole.experiment import EXPERIMENT as CARTPOLE
+from rljax.experiments.probe.experiment import EXPERIMENT as PROBE
 from rljax import backend
 from rljax.checkpoint import Checkpointer, abstract_like
 from rljax.errors import DivergenceError
@@ -77,7 +77,7 @@ def test_cond_and_select_branches_give_the_same_run(tmp_path):
 
 
 def test_select_mode_really_has_no_conditional():
-    from environments.cartpole import make_cartpole
+    from rljax.environments.cartpole import make_cartpole
     from rljax.envs.vec_env import VecEnv
 
     env = make_cartpole()

@@ -1,4 +1,4 @@
-"""AMS-DRL self-play (rljax.selfplay, experiments/pursuit.py).
+"""AMS-DRL self-play (rljax.selfplay, experiments/pursuit/experiment.py).
 
 Pure state machines on scripted evaluation results (curriculum advance/regress, evader-first,
 warm start, NE gap), then one tiny protocol of two seeds vmapped through the runner, shared by
@@ -14,8 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from environments.pursuit_evasion import EVADER, PURSUER
-from experiments.pursuit import EXPERIMENT
+from rljax.environments.pursuit_evasion import EVADER, PURSUER
+from rljax.experiments.pursuit.experiment import EXPERIMENT
 from rljax.selfplay.evaluation import ne_gap
 from rljax.selfplay.curriculum import CurriculumConfig, at_max_level, curriculum_init, curriculum_step, curriculum_task
 from rljax.selfplay.pool import ring_init, ring_push, ring_rollback

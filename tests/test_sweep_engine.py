@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from experiments.probe import EXPERIMENT
+from rljax.experiments.probe.experiment import EXPERIMENT
 from rljax.cli import main
 from rljax.experiment import Experiment, Setup
 from rljax.sweep.engine import make_train_fn
@@ -109,7 +109,7 @@ def test_sweep_and_validate_a_non_ppo_algorithm(tmp_path, capsys):
 
 def _two_arm_probe() -> Experiment:
     """The probe experiment with two task variants (arms) sharing one program."""
-    from experiments import probe
+    from rljax.experiments.probe import experiment as probe
 
     def build(cfg):
         setup = probe.build(cfg)

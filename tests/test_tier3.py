@@ -1,4 +1,4 @@
-"""Tier 3 (EWC + RND, the ``tier3`` preset of experiments/pursuit.py) through the compiled
+"""Tier 3 (EWC + RND, the ``tier3`` preset of experiments/pursuit/experiment.py) through the compiled
 self-play protocol: two seeds vmapped, a tiny budget, one forced curriculum advance.
 
 The advance is scripted through the task: the smooth curriculum starts at 0-0.2 m, inside the
@@ -12,8 +12,8 @@ evader phases and zero everywhere else (also in the evader's cold and warm start
 import numpy as np
 import pytest
 
-from environments.pursuit_evasion import EVADER, PURSUER
-from experiments.pursuit import EXPERIMENT
+from rljax.environments.pursuit_evasion import EVADER, PURSUER
+from rljax.experiments.pursuit.experiment import EXPERIMENT
 from rljax.runner import Runner
 from rljax.selfplay.protocol import COLD, PHASE, WARM
 from tests.test_selfplay import TINY

@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from environments.probes import ProbeParams, TruncationProbe
+from rljax.environments.probes import ProbeParams, TruncationProbe
 from rljax.envs.environment import Environment
 from rljax.envs.spaces import Discrete
 from rljax.envs.vec_env import VecEnv

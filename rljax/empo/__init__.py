@@ -2,7 +2,7 @@
 
 * :mod:`rljax.empo.world_model`: the protocol, :class:`~rljax.empo.world_model.FiniteWorld`
   (enumerated states, per-joint-action transition probabilities, humans, robots, goals,
-  features); environments implement it (e.g. ``environments.multigrid.finite_world``).
+  features); environments implement it (e.g. ``rljax.environments.multigrid.finite_world``).
 * :mod:`rljax.empo.world`: the operations the trainer acts through; ``TableWorld`` of a finite
   world, ``WorldBase`` for an environment's own world of full states.
 * :mod:`rljax.empo.prior`: the tabular goal-conditioned Boltzmann human prior of phase 1.

@@ -9,7 +9,7 @@ layers of a :class:`~rljax.empo.world_model.FiniteWorld`. For a goal achieved in
 other humans') are uniform unless given.
 
 Environments may supply their own prior instead (e.g. multigrid's heuristic potential policy in
-``environments.multigrid_prior``): the trainer and the oracle take any policy table.
+``rljax.environments.multigrid_prior``): the trainer and the oracle take any policy table.
 
 Array conventions: a policy table is ``[S, n_h, G, A]`` (time-invariant) or
 ``[T, S, n_h, G, A]`` (layer ``t`` = step count ``t``).

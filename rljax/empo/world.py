@@ -22,7 +22,7 @@ A *world* works on a *situation* (where one environment instance is, any pytree)
 :class:`TableWorld` is the world of any :class:`~rljax.empo.world_model.FiniteWorld` (a
 situation is ``(t, s)``; stepping and successors are lookups). Environments too large to
 enumerate provide their own world with the same operations on full states (e.g. multigrid's
-random ensemble, ``environments.multigrid_worlds.ModelWorld``), deriving from
+random ensemble, ``rljax.environments.multigrid_worlds.ModelWorld``), deriving from
 :class:`WorldBase` for the shared parts.
 
 Every method works on ONE situation; the trainer vmaps them.

@@ -27,7 +27,7 @@ The human prior of phase 1 is NOT part of the world: it is a policy table
 heuristic potential policy) or :func:`rljax.empo.prior.boltzmann_prior` computes from the world.
 
 :func:`check_world` validates the shapes and probabilities with one-line errors; environments
-build the object (e.g. ``environments.multigrid.finite_world``) and :mod:`rljax.empo` reads
+build the object (e.g. ``rljax.environments.multigrid.finite_world``) and :mod:`rljax.empo` reads
 nothing else about them.
 """
 from __future__ import annotations

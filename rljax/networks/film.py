@@ -3,7 +3,7 @@ state, a game head over the 10 non-zap actions, a sanction head for the zap, and
 
 It maps an observation ``obs[..., view_rows * view_cols * view_channels + 1 + context_dim]``
 laid out as ``concat(view.ravel(), ready_to_shoot[1], context[context_dim])`` (the harvest
-environment's :func:`environments.harvest.split_observation` layout) to
+environment's :func:`rljax.environments.harvest.split_observation` layout) to
 
     (gated_categorical(game_logits[..., 10], sanction_logit[...], gate_action=7), value[...])
 
@@ -47,7 +47,7 @@ kept; only the kernels and strides are adapted to a cell grid (``trunk``):
 * ``"compact"`` (the default): as ``"strided"`` with a valid third layer: 11 -> 9 -> 4 -> 2, a
   2x2x64 = 256 map; receptive field 11x11 cells (the whole window). It is the cheapest of the
   three (a PPO gradient step costs about a third of ``"full"`` and half of ``"strided"`` here);
-  training speed: ``experiments/bench_communities.py`` and ``docs/communities.md``.
+  training speed: ``experiments/communities/bench.py`` and ``docs/communities.md``.
 
 Convolutions run as XLA's convolution (``conv_impl="lax"``, the right choice on GPUs) or as
 patch extraction plus one matmul with a hand-written backward pass (``"patches"``, faster on

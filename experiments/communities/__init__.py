@@ -1,0 +1,1 @@
+"""Multi-community normative harvest."""

@@ -1,0 +1,123 @@
+"""Throughput of the communities system: the substrate alone and end-to-end training.
+
+**Environment only** (``--env-envs``): the 16-player substrate with the 15 residents inside every
+step and a uniformly random ego, ``N`` instances vmapped in a VecEnv (auto-reset, a community
+drawn per instance at every reset), measured by ``rljax.experiments.communities.bench_env`` (compile
+excluded, medians). Target: >= 6,600 ego-steps/s on 2 CPU cores.
+
+**Training**:
+
+Builds the experiment's runner exactly as ``python -m experiments.communities.experiment`` does (default
+config unless ``--preset``/``--set`` say otherwise: both arms, ``--seeds`` seeds each), compiles
+one chunk of ``--chunk`` updates ahead of time (compile time printed apart, not counted), runs it
+once to warm up, then times ``--repeats`` chunks: ego-steps/s = members x updates x
+(num_envs x num_steps) / seconds, every member's environment steps counted (rollout, GAE and
+the PPO epochs included; evaluation, logging and checkpoints excluded). Each configuration runs
+in a fresh subprocess because the number of XLA CPU devices is fixed when JAX starts; with
+``d`` devices the members are split over them (the CLI does the same: ``--devices``).
+
+    python -m experiments.communities.experiment.bench                       # env only, then training, 1 and 2 devices
+    python -m experiments.communities.experiment.bench --devices 2 --set network.trunk=full
+    python -m experiments.communities.experiment.bench --set ppo.num_epochs=10   # the reference's epochs
+
+Target: >= 3,000 ego-steps/s training on 2 CPU cores; the network's updates dominate. Last
+measured on a quiet machine (2026-11-23 18:22 UTC, residents with foresight, ``--devices 2
+--env-envs 1024 --repeats 2``): environment 88,568 ego-steps/s, training 3,483 ego-steps/s
+(1,818 per CPU-second); loaded figures and the breakdown in docs/communities.md.
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import tempfile
+import time
+
+from rljax.experiments.bench.fresh_process import call
+
+TARGET = 3000.0
+ENV_TARGET = 6600.0
+
+
+def measure(devices: int, preset: str | None, overrides: list[str], seeds: int, chunk: int, repeats: int) -> dict:
+    import jax
+
+    if devices > 1:
+        jax.config.update("jax_num_cpu_devices", devices)
+    import numpy as np
+
+    from rljax.experiments.communities.experiment import EXPERIMENT
+    from rljax.runner import Runner
+
+    cfg = EXPERIMENT.make_config(preset, None, list(overrides) + [f"runner.num_seeds={seeds}", "runner.progress=false"])
+    with tempfile.TemporaryDirectory() as tmp:
+        runner = Runner(EXPERIMENT, cfg, tmp)
+        t0 = time.perf_counter()
+        state, frozen = runner.init_state(), runner.initial_frozen()
+        init_s = time.perf_counter() - t0
+        fn = runner.chunk_fn(chunk, state, frozen)
+        (state, frozen), metrics = fn(state, frozen)  # warm-up
+        jax.block_until_ready(state)
+        rates, cpu_rates = [], []
+        for _ in range(repeats):
+            t0, c0 = time.perf_counter(), time.process_time()
+            (state, frozen), metrics = fn(state, frozen)
+            jax.block_until_ready((state, metrics))
+            steps = runner.num_members * chunk * runner.steps_per_update
+            rates.append(steps / (time.perf_counter() - t0))
+            cpu_rates.append(steps / (time.process_time() - c0))
+    ppo = cfg.ppo
+    return {"devices": jax.device_count(), "members": runner.num_members, "chunk_updates": chunk,
+            "steps_per_update": runner.steps_per_update, "num_envs": ppo.num_envs, "num_steps": ppo.num_steps,
+            "num_epochs": ppo.num_epochs, "num_minibatches": ppo.num_minibatches, "trunk": cfg.network.trunk,
+            "member_loop": runner.choices.member_loop, "compile_seconds": runner.compile_seconds, "init_seconds": init_s,
+            "steps_per_second": float(np.median(rates)), "all": rates,
+            "steps_per_cpu_second": float(np.median(cpu_rates))}
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--devices", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--seeds", type=int, default=1, help="seeds per arm (members = arms x seeds)")
+    ap.add_argument("--preset", default=None)
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--chunk", type=int, default=2, help="updates per timed chunk")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--env-envs", type=int, nargs="*", default=[256, 1024],
+                    help="instance counts for the environment-only figures (none: skip them)")
+    ap.add_argument("--env-steps", type=int, default=200, help="steps per compiled chunk (environment only)")
+    args = ap.parse_args(argv)
+
+    import jax
+
+    from rljax.machine import host_description
+
+    print(f"machine: {host_description()}, jax {jax.__version__}, python {platform.python_version()}")
+    print("command: python -m experiments.communities.experiment.bench " + " ".join(sys.argv[1:] if argv is None else argv))
+    if args.env_envs:
+
+        print(f"\nenvironment only: 15 residents + random ego, target {ENV_TARGET:,.0f} ego-steps/s on 2 CPU cores")
+        print(f"{'devices':>8}{'num_envs':>10}{'ego-steps/s':>14}{'x target':>10}{'compile s':>11}")
+        for d in args.devices:
+            for n in args.env_envs:
+                r = call("rljax.experiments.communities.bench_env", "measure_throughput", num_envs=n, steps=args.env_steps,
+                         devices=d, repeats=args.repeats)
+                sps = r["steps_per_second"]
+                print(f"{r['devices']:>8}{n:>10}{sps:>14,.0f}{sps / ENV_TARGET:>10.2f}{r['compile_seconds']:>11.1f}", flush=True)
+    print(f"\ntraining: target {TARGET:,.0f} ego-steps/s on 2 CPU cores (compile excluded)")
+    print(f"{'devices':>8}{'members':>8}{'trunk':>9}{'envs x steps':>14}{'epochs x mb':>12}{'loop':>6}"
+          f"{'ego-steps/s':>13}{'x target':>9}{'per CPU-s':>11}{'compile s':>10}")
+    for d in args.devices:
+        r = call("rljax.experiments.communities.bench", "measure", devices=d, preset=args.preset, overrides=args.overrides,
+                 seeds=args.seeds, chunk=args.chunk, repeats=args.repeats)
+        sps = r["steps_per_second"]
+        print(f"{r['devices']:>8}{r['members']:>8}{r['trunk']:>9}{r['num_envs']:>7} x {r['num_steps']:<4}"
+              f"{r['num_epochs']:>6} x {r['num_minibatches']:<3}{r['member_loop']:>6}{sps:>13,.0f}{sps / TARGET:>9.2f}"
+              f"{r['steps_per_cpu_second']:>11,.0f}{r['compile_seconds']:>10.1f}", flush=True)
+    print("(medians of repeats; the machine may be shared with other jobs while measuring. 'per CPU-s': ego-steps\n"
+          " per second of this process's CPU time (all its threads); on an idle machine the wall-clock figure can\n"
+          " approach it times the cores XLA keeps busy, so it separates the program's cost from the load)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""EMPO: a robot that softly maximises human power."""

@@ -1,0 +1,1 @@
+"""Goodhart foraging: food/poison gridworld, ground-truth vs proxy observations."""

@@ -1,0 +1,1 @@
+"""The memory task for recurrent PPO."""

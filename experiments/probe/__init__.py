@@ -1,0 +1,1 @@
+"""PPO probe tasks (diagnostics)."""

@@ -1,0 +1,1 @@
+"""Pursuit-evasion self-play (AMS-DRL)."""

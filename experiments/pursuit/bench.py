@@ -1,0 +1,124 @@
+"""Throughput of pursuit-evasion self-play: the partial-observation arena alone and the whole
+AMS-DRL protocol end to end, plus the wall time of a 12-phase protocol for one seed.
+
+* ``env``: ``vmap(env.step_both)`` of the partial-observation arena (FOV, 36-ray lidar,
+  10-frame history, 3 obstacles) with random actions inside a jitted scan (no policy, no PPO).
+* ``protocol``: a real run of the ``study`` preset (cold start, 12 phases, curriculum, health
+  monitor, pool, per-phase 100-episode evaluations) through the runner, ``--seeds`` members
+  vmapped; env-steps/s = training env-steps / training seconds (compile and initialisation
+  excluded, per-phase evaluations included). ``--scale`` shrinks every stage's budget.
+* ``12-phase``: the spec's ``amsdrl`` protocol (200K cold start, 12 phases of 100K-500K with
+  warm-up, warm starts) for ONE seed: run with ``--amsdrl``; otherwise extrapolated from the
+  measured throughput of the ``study`` protocol (clearly labelled as such).
+
+The original (Stable-Baselines3 phases driven from Python) ran about 220 env-steps/s on this
+machine; the target is 100x that (22,000 env-steps/s) on 2 CPU cores.
+
+    python -m experiments.pursuit.experiment.bench                      # env + protocol (4 and 8 seeds, study budget)
+    python -m experiments.pursuit.experiment.bench --seeds 1 8 --scale 0.25
+    python -m experiments.pursuit.experiment.bench --skip-env --seeds 4 --amsdrl   # + RUN the 12-phase protocol, 1 seed
+
+Last measured on a quiet machine (2026-11-23 19:08-19:29 UTC, ``--skip-env --scale 1``): 2 seeds
+23,281, 4 seeds 28,012, 8 seeds 20,651, 16 seeds 17,037 trained env-steps/s (target 22,000); the
+spec's 12-phase ``amsdrl`` protocol for one seed ran in 5.4 min wall (19,018 env-steps/s).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+import jax
+import numpy as np
+
+ORIGINAL = 220.0
+TARGET = 100 * ORIGINAL
+
+
+def bench_env(batch: list[int], steps: int, repeats: int) -> dict[int, float]:
+    from rljax.environments.pursuit_evasion import PursuitEvasion, pursuit_params
+    from rljax.experiments.pursuit.bench_env import build_step_both, time_it
+
+    env = PursuitEvasion(observation="partial", max_obstacles=3)
+    params = pursuit_params(max_obstacles=3, n_obstacles=3)
+    out = {}
+    for n in batch:
+        first, med = time_it(build_step_both(env, params, n, steps), repeats)
+        out[n] = n * steps / med
+        print(f"  env  partial obs, {n:5d} instances: {out[n]:12,.0f} env-steps/s   (compile+first {first:.1f} s)", flush=True)
+    return out
+
+
+def study_overrides(scale: float) -> list[str]:
+    s = lambda x: max(2048, int(x * scale) // 2048 * 2048)  # noqa: E731
+    warm = [s(x) for x in (16384, 16384, 24576, 24576, 32768, 32768)]
+    return [f"protocol.timesteps_per_phase={s(32768)}", f"protocol.cold_start_timesteps={s(32768)}",
+            f"protocol.warmup_timesteps=[{','.join(map(str, warm))}]", f"protocol.warm_start_timesteps={s(8192)}",
+            "runner.progress=false", "runner.checkpoint_minutes=1000"]
+
+
+def bench_protocol(seeds: int, scale: float) -> dict:
+    from rljax.experiments.pursuit.experiment import EXPERIMENT
+    from rljax.runner import Runner
+
+    cfg = EXPERIMENT.make_config(preset="study", overrides=study_overrides(scale) + [f"runner.num_seeds={seeds}"])
+    with tempfile.TemporaryDirectory() as out:
+        runner = Runner(EXPERIMENT, cfg, out)
+        summary = runner.run()
+        # env-steps actually trained (members that finish early idle through the static length)
+        steps = int(np.asarray(runner.state.learner_steps).sum())
+    rate = steps / summary["train_seconds"]
+    print(f"  protocol ({seeds} seed(s), scale {scale}): {steps:,} env-steps in {summary['train_seconds']:.1f} s "
+          f"-> {rate:,.0f} env-steps/s  ({rate / ORIGINAL:.0f}x the original; compile {summary['compile_seconds']:.0f} s, "
+          f"init {summary['init_seconds']:.0f} s)", flush=True)
+    return {"seeds": seeds, "rate": rate, "per_seed_rate": rate / seeds, "train_seconds": summary["train_seconds"],
+            "steps": steps}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from rljax.machine import host_description
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--batch", type=int, nargs="+", default=[256, 1024])
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[4, 8])
+    ap.add_argument("--scale", type=float, default=1.0, help="budget of the study protocol (1 = the study preset)")
+    ap.add_argument("--skip-env", action="store_true")
+    ap.add_argument("--amsdrl", action="store_true", help="also RUN the spec's 12-phase amsdrl protocol for one seed")
+    args = ap.parse_args(argv)
+    print(f"machine: {host_description()}, jax {jax.__version__} on {jax.default_backend()}; "
+          f"load average {os.getloadavg()[0]:.1f} (shared with other processes)")
+    print("command: python -m experiments.pursuit.experiment.bench " + " ".join(sys.argv[1:] if argv is None else argv))
+    if not args.skip_env:
+        bench_env(args.batch, args.steps, args.repeats)
+    results = [bench_protocol(n, args.scale) for n in args.seeds]
+    best = max(results, key=lambda r: r["rate"])
+    print(f"protocol end to end: best {best['rate']:,.0f} env-steps/s = {best['rate'] / TARGET:.2f} of the target "
+          f"{TARGET:,.0f} (100x the original's ~{ORIGINAL:.0f})")
+    from rljax.experiments.pursuit.experiment import EXPERIMENT
+    from rljax.runner import Runner
+
+    with tempfile.TemporaryDirectory() as out:
+        t0 = time.perf_counter()
+        full = Runner(EXPERIMENT, EXPERIMENT.make_config(preset="amsdrl", overrides=["runner.progress=false"]), out)
+        amsdrl_steps = full.num_updates * full.steps_per_update
+        if args.amsdrl:
+            summary = full.run()
+            wall = time.perf_counter() - t0
+            print(f"12-phase amsdrl protocol, one seed, RUN: {summary['env_steps_trained']['mean']:,.0f} env-steps trained "
+                  f"at {summary['total_steps_per_second']:,.0f} env-steps/s; {wall / 60:.1f} min wall including "
+                  f"{summary['compile_seconds']:.0f} s compile")
+            return 0
+    one = [r for r in results if r["seeds"] == 1]
+    per_seed = one[0]["rate"] if one else min(results, key=lambda r: r["seeds"])["per_seed_rate"]
+    label = "measured with 1 seed" if one else f"per seed of the {min(r['seeds'] for r in results)}-seed run"
+    print(f"12-phase amsdrl protocol, one seed: at most {amsdrl_steps:,} env-steps; EXTRAPOLATED at {per_seed:,.0f} "
+          f"env-steps/s ({label}): {amsdrl_steps / per_seed / 60:.1f} min (+ compile); not run here")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,350 @@
+"""Pursuit-evasion self-play (AMS-DRL): both agents and the whole protocol in one program.
+
+S0: the evader pre-trains in the navigation environment (cold start); S1, S2, ...: the
+pursuer and the evader train in turn, each against the other frozen (or against opponents
+from the other's pool plus the random policy), with phase warm-up, the smooth curriculum
+with NE-gap advancement and regression, evader-first and warm-start on advance, mixed-level
+replay, the health monitor with bilateral rollback, and a 100-episode head-to-head
+evaluation after every phase (capture rate, escape rate, NE gap). ``--seeds N`` runs N
+independent protocols vmapped in one program; each seed follows its own schedule.
+
+    python -m experiments.pursuit.experiment --preset amsdrl --seeds 8      # the spec's protocol
+    python -m experiments.pursuit.experiment --preset nav                   # the cold start alone
+    python -m experiments.pursuit.experiment --preset smoke                 # about a minute
+    python -m experiments.pursuit.experiment --preset amsdrl --set selfplay.ewc=true --set selfplay.rnd=true
+    python -m experiments.pursuit.experiment report RUN_DIR                 # per-seed curves and table
+    python -m experiments.pursuit.experiment episode RUN_DIR --member 0     # GIF of the trained agents
+    python -m experiments.pursuit.experiment milestones RUN_DIR             # each phase's parameters (Orbax)
+
+**Cold start decision.** S0 runs as the first stage of the same program (every member is in
+S0 at the same updates, so its branch stays a real conditional under the member vmap): one
+run, one checkpoint, resumable anywhere. The ``nav`` preset is the same program with no
+self-play phases (``protocol.max_phases=0``).
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from rljax.errors import ConfigError
+from rljax.experiment import Experiment, RunnerConfig, Setup
+from rljax.ppo import PPOConfig
+from rljax.selfplay.curriculum import CurriculumConfig
+from rljax.selfplay.health import HealthConfig
+from rljax.selfplay.protocol import ProtocolConfig
+from rljax.selfplay.trainer import SelfPlayConfig
+
+# The reference's SB3 PPO (lr 3e-4, gamma 0.99, lambda 0.95, clip 0.2, ent 0.01, vf 0.5,
+# grad-norm 0.5, minibatches of 256, constant lr, no value clipping, advantages normalised
+# per minibatch) with its 2048 steps per update as 32 environments x 64 steps (it ran 4 x 512),
+# and 4 epochs instead of its 10 (2.5x less training compute per step: the throughput target;
+# ``--set ppo.num_epochs=10`` restores it).
+PURSUIT_PPO = PPOConfig(
+    num_envs=32,
+    num_steps=64,
+    num_epochs=4,
+    num_minibatches=8,
+    total_timesteps=2048,  # set by the protocol
+    lr=3e-4,
+    anneal_lr=False,
+    gamma=0.99,
+    gae_lambda=0.95,
+    clip_eps=0.2,
+    ent_coef=0.01,
+    vf_coef=0.5,
+    max_grad_norm=0.5,
+    clip_value=False,
+    advantage_norm="minibatch",
+)
+
+ARENA_FIELDS = ("max_steps", "pursuer_v_max", "evader_v_max", "pursuer_omega_max", "evader_omega_max", "capture_radius",
+                "prep_steps", "distance_scale", "capture_bonus", "timeout_penalty", "w_occlusion", "use_visibility_reward",
+                "visibility_weight", "survival_bonus", "w_obs_approach", "w_collision", "w_wall", "min_init_d",
+                "max_init_d", "n_obstacles", "fov_occlusion", "lidar_noise_std", "lidar_bounds_bug")
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """The arena (reference defaults, rljax decisions: partial observation, 2-D actions,
+    1200-step episodes, centred lidar walls). ``min_init_d``/``max_init_d``/``n_obstacles``
+    apply only with ``curriculum.kind=none``."""
+
+    observation: str = "partial"
+    fixed_speed: bool = False
+    # actions in [-1, 1] rescaled to [0, v_max] x [-omega_max, omega_max]: the Gaussian's initial
+    # mean (and the deterministic evaluation) then drives at half speed instead of standing still
+    unit_actions: bool = False
+    max_obstacles: int = 3
+    max_steps: int = 1200
+    pursuer_v_max: float = 1.0
+    evader_v_max: float = 1.0
+    pursuer_omega_max: float = 2.84
+    evader_omega_max: float = 2.84
+    capture_radius: float = 0.5
+    prep_steps: int = 0
+    distance_scale: float = 1.0
+    capture_bonus: float = 100.0
+    timeout_penalty: float = -100.0
+    w_occlusion: float = 0.0
+    use_visibility_reward: bool = False
+    visibility_weight: float = 1.0
+    survival_bonus: float = 0.0
+    w_obs_approach: float = 0.0
+    w_collision: float = 0.0
+    w_wall: float = 0.0
+    min_init_d: float = 3.0
+    max_init_d: float = 15.0
+    n_obstacles: int = 0
+    fov_occlusion: bool = False
+    lidar_noise_std: float = 0.02
+    lidar_bounds_bug: bool = False
+
+    def arena_overrides(self) -> dict[str, Any]:
+        return {k: (int(v) if isinstance(v, bool) else v) for k in ARENA_FIELDS for v in [getattr(self, k)]}
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    hidden: tuple[int, ...] = (64, 64)
+    activation: str = "tanh"
+
+
+def _default_runner() -> RunnerConfig:
+    return RunnerConfig(eval_episodes=20, checkpoint_minutes=5.0)
+
+
+@dataclass(frozen=True)
+class PursuitConfig:
+    ppo: PPOConfig = field(default_factory=lambda: PURSUIT_PPO)
+    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
+    curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
+    selfplay: SelfPlayConfig = field(default_factory=SelfPlayConfig)
+    env: EnvConfig = field(default_factory=EnvConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    runner: RunnerConfig = field(default_factory=_default_runner)
+
+    def validate(self) -> None:
+        from rljax.environments.navigation import navigation_params
+        from rljax.environments.pursuit_evasion import OBSERVATIONS, PursuitEvasion, pursuit_params
+        from rljax.networks.mlp import ACTIVATIONS
+
+        if self.env.observation not in OBSERVATIONS:
+            raise ConfigError(f"env.observation must be one of {', '.join(OBSERVATIONS)}, got {self.env.observation!r}")
+        if self.env.max_obstacles < 0:
+            raise ConfigError(f"env.max_obstacles must be >= 0, got {self.env.max_obstacles}")
+        try:
+            pursuit_params(max_obstacles=self.env.max_obstacles, **self.env.arena_overrides())
+            navigation_params(max_steps=self.selfplay.nav_max_steps, flee_prob=self.selfplay.nav_flee_prob)
+        except ValueError as e:  # the environment's messages name the field
+            raise ConfigError("env." + str(e).split(": ", 1)[1]) from None
+        if self.curriculum.kind != "none" and self.curriculum.n_obstacles > self.env.max_obstacles:
+            raise ConfigError(f"curriculum.n_obstacles={self.curriculum.n_obstacles} exceeds env.max_obstacles="
+                              f"{self.env.max_obstacles}")
+        if self.network.activation not in ACTIVATIONS:
+            raise ConfigError(f"network.activation must be one of {sorted(ACTIVATIONS)}, got {self.network.activation!r}")
+        if not self.network.hidden or min(self.network.hidden) <= 0:
+            raise ConfigError(f"network.hidden must be positive widths, got {list(self.network.hidden)}")
+        if self.ppo.normalize_obs:
+            raise ConfigError("ppo.normalize_obs must be false: the self-play policy scales its inputs")
+        if self.protocol.cold_start_timesteps > 0 and self.env.observation != "partial":
+            raise ConfigError("protocol.cold_start_timesteps must be 0 with env.observation=full "
+                              "(the navigation cold start trains the partial-observation policy)")
+        del PursuitEvasion
+
+
+def build(cfg: PursuitConfig) -> Setup:
+    from rljax.environments.navigation import navigation_params
+    from rljax.environments.pursuit_evasion import PursuitEvasion, observation_scale, pursuit_params
+    from rljax.experiments.pursuit.game import PursuitGame
+    from rljax.selfplay.policy import ScaledActorCritic
+    from rljax.selfplay.trainer import SelfPlayTask, SelfPlayTrainer
+
+    env = PursuitEvasion(observation=cfg.env.observation, max_obstacles=cfg.env.max_obstacles,
+                         fixed_speed=cfg.env.fixed_speed, unit_actions=cfg.env.unit_actions)
+    arena = pursuit_params(max_obstacles=cfg.env.max_obstacles, **cfg.env.arena_overrides())
+    nav = navigation_params(arena, max_steps=cfg.selfplay.nav_max_steps, flee_prob=cfg.selfplay.nav_flee_prob)
+    net = ScaledActorCritic(env.action_space(arena), tuple(float(x) for x in observation_scale(env, arena)),
+                            hidden=tuple(cfg.network.hidden), activation=cfg.network.activation)
+    extensions, ewc, fisher = regularizers(cfg.selfplay)
+    trainer = SelfPlayTrainer(PursuitGame(env), net, cfg.ppo, cfg.protocol, cfg.curriculum, cfg.health, cfg.selfplay,
+                              evader_extensions=extensions, ewc=ewc, fisher=fisher)
+    return Setup(trainer, (("amsdrl", SelfPlayTask(env=arena, cold=nav)),))
+
+
+def regularizers(sp: SelfPlayConfig) -> tuple[tuple, Any, Any]:
+    """The evader's Tier-3 regularisers from the config: ``(extensions, ewc, fisher)``."""
+    extensions: list = []
+    ewc = fisher = None
+    if sp.rnd or sp.ewc:
+        try:
+            from rljax.regularizers import ewc as ewc_module, rnd as rnd_module
+        except ImportError:
+            raise ConfigError("selfplay.ewc/selfplay.rnd need rljax.regularizers (EWC and RND)") from None
+        from rljax.selfplay.trainer import EvaderOnly
+
+        if sp.rnd:
+            extensions.append(EvaderOnly(rnd_module.RND(name="rnd", coef=sp.rnd_coef, lr=sp.rnd_lr, hidden=tuple(sp.rnd_hidden),
+                                                        features=sp.rnd_features, minibatch=sp.rnd_minibatch)))
+        if sp.ewc:
+            ewc = ewc_module.EWC(name="ewc", lam=sp.ewc_lambda)
+            fisher = functools.partial(ewc_module.fisher_diagonal, minibatch=sp.ewc_minibatch)
+    return tuple(extensions), ewc, fisher
+
+
+# -- sub-commands ---------------------------------------------------------------------------------
+def _load(run_dir: str):
+    from rljax.runner import load_run
+
+    return load_run(run_dir)
+
+
+def report_main(argv: Sequence[str]) -> int:
+    """``python -m experiments.pursuit.experiment report RUN_DIR [--out DIR]``: per-seed curves of the
+    capture rate, NE gap and curriculum level, and a per-phase table (see
+    :mod:`rljax.experiments.pursuit.report`)."""
+    from rljax.experiments.pursuit.report import write_report
+
+    p = argparse.ArgumentParser(prog="python -m experiments.pursuit.experiment report")
+    p.add_argument("run_dir")
+    p.add_argument("--out", default=None, help="output folder (default RUN_DIR/report)")
+    args = p.parse_args(list(argv))
+    if not os.path.isfile(os.path.join(args.run_dir, "metrics.csv")):
+        raise ConfigError(f"{args.run_dir} has no metrics.csv")
+    out = write_report(args.run_dir, args.out or os.path.join(args.run_dir, "report"))
+    print(out["markdown"])
+    return 0
+
+
+def episode_main(argv: Sequence[str]) -> int:
+    """``python -m experiments.pursuit.experiment episode RUN_DIR [--member I] [--out F.gif]``: one
+    deterministic episode of the member's trained pursuer and evader at its current task."""
+    import jax
+
+    from rljax.environments.pursuit_render import save_episode
+
+    p = argparse.ArgumentParser(prog="python -m experiments.pursuit.experiment episode")
+    p.add_argument("run_dir")
+    p.add_argument("--member", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None)
+    p.add_argument("--every", type=int, default=4, help="draw every k-th step")
+    args = p.parse_args(list(argv))
+    runner, state = _load(args.run_dir)
+    if not 0 <= args.member < runner.num_members:
+        raise ConfigError(f"--member must be in [0, {runner.num_members}), got {args.member}")
+    member = jax.tree.map(lambda x: x[args.member], state)
+    states, alive, arena = trained_episode(runner.algorithm, member, jax.random.key(args.seed))
+    out = args.out or os.path.join(args.run_dir, f"episode_{runner.members[args.member].name}.gif")
+    keep = np.asarray(alive)
+    save_episode(jax.tree.map(lambda x: np.asarray(x)[keep], states), arena, out, every=args.every)
+    print(f"{int(keep.sum()) - 1} steps; written {out}")
+    return 0
+
+
+def trained_episode(trainer, member_state, key):
+    """``(states, alive, arena)`` of one deterministic episode between a member's trained
+    pursuer and evader at its current curriculum task (:func:`rljax.environments.pursuit_render.
+    rollout_episode`)."""
+    from rljax.environments.pursuit_evasion import EVADER, PURSUER
+    from rljax.environments.pursuit_render import rollout_episode
+    from rljax.distributions import make_distribution
+    from rljax.selfplay.trainer import row_of
+
+    arena = trainer.task_params(member_state.task, member_state.curriculum)
+    space = trainer.env.action_space(arena, PURSUER)
+
+    def act(params, k, obs):
+        return make_distribution(space, trainer.policy_apply(params, obs[None])).mode()[0]
+
+    states, _, alive = rollout_episode(trainer.env, arena, key, act, row_of(member_state.params, PURSUER), act,
+                                       row_of(member_state.params, EVADER))
+    return states, alive, arena
+
+
+def milestones_main(argv: Sequence[str]) -> int:
+    """``python -m experiments.pursuit.experiment milestones RUN_DIR [--out DIR]``: every milestone
+    held in the run's protocol state (the opponent pools' entries with their phases, and
+    the latest milestone per role) as Orbax checkpoints ``DIR/<member>/<role>_phase<k>``."""
+    import jax
+    import orbax.checkpoint as ocp
+
+    p = argparse.ArgumentParser(prog="python -m experiments.pursuit.experiment milestones")
+    p.add_argument("run_dir")
+    p.add_argument("--out", default=None)
+    args = p.parse_args(list(argv))
+    runner, state = _load(args.run_dir)
+    out = os.path.abspath(args.out or os.path.join(args.run_dir, "milestones"))
+    written = []
+    with ocp.StandardCheckpointer() as ckptr:
+        for i, m in enumerate(runner.members):
+            tags = np.asarray(state.pool.tags[i])
+            for role, name in enumerate(("pursuer", "evader")):
+                for slot in np.flatnonzero(tags[role] >= 0):
+                    item = jax.tree.map(lambda x: np.asarray(x[i, role, slot]), state.pool.items)
+                    path = os.path.join(out, m.name, f"{name}_phase{int(tags[role, slot])}")
+                    ckptr.save(path, item, force=True)
+                    written.append(path)
+                latest = jax.tree.map(lambda x: np.asarray(x[i, role]), state.milestone)
+                path = os.path.join(out, m.name, f"{name}_latest")
+                ckptr.save(path, latest, force=True)
+                written.append(path)
+    print(f"{len(written)} milestones under {out}")
+    with open(os.path.join(out, "milestones.json"), "w") as f:
+        json.dump([os.path.relpath(p_, out) for p_ in written], f, indent=1)
+    return 0
+
+
+def _presets() -> dict[str, dict]:
+    smoke_protocol = {"max_phases": 3, "timesteps_per_phase": 8192, "cold_start_timesteps": 8192,
+                      "warmup_timesteps": [4096, 4096], "warm_start_timesteps": 2048}
+    return {
+        "default": {},
+        # The spec: 200K cold start, 12 phases of 500K with warm-up, smooth curriculum (0.5),
+        # NE-gap advancement (0.15 x 2), evader-first, warm-start 50K, mixed level 0.2,
+        # bilateral rollback, opponent pool with the random policy (Runs Z1; Z2 adds Tier 3).
+        "amsdrl": {},
+        "tier3": {"selfplay": {"ewc": True, "rnd": True}},
+        # S0 alone: the evader's navigation pre-training.
+        "nav": {"protocol": {"max_phases": 0}},
+        # The seed-variance study of docs/pursuit.md on 2 CPU cores: the spec's protocol and
+        # curriculum with every budget cut ~15x (cold start 32K, phases 16K-32K, warm start 8K)
+        # and 600-step episodes (the reference's later launch scripts).
+        "study": {
+            "protocol": {"timesteps_per_phase": 32768, "cold_start_timesteps": 32768,
+                         "warmup_timesteps": [16384, 16384, 24576, 24576, 32768, 32768], "warm_start_timesteps": 8192},
+            "env": {"max_steps": 600},
+            "health": {"snapshot_every": 4096, "cooldown": 16384},
+            "runner": {"eval_episodes": 20, "chunk_updates": 8},
+        },
+        # About a minute on 2 cores: tiny phases and short evaluations.
+        "smoke": {
+            "protocol": smoke_protocol,
+            "ppo": {"num_envs": 16, "num_steps": 64, "num_epochs": 4, "num_minibatches": 4},
+            "env": {"max_steps": 300},
+            "selfplay": {"eval_episodes": 20, "nav_max_steps": 150},
+            "health": {"snapshot_every": 2048, "cooldown": 4096, "window": 50},
+            "runner": {"eval_episodes": 4, "chunk_updates": 4},
+        },
+    }
+
+
+EXPERIMENT = Experiment(
+    name="pursuit",
+    config_cls=PursuitConfig,
+    build=build,
+    presets=_presets(),
+    description="Pursuit-evasion AMS-DRL self-play (cold start, phases, curriculum, rollback) in one program.",
+    commands={"report": report_main, "episode": episode_main, "milestones": milestones_main},
+)
+
+if __name__ == "__main__":
+    from rljax.cli import experiment_main
+
+    raise SystemExit(experiment_main("pursuit"))
