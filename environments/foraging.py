@@ -49,6 +49,7 @@ import numpy as np
 from flax import struct
 
 from rljax.envs.environment import Environment, tree_select
+from rljax.envs.params import ParamTable, Spec, stack_params
 from rljax.envs.spaces import Discrete
 
 Array = jax.Array
@@ -95,33 +96,34 @@ class ForagingParams:
     proxy_death_bonus: Array  # original quirk: proxy reward sees the done penalty (+0.9 on death); 0/1
 
 
-# name -> (default, dtype); the default preset is the d987f31 version the seed describes.
-_FIELDS: dict[str, tuple[float, Any]] = {
-    "mode": (0, jnp.int32),
-    "min_food": (50, jnp.int32),
-    "max_food": (200, jnp.int32),
-    "min_poison": (20, jnp.int32),
-    "max_poison": (100, jnp.int32),
-    "initial_energy": (50.0, jnp.float32),
-    "move_cost": (0.1, jnp.float32),
-    "food_energy": (15.0, jnp.float32),
-    "poison_energy": (10.0, jnp.float32),
-    "episode_length": (500, jnp.int32),
-    "gamma": (0.99, jnp.float32),
-    "shaping_coef": (0.1, jnp.float32),
-    "reward_clip": (5.0, jnp.float32),
-    "energy_reward_scale": (0.1, jnp.float32),
-    "food_interest": (1.0, jnp.float32),
-    "poison_interest": (0.9, jnp.float32),
-    "done_penalty": (0.0, jnp.float32),
-    "proxy_death_bonus": (0, jnp.int32),
-}
-assert tuple(_FIELDS) == tuple(f.name for f in dataclasses.fields(ForagingParams))
+def _cross_checks(v: dict[str, Any], table: ParamTable) -> None:
+    table.require(v["max_food"] >= v["min_food"], "max_food", v["max_food"], f"must be >= min_food={v['min_food']}")
+    table.require(v["max_poison"] >= v["min_poison"], "max_poison", v["max_poison"], f"must be >= min_poison={v['min_poison']}")
 
 
-def _check(ok: bool, field: str, value: Any, why: str) -> None:
-    if not ok:
-        raise ValueError(f"foraging params: {field}={value!r} is invalid: {why}")
+# The defaults are the d987f31 version the seed describes. ``mode`` is set by params_for_mode.
+PARAMS: ParamTable[ForagingParams] = ParamTable("foraging", ForagingParams, {
+    "min_food": Spec(50, "int", ge=0),
+    "max_food": Spec(200, "int", ge=0),
+    "min_poison": Spec(20, "int", ge=0),
+    "max_poison": Spec(100, "int", ge=0),
+    "initial_energy": Spec(50.0, gt=0),
+    "move_cost": Spec(0.1, ge=0),
+    "food_energy": Spec(15.0, ge=0),
+    "poison_energy": Spec(10.0, ge=0),
+    "episode_length": Spec(500, "int", gt=0),
+    "gamma": Spec(0.99, gt=0, le=1),
+    "shaping_coef": Spec(0.1, ge=0),
+    "reward_clip": Spec(5.0, gt=0),
+    "energy_reward_scale": Spec(0.1, ge=0),
+    "food_interest": Spec(1.0, ge=0, le=1),
+    "poison_interest": Spec(0.9, ge=0, le=1),
+    "done_penalty": Spec(0.0, ge=0),  # the original's -10 on every done (incl. time-outs): 10.0
+    "proxy_death_bonus": Spec(0, "flag"),  # the original's +0.9 for dying in proxy mode: 1
+}, extra=("mode",), check=_cross_checks, step_limit="episode_length")
+
+#: The parameters as an experiment config's base class (Python numbers, same defaults).
+ForagingSettings = PARAMS.settings_class("ForagingSettings")
 
 
 def params_for_mode(name: str, **overrides: Any) -> ForagingParams:
@@ -132,39 +134,7 @@ def params_for_mode(name: str, **overrides: Any) -> ForagingParams:
     """
     if name not in MODE_IDS:
         raise ValueError(f"foraging params: mode={name!r} is invalid: must be one of {FORAGING_MODES}")
-    for k in overrides:
-        if k not in _FIELDS or k == "mode":
-            raise ValueError(
-                f"foraging params: unknown field {k!r}; valid fields: {[f for f in _FIELDS if f != 'mode']}"
-            )
-    values: dict[str, Any] = {k: d for k, (d, _) in _FIELDS.items()}
-    values.update(overrides)
-    values["mode"] = MODE_IDS[name]
-    for k, v in values.items():
-        number = isinstance(v, (int, float, np.integer, np.floating))
-        _check(number and (k == "proxy_death_bonus" or not isinstance(v, bool)), k, v, "must be a number")
-        _check(bool(np.isfinite(v)), k, v, "must be finite")
-        if _FIELDS[k][1] == jnp.int32:
-            _check(float(v) == int(v), k, v, "must be an integer")
-    v = values
-    for k in ("min_food", "max_food", "min_poison", "max_poison"):
-        _check(v[k] >= 0, k, v[k], "must be >= 0")
-    _check(v["max_food"] >= v["min_food"], "max_food", v["max_food"], f"must be >= min_food={v['min_food']}")
-    _check(v["max_poison"] >= v["min_poison"], "max_poison", v["max_poison"], f"must be >= min_poison={v['min_poison']}")
-    for k in ("initial_energy", "reward_clip", "episode_length"):
-        _check(v[k] > 0, k, v[k], "must be > 0")
-    for k in ("move_cost", "food_energy", "poison_energy", "shaping_coef", "energy_reward_scale", "done_penalty"):
-        _check(v[k] >= 0, k, v[k], "must be >= 0")
-    _check(0 < v["gamma"] <= 1, "gamma", v["gamma"], "must be in (0, 1]")
-    for k in ("food_interest", "poison_interest"):
-        _check(0 <= v[k] <= 1, k, v[k], "must be in [0, 1]")
-    _check(int(v["proxy_death_bonus"]) in (0, 1), "proxy_death_bonus", v["proxy_death_bonus"], "must be 0 or 1")
-    return ForagingParams(**{k: jnp.asarray(val, _FIELDS[k][1]) for k, val in v.items()})
-
-
-def stack_params(params: list[ForagingParams]) -> ForagingParams:
-    """Stacks several params along a new leading axis (e.g. all four modes for one vmap)."""
-    return jax.tree.map(lambda *xs: jnp.stack(xs), *params)
+    return PARAMS.build(overrides, mode=jnp.asarray(MODE_IDS[name], jnp.int32))
 
 
 @struct.dataclass
@@ -218,7 +188,7 @@ class Foraging(Environment[ForagingState, ForagingParams]):
         cells = self.grid_size**2
         most = int(np.max(np.asarray(params.max_food) + np.asarray(params.max_poison)))
         # Respawn needs an empty cell other than the agent's own.
-        _check(most <= cells - 2, "max_food+max_poison", most, f"must be <= grid cells - 2 = {cells - 2}")
+        PARAMS.require(most <= cells - 2, "max_food+max_poison", most, f"must be <= grid cells - 2 = {cells - 2}")
 
     def observation_shape(self, params: ForagingParams) -> tuple[int, ...]:
         return (self.view_size, self.view_size, NUM_CHANNELS)
@@ -227,10 +197,7 @@ class Foraging(Environment[ForagingState, ForagingParams]):
         return Discrete(NUM_ACTIONS)
 
     def max_steps(self, params: ForagingParams) -> int:
-        try:
-            return int(np.max(np.asarray(params.episode_length)))
-        except (TypeError, jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
-            return int(_FIELDS["episode_length"][0])
+        return PARAMS.max_steps(params)
 
     def info_keys(self) -> tuple[str, ...]:
         return ("ep_food", "ep_poison", "energy", "starved", "tag")

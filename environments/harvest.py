@@ -136,6 +136,7 @@ import numpy as np
 from flax import struct
 
 from rljax.envs.multi_agent import MultiAgentEnvironment
+from rljax.envs.params import ParamTable, Spec, stack_params
 from rljax.envs.spaces import Discrete
 
 Array = jax.Array
@@ -285,30 +286,35 @@ class HarvestParams:
     resident_guard: Array  # 0 off, 1 bystander guard, 2 (default) bystander guard + foresight (see harvest_residents)
 
 
-_INT, _FLOAT = jnp.int32, jnp.float32
-# name -> (default, dtype)
-_FIELDS: dict[str, tuple[Any, Any]] = {
-    "alpha": (0.5, _FLOAT),
-    "beta": (0.5, _FLOAT),
-    "c": (0.2, _FLOAT),
-    "sanction_penalty": (10.0, _FLOAT),
-    "immunity_cooldown": (200, _INT),
-    "startup_grey_grace": (25, _INT),
-    "episode_length": (2000, _INT),
-    "zap_cooldown": (4, _INT),
-    "plant_cooldown": (2, _INT),
-    "ripen_base_rate": (5e-6, _FLOAT),
-    "min_time_to_ripen": (10, _INT),
-    "taste_reward": (2.0, _FLOAT),
-    "default_reward": (1.0, _FLOAT),
-    "permitted": (0, _INT),
-    "treatment": (1, _INT),
-    "ego_is_resident": (0, _INT),
-    "community_probs": ((1 / 3, 1 / 3, 1 / 3), _FLOAT),
-    "resident_quirks": (0, _INT),
-    "resident_guard": (2, _INT),
-}
-assert tuple(_FIELDS) == tuple(f.name for f in dataclasses.fields(HarvestParams))
+def _cross_checks(v: dict[str, Any], t: ParamTable) -> None:
+    p = np.asarray(v["community_probs"], np.float64)
+    t.require(bool(np.all(p >= 0)), "community_probs", v["community_probs"], "must be finite and >= 0")
+    t.require(abs(float(p.sum()) - 1.0) < 1e-5, "community_probs", v["community_probs"], "must sum to 1")
+    v["community_probs"] = tuple(p / p.sum())
+
+
+PARAMS: ParamTable[HarvestParams] = ParamTable("harvest", HarvestParams, {
+    "alpha": Spec(0.5, ge=0, doc="a magnitude; the sign is fixed by the rule"),
+    "beta": Spec(0.5, ge=0),
+    "c": Spec(0.2, ge=0),
+    "sanction_penalty": Spec(10.0, ge=0),
+    "immunity_cooldown": Spec(200, "int", ge=1),
+    "startup_grey_grace": Spec(25, "int", ge=0),
+    "episode_length": Spec(2000, "int", ge=1),
+    "zap_cooldown": Spec(4, "int", ge=1),
+    "plant_cooldown": Spec(2, "int", ge=0),
+    # p_c = ripen_base_rate * N_c must be a probability
+    "ripen_base_rate": Spec(5e-6, ge=0, le=1.0 / NUM_PATCHES),
+    "min_time_to_ripen": Spec(10, "int", ge=0),
+    "taste_reward": Spec(2.0),
+    "default_reward": Spec(1.0),
+    "permitted": Spec(0, "int", choices=(0, 1, 2), doc="0 (RED), 1 (GREEN) or 2 (BLUE)"),
+    "treatment": Spec(1, "flag"),
+    "ego_is_resident": Spec(0, "flag"),
+    "community_probs": Spec((1 / 3, 1 / 3, 1 / 3), "vector", doc="RED, GREEN, BLUE"),
+    "resident_quirks": Spec(0, "flag"),
+    "resident_guard": Spec(2, "int", choices=(0, 1, 2), doc="0 (off), 1 (bystander guard) or 2 (bystander guard + foresight)"),
+}, check=_cross_checks, step_limit="episode_length")
 
 # The documented values (default) and what the original phase-5 runs actually used (their
 # YAML alpha/beta/c were never passed to the substrate, whose defaults then applied).
@@ -318,15 +324,6 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def _check(ok: bool, field: str, value: Any, why: str) -> None:
-    if not ok:
-        raise ValueError(f"harvest params: {field}={value!r} is invalid: {why}")
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
-
-
 def harvest_params(preset: str = "default", **overrides: Any) -> HarvestParams:
     """Validated params from a preset (``"default"`` or ``"as_run"``) and field overrides.
 
@@ -334,47 +331,12 @@ def harvest_params(preset: str = "default", **overrides: Any) -> HarvestParams:
     field or a bad value raises ``ValueError`` naming the field and the value.
     """
     if preset not in PRESETS:
-        raise ValueError(f"harvest params: preset={preset!r} is invalid: must be one of {tuple(PRESETS)}")
-    for k in overrides:
-        if k not in _FIELDS:
-            raise ValueError(f"harvest params: unknown field {k!r}; valid fields: {list(_FIELDS)}")
-    v: dict[str, Any] = {k: d for k, (d, _) in _FIELDS.items()}
-    v.update(PRESETS[preset])
-    v.update(overrides)
-    if isinstance(v["permitted"], str):
-        _check(v["permitted"].upper() in COMMUNITY_NAMES, "permitted", v["permitted"], f"must be one of {COMMUNITY_NAMES} or 0..2")
-        v["permitted"] = COMMUNITY_NAMES.index(v["permitted"].upper())
-
-    probs = v["community_probs"]
-    _check(isinstance(probs, (tuple, list, np.ndarray)) and len(probs) == NUM_COMMUNITIES
-           and all(_is_number(p) for p in probs), "community_probs", probs, "must be 3 numbers (RED, GREEN, BLUE)")
-    p = np.asarray(probs, np.float64)
-    _check(bool(np.all(np.isfinite(p)) and np.all(p >= 0)), "community_probs", probs, "must be finite and >= 0")
-    _check(abs(float(p.sum()) - 1.0) < 1e-5, "community_probs", probs, "must sum to 1")
-
-    for k, val in v.items():
-        if k == "community_probs":
-            continue
-        _check(_is_number(val), k, val, "must be a number")
-        _check(bool(np.isfinite(val)), k, val, "must be finite")
-        if _FIELDS[k][1] == _INT:
-            _check(float(val) == int(val), k, val, "must be an integer")
-    for k in ("alpha", "beta", "c", "sanction_penalty"):
-        _check(v[k] >= 0, k, v[k], "must be >= 0 (it is a magnitude; the sign is fixed by the rule)")
-    for k in ("immunity_cooldown", "episode_length", "zap_cooldown"):
-        _check(v[k] >= 1, k, v[k], "must be >= 1")
-    for k in ("startup_grey_grace", "plant_cooldown", "min_time_to_ripen"):
-        _check(v[k] >= 0, k, v[k], "must be >= 0")
-    _check(0 <= v["ripen_base_rate"] <= 1.0 / NUM_PATCHES, "ripen_base_rate", v["ripen_base_rate"],
-           f"must be in [0, 1/{NUM_PATCHES}] so that base_rate * N_c is a probability")
-    _check(int(v["permitted"]) in (0, 1, 2), "permitted", v["permitted"], "must be 0 (RED), 1 (GREEN) or 2 (BLUE)")
-    for k in ("treatment", "ego_is_resident", "resident_quirks"):
-        _check(int(v[k]) in (0, 1), k, v[k], "must be 0 or 1")
-    _check(int(v["resident_guard"]) in (0, 1, 2), "resident_guard", v["resident_guard"],
-           "must be 0 (off), 1 (bystander guard) or 2 (bystander guard + foresight)")
-    out = {k: jnp.asarray(val, _FIELDS[k][1]) for k, val in v.items() if k != "community_probs"}
-    out["community_probs"] = jnp.asarray(p / p.sum(), _FLOAT)
-    return HarvestParams(**out)
+        PARAMS.fail("preset", preset, f"must be one of {tuple(PRESETS)}")
+    permitted = overrides.get("permitted")
+    if isinstance(permitted, str):
+        PARAMS.require(permitted.upper() in COMMUNITY_NAMES, "permitted", permitted, f"must be one of {COMMUNITY_NAMES} or 0..2")
+        overrides = {**overrides, "permitted": COMMUNITY_NAMES.index(permitted.upper())}
+    return PARAMS.build(overrides, base=PRESETS[preset])
 
 
 def sample_community(key: Array, base_params: HarvestParams) -> HarvestParams:
@@ -386,11 +348,6 @@ def sample_community(key: Array, base_params: HarvestParams) -> HarvestParams:
     """
     logits = jnp.log(base_params.community_probs)
     return base_params.replace(permitted=jax.random.categorical(key, logits).astype(jnp.int32))
-
-
-def stack_params(params: list[HarvestParams]) -> HarvestParams:
-    """Stacks several params along a new leading axis (one per instance or member)."""
-    return jax.tree.map(lambda *xs: jnp.stack(xs), *params)
 
 
 # ----------------------------------------------------------------------------------------
@@ -746,10 +703,7 @@ class HarvestWorld(MultiAgentEnvironment[HarvestState, HarvestParams]):
         return Discrete(NUM_ACTIONS)
 
     def max_steps(self, params: HarvestParams) -> int:
-        try:
-            return int(np.max(np.asarray(params.episode_length)))
-        except (TypeError, jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
-            return int(_FIELDS["episode_length"][0])
+        return PARAMS.max_steps(params)
 
     def info_keys(self) -> tuple[str, ...]:
         return INFO_KEYS

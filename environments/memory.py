@@ -18,15 +18,18 @@ import jax.numpy as jnp
 from flax import struct
 
 from rljax.envs.environment import Environment
+from rljax.envs.params import ParamTable, Spec
 from rljax.envs.spaces import Discrete
-from rljax.errors import ConfigError
 
 Array = jax.Array
 
 
 @struct.dataclass
 class MemoryParams:
-    length: Array = struct.field(default_factory=lambda: jnp.asarray(4, jnp.int32))  # steps, >= 2
+    length: Array  # int32 steps, cue at the first, choice at the last
+
+
+PARAMS: ParamTable[MemoryParams] = ParamTable("memory", MemoryParams, {"length": Spec(4, "int", ge=2)})
 
 
 @struct.dataclass
@@ -43,10 +46,10 @@ class CueCorridor(Environment):
     def __init__(self, max_length: int = 64):
         self.max_length = max_length
 
-    def default_params(self, length: int = 4) -> MemoryParams:
-        if not 2 <= length <= self.max_length:
-            raise ConfigError(f"env.length must be in [2, {self.max_length}], got {length}")
-        return MemoryParams(length=jnp.asarray(length, jnp.int32))
+    def default_params(self, length: int | None = None) -> MemoryParams:
+        v = PARAMS.values({} if length is None else {"length": length})
+        PARAMS.require(v["length"] <= self.max_length, "length", v["length"], f"must be <= max_length={self.max_length}")
+        return PARAMS.to_params(v)
 
     def observation_shape(self, params) -> tuple[int, ...]:
         return (4,)

@@ -46,6 +46,7 @@ from rljax.environments.pursuit_evasion import (
 from rljax.environments.pursuit_opponents import DEFAULT_CHASER_GAIN, pure_pursuit_action
 from rljax.environments.pursuit_sensors import add_lidar_noise, hash_uniforms, wrap_angle
 from rljax.envs.environment import Environment
+from rljax.envs.params import ParamTable, Spec
 from rljax.envs.spaces import Box
 
 Array = jax.Array
@@ -76,30 +77,23 @@ class NavigationParams:
     goal_bounds_bug: Array  # int32 0/1
 
 
-_I, _F = jnp.int32, jnp.float32
-_FIELDS: dict[str, tuple[float, Any]] = {
-    "max_steps": (300, _I),
-    "flee_prob": (0.5, _F),
-    "goal_radius": (0.5, _F),
-    "max_goals": (3, _I),
-    "goal_bonus": (10.0, _F),
-    "goal_distance_weight": (0.5, _F),
-    "boundary_margin": (0.5, _F),
-    "boundary_penalty": (0.1, _F),
-    "goal_margin": (1.0, _F),
-    "goal_clearance": (0.5, _F),
-    "flee_distance_weight": (0.5, _F),
-    "capture_penalty": (10.0, _F),
-    "chaser_speed_ratio": (0.5, _F),
-    "chaser_gain": (DEFAULT_CHASER_GAIN, _F),
-    "goal_bounds_bug": (0, _I),
-}
-assert tuple(_FIELDS) == tuple(f.name for f in dataclasses.fields(NavigationParams))[1:]
-
-
-def _check(ok: bool, field: str, value: Any, why: str) -> None:
-    if not ok:
-        raise ValueError(f"navigation params: {field}={value!r} is invalid: {why}")
+PARAMS: ParamTable[NavigationParams] = ParamTable("navigation", NavigationParams, {
+    "max_steps": Spec(300, "int", ge=1),
+    "flee_prob": Spec(0.5, ge=0.0, le=1.0),
+    "goal_radius": Spec(0.5, gt=0),
+    "max_goals": Spec(3, "int", ge=1),
+    "goal_bonus": Spec(10.0, ge=0),
+    "goal_distance_weight": Spec(0.5, ge=0),
+    "boundary_margin": Spec(0.5, ge=0),
+    "boundary_penalty": Spec(0.1, ge=0),
+    "goal_margin": Spec(1.0, ge=0, lt=ARENA_HALF, doc="goals keep this distance from the walls"),
+    "goal_clearance": Spec(0.5, ge=0, doc="goals keep radius + this from obstacle centres"),
+    "flee_distance_weight": Spec(0.5, ge=0),
+    "capture_penalty": Spec(10.0, ge=0),
+    "chaser_speed_ratio": Spec(0.5, ge=0),
+    "chaser_gain": Spec(DEFAULT_CHASER_GAIN, ge=0),
+    "goal_bounds_bug": Spec(0, "flag"),
+}, extra=("arena",), step_limit="max_steps")
 
 
 def navigation_params(arena: PursuitParams | None = None, **overrides: Any) -> NavigationParams:
@@ -107,32 +101,12 @@ def navigation_params(arena: PursuitParams | None = None, **overrides: Any) -> N
 
     An unknown field or a bad value raises ``ValueError`` naming the field and the value.
     """
-    for k in overrides:
-        if k not in _FIELDS:
-            raise ValueError(f"navigation params: unknown field {k!r}; valid fields: {list(_FIELDS)}")
+    v = PARAMS.values(overrides)
     if arena is None:
         arena = PursuitEvasion().default_params()
     if not isinstance(arena, PursuitParams):
-        raise ValueError(f"navigation params: arena={arena!r} is invalid: must be PursuitParams (see pursuit_params)")
-    v: dict[str, Any] = {k: d for k, (d, _) in _FIELDS.items()}
-    v.update(overrides)
-    for k, val in v.items():
-        number = isinstance(val, (int, float, np.integer, np.floating)) and not isinstance(val, bool)
-        _check(number or (k == "goal_bounds_bug" and isinstance(val, bool)), k, val, "must be a number")
-        _check(bool(np.isfinite(val)), k, val, "must be finite")
-        if _FIELDS[k][1] == _I:
-            _check(float(val) == int(val), k, val, "must be an integer")
-    _check(v["max_steps"] >= 1, "max_steps", v["max_steps"], "must be >= 1")
-    _check(0.0 <= v["flee_prob"] <= 1.0, "flee_prob", v["flee_prob"], "must be in [0, 1]")
-    _check(v["goal_radius"] > 0, "goal_radius", v["goal_radius"], "must be > 0")
-    _check(v["max_goals"] >= 1, "max_goals", v["max_goals"], "must be >= 1")
-    for k in ("goal_bonus", "goal_distance_weight", "boundary_margin", "boundary_penalty", "goal_clearance",
-              "flee_distance_weight", "capture_penalty", "chaser_speed_ratio", "chaser_gain"):
-        _check(v[k] >= 0, k, v[k], "must be >= 0")
-    _check(0 <= v["goal_margin"] < ARENA_HALF, "goal_margin", v["goal_margin"], f"must be in [0, {ARENA_HALF})")
-    _check(int(v["goal_bounds_bug"]) in (0, 1), "goal_bounds_bug", v["goal_bounds_bug"], "must be 0 or 1")
-    fields = {k: jnp.asarray(int(val) if _FIELDS[k][1] == _I else val, _FIELDS[k][1]) for k, val in v.items()}
-    return NavigationParams(arena=arena, **fields)
+        PARAMS.fail("arena", arena, "must be PursuitParams (see pursuit_params)")
+    return PARAMS.to_params(v, arena=arena)
 
 
 @struct.dataclass
@@ -174,10 +148,7 @@ class Navigation(Environment[NavigationState, NavigationParams]):
         return self.arena.action_space(params.arena, EVADER)
 
     def max_steps(self, params: NavigationParams) -> int:
-        try:
-            return int(np.max(np.asarray(params.max_steps)))
-        except (TypeError, jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
-            return int(_FIELDS["max_steps"][0])
+        return PARAMS.max_steps(params)
 
     def info_keys(self) -> tuple[str, ...]:
         return ("ep_goals_reached", "ep_captured", "ep_wall", "tag")

@@ -10,12 +10,16 @@ import jax.numpy as jnp
 from flax import struct
 
 from rljax.envs.environment import Environment
+from rljax.envs.params import ParamTable, Spec
 from rljax.envs.spaces import Box, Discrete
 
 
 @struct.dataclass
 class ProbeParams:
-    horizon: jax.Array = struct.field(default_factory=lambda: jnp.asarray(1, jnp.int32))
+    horizon: jax.Array  # int32 steps before truncation (TruncationProbe only)
+
+
+PARAMS: ParamTable[ProbeParams] = ParamTable("probe", ProbeParams, {"horizon": Spec(1, "int", ge=1)})
 
 
 @struct.dataclass
@@ -30,7 +34,7 @@ class _Probe(Environment):
     num_actions = 2
 
     def default_params(self) -> ProbeParams:
-        return ProbeParams()
+        return PARAMS.build()
 
     def observation_shape(self, params) -> tuple[int, ...]:
         return (1,)
@@ -82,7 +86,7 @@ class TruncationProbe(_Probe):
     limit as termination gives the mean remaining return, much less."""
 
     def default_params(self) -> ProbeParams:
-        return ProbeParams(horizon=jnp.asarray(5, jnp.int32))
+        return PARAMS.build({"horizon": 5})
 
     def reset(self, key, params):
         return jnp.zeros((1,)), ProbeState(jnp.zeros((), jnp.int32), jnp.zeros((1,)))

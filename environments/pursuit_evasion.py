@@ -70,6 +70,7 @@ from rljax.environments.pursuit_sensors import (
     wrap_angle,
 )
 from rljax.envs.multi_agent import MultiAgentEnvironment
+from rljax.envs.params import ParamTable, Spec, stack_params
 from rljax.envs.spaces import Box
 
 Array = jax.Array
@@ -148,49 +149,50 @@ class PursuitParams:
         return jnp.stack([self.pursuer_omega_max, self.evader_omega_max])
 
 
-_I, _F = jnp.int32, jnp.float32
-# name -> (default, dtype). Defaults: the reference env's, with the rljax decisions (centred
-# lidar walls, max_steps 1200); n_obstacles and the init distances are set by the curriculum.
-_FIELDS: dict[str, tuple[float, Any]] = {
-    "pursuer_v_max": (1.0, _F),
-    "pursuer_omega_max": (2.84, _F),
-    "evader_v_max": (1.0, _F),
-    "evader_omega_max": (2.84, _F),
-    "dt": (0.05, _F),
-    "capture_radius": (0.5, _F),
-    "robot_radius": (0.15, _F),
-    "max_steps": (1200, _I),
-    "prep_steps": (0, _I),
-    "min_init_d": (3.0, _F),
-    "max_init_d": (15.0, _F),
-    "n_obstacles": (0, _I),
-    "obstacle_min_radius": (0.3, _F),
-    "obstacle_max_radius": (1.0, _F),
-    "obstacle_margin": (0.5, _F),
-    "distance_scale": (1.0, _F),
-    "capture_bonus": (100.0, _F),
-    "timeout_penalty": (-100.0, _F),
-    "w_occlusion": (0.0, _F),
-    "use_visibility_reward": (0, _I),
-    "visibility_weight": (1.0, _F),
-    "survival_bonus": (0.0, _F),
-    "w_obs_approach": (0.0, _F),
-    "w_collision": (0.0, _F),
-    "w_wall": (0.0, _F),
-    "fov_half_angle": (math.radians(60.0), _F),
-    "fov_range": (10.0, _F),
-    "fov_occlusion": (0, _I),
-    "lidar_range": (5.0, _F),
-    "lidar_noise_std": (0.02, _F),
-    "lidar_bounds_bug": (0, _I),
-}
-assert tuple(_FIELDS) == tuple(f.name for f in dataclasses.fields(PursuitParams))
-_FLAGS = ("use_visibility_reward", "fov_occlusion", "lidar_bounds_bug")
+def _cross_checks(v: dict[str, Any], t: ParamTable) -> None:
+    t.require(v["max_init_d"] >= v["min_init_d"], "max_init_d", v["max_init_d"], f"must be >= min_init_d={v['min_init_d']}")
+    t.require(v["obstacle_max_radius"] >= v["obstacle_min_radius"], "obstacle_max_radius", v["obstacle_max_radius"],
+              f"must be >= obstacle_min_radius={v['obstacle_min_radius']}")
+    room = v["obstacle_max_radius"] + v["obstacle_margin"]
+    t.require(room < ARENA_HALF, "obstacle_max_radius", v["obstacle_max_radius"],
+              f"obstacle_max_radius + obstacle_margin = {room} must be < {ARENA_HALF} (the arena half-width)")
 
 
-def _check(ok: bool, field: str, value: Any, why: str) -> None:
-    if not ok:
-        raise ValueError(f"pursuit params: {field}={value!r} is invalid: {why}")
+# Defaults: the reference env's, with the rljax decisions (centred lidar walls, max_steps 1200);
+# n_obstacles and the init distances are set by the curriculum.
+PARAMS: ParamTable[PursuitParams] = ParamTable("pursuit", PursuitParams, {
+    "pursuer_v_max": Spec(1.0, gt=0),
+    "pursuer_omega_max": Spec(2.84, gt=0),
+    "evader_v_max": Spec(1.0, gt=0),
+    "evader_omega_max": Spec(2.84, gt=0),
+    "dt": Spec(0.05, gt=0),
+    "capture_radius": Spec(0.5, gt=0),
+    "robot_radius": Spec(0.15, ge=0, lt=ARENA_HALF / 2),
+    "max_steps": Spec(1200, "int", ge=1),
+    "prep_steps": Spec(0, "int", ge=0),
+    "min_init_d": Spec(3.0, ge=0),
+    "max_init_d": Spec(15.0),
+    "n_obstacles": Spec(0, "int", ge=0),
+    "obstacle_min_radius": Spec(0.3, gt=0),
+    "obstacle_max_radius": Spec(1.0),
+    "obstacle_margin": Spec(0.5, ge=0),
+    "distance_scale": Spec(1.0, ge=0),
+    "capture_bonus": Spec(100.0, ge=0),
+    "timeout_penalty": Spec(-100.0, le=0, doc="added to the pursuer's reward"),
+    "w_occlusion": Spec(0.0, ge=0),
+    "use_visibility_reward": Spec(False, "flag"),
+    "visibility_weight": Spec(1.0, ge=0),
+    "survival_bonus": Spec(0.0, ge=0),
+    "w_obs_approach": Spec(0.0, ge=0),
+    "w_collision": Spec(0.0, ge=0),
+    "w_wall": Spec(0.0, ge=0),
+    "fov_half_angle": Spec(math.radians(60.0), gt=0, le=math.pi),
+    "fov_range": Spec(10.0, gt=0),
+    "fov_occlusion": Spec(False, "flag"),
+    "lidar_range": Spec(5.0, gt=0),
+    "lidar_noise_std": Spec(0.02, ge=0),
+    "lidar_bounds_bug": Spec(False, "flag"),
+}, check=_cross_checks, step_limit="max_steps")
 
 
 def pursuit_params(max_obstacles: int | None = None, **overrides: Any) -> PursuitParams:
@@ -199,47 +201,10 @@ def pursuit_params(max_obstacles: int | None = None, **overrides: Any) -> Pursui
     An unknown field or a bad value raises ``ValueError`` naming the field and the value.
     ``max_obstacles`` (the env's static capacity), when given, bounds ``n_obstacles``.
     """
-    for k in overrides:
-        if k not in _FIELDS:
-            raise ValueError(f"pursuit params: unknown field {k!r}; valid fields: {list(_FIELDS)}")
-    v: dict[str, Any] = {k: d for k, (d, _) in _FIELDS.items()}
-    v.update(overrides)
-    for k, val in v.items():
-        number = isinstance(val, (int, float, np.integer, np.floating)) and not isinstance(val, bool)
-        _check(number or (k in _FLAGS and isinstance(val, bool)), k, val, "must be a number")
-        _check(bool(np.isfinite(val)), k, val, "must be finite")
-        if _FIELDS[k][1] == _I:
-            _check(float(val) == int(val), k, val, "must be an integer")
-    for k in ("pursuer_v_max", "pursuer_omega_max", "evader_v_max", "evader_omega_max", "dt", "capture_radius", "fov_range", "lidar_range"):
-        _check(v[k] > 0, k, v[k], "must be > 0")
-    _check(0 <= v["robot_radius"] < ARENA_HALF / 2, "robot_radius", v["robot_radius"], f"must be in [0, {ARENA_HALF / 2})")
-    _check(v["max_steps"] >= 1, "max_steps", v["max_steps"], "must be >= 1")
-    _check(v["prep_steps"] >= 0, "prep_steps", v["prep_steps"], "must be >= 0")
-    _check(v["min_init_d"] >= 0, "min_init_d", v["min_init_d"], "must be >= 0")
-    _check(v["max_init_d"] >= v["min_init_d"], "max_init_d", v["max_init_d"], f"must be >= min_init_d={v['min_init_d']}")
-    _check(v["n_obstacles"] >= 0, "n_obstacles", v["n_obstacles"], "must be >= 0")
+    v = PARAMS.values(overrides)
     if max_obstacles is not None:
-        _check(v["n_obstacles"] <= max_obstacles, "n_obstacles", v["n_obstacles"], f"must be <= max_obstacles={max_obstacles}")
-    _check(v["obstacle_min_radius"] > 0, "obstacle_min_radius", v["obstacle_min_radius"], "must be > 0")
-    _check(v["obstacle_max_radius"] >= v["obstacle_min_radius"], "obstacle_max_radius", v["obstacle_max_radius"],
-           f"must be >= obstacle_min_radius={v['obstacle_min_radius']}")
-    _check(v["obstacle_margin"] >= 0, "obstacle_margin", v["obstacle_margin"], "must be >= 0")
-    room = v["obstacle_max_radius"] + v["obstacle_margin"]
-    _check(room < ARENA_HALF, "obstacle_max_radius", v["obstacle_max_radius"],
-           f"obstacle_max_radius + obstacle_margin = {room} must be < {ARENA_HALF} (the arena half-width)")
-    for k in ("distance_scale", "capture_bonus", "w_occlusion", "visibility_weight", "survival_bonus",
-              "w_obs_approach", "w_collision", "w_wall", "lidar_noise_std"):
-        _check(v[k] >= 0, k, v[k], "must be >= 0")
-    _check(v["timeout_penalty"] <= 0, "timeout_penalty", v["timeout_penalty"], "must be <= 0 (it is added to the pursuer's reward)")
-    _check(0 < v["fov_half_angle"] <= math.pi, "fov_half_angle", v["fov_half_angle"], "must be in (0, pi] radians")
-    for k in _FLAGS:
-        _check(int(v[k]) in (0, 1), k, v[k], "must be 0 or 1")
-    return PursuitParams(**{k: jnp.asarray(int(val) if _FIELDS[k][1] == _I else val, _FIELDS[k][1]) for k, val in v.items()})
-
-
-def stack_params(params: list[Any]) -> Any:
-    """Stacks several params pytrees along a new leading axis (one per vmapped instance)."""
-    return jax.tree.map(lambda *xs: jnp.stack(xs), *params)
+        PARAMS.require(v["n_obstacles"] <= max_obstacles, "n_obstacles", v["n_obstacles"], f"must be <= max_obstacles={max_obstacles}")
+    return PARAMS.to_params(v)
 
 
 @struct.dataclass
@@ -314,7 +279,7 @@ class PursuitEvasion(MultiAgentEnvironment[PursuitState, PursuitParams]):
     def check_params(self, params: PursuitParams) -> None:
         """Raises ``ValueError`` if concrete ``params`` do not fit this env's static shapes."""
         n = int(np.max(np.asarray(params.n_obstacles)))
-        _check(n <= self.max_obstacles, "n_obstacles", n, f"must be <= max_obstacles={self.max_obstacles}")
+        PARAMS.require(n <= self.max_obstacles, "n_obstacles", n, f"must be <= max_obstacles={self.max_obstacles}")
 
     def observation_shape(self, params: PursuitParams | None = None) -> tuple[int, ...]:
         """Per-agent observation shape ``(D,)``."""
@@ -331,14 +296,11 @@ class PursuitEvasion(MultiAgentEnvironment[PursuitState, PursuitParams]):
             vm = float(np.max(np.asarray(params.v_max()[role])))
             om = float(np.max(np.asarray(params.omega_max()[role])))
         except (TypeError, jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
-            vm, om = _FIELDS["pursuer_v_max"][0], _FIELDS["pursuer_omega_max"][0]
+            vm, om = PARAMS.defaults["pursuer_v_max"], PARAMS.defaults["pursuer_omega_max"]
         return Box(-om, om if self.fixed_speed else max(vm, om), (self.action_dim,))
 
     def max_steps(self, params: PursuitParams) -> int:
-        try:
-            return int(np.max(np.asarray(params.max_steps)))
-        except (TypeError, jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
-            return int(_FIELDS["max_steps"][0])
+        return PARAMS.max_steps(params)
 
     def info_keys(self) -> tuple[str, ...]:
         return INFO_KEYS

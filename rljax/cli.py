@@ -11,6 +11,7 @@ import sys
 import time
 from typing import Sequence
 
+from rljax.config import with_seeds
 from rljax.devices import configure_devices
 from rljax.errors import ConfigError, DivergenceError
 from rljax.summary import print_summary
@@ -100,11 +101,7 @@ def _run(args: argparse.Namespace) -> int:
             raise ConfigError("--allow-changed-config only applies with --resume")
         configure_devices(args.devices)
     exp = load_experiment(args.experiment)
-    overrides = list(args.overrides)
-    if args.seeds is not None:
-        if args.seeds <= 0:
-            raise ConfigError(f"--seeds must be > 0, got {args.seeds}")
-        overrides.append(f"runner.num_seeds={args.seeds}")
+    overrides = with_seeds(args.overrides, args.seeds)
     if args.resume:
         from rljax.resume import check_experiment, resumed_config
 

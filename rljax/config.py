@@ -135,6 +135,15 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     return out
 
 
+def with_seeds(overrides: list[str], seeds: int | None) -> list[str]:
+    """``overrides`` plus ``runner.num_seeds`` from a command's ``--seeds`` (None: not given)."""
+    if seeds is None:
+        return list(overrides)
+    if seeds <= 0:
+        raise ConfigError(f"--seeds must be > 0, got {seeds}")
+    return [*overrides, f"runner.num_seeds={seeds}"]
+
+
 def merge(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
     """Deep merge, ``b`` wins."""
     out = dict(a)

@@ -315,7 +315,7 @@ def _printed(text, beta_r):
 
 
 def test_original_example_preset_prints_the_reference_values(capsys):
-    """``python -m experiments.empo.experiment oracle trivial --preset original`` prints the float64
+    """``python -m experiments.empo oracle trivial --preset original`` prints the float64
     reference's V_r, X_h and pi_r at the initial state for beta_r 100 and 10 to 6 decimals."""
     from rljax.experiments.empo.experiment import oracle_main
 

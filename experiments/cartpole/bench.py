@@ -4,8 +4,8 @@ count can differ) on the same machine in the same invocation; compile time is ex
 env-steps/s and printed apart. Single-seed JAX figures are the median of ``--repeats`` runs
 (this VM's run-to-run spread is about +-15%).
 
-    python -m experiments.cartpole.experiment.bench            # everything (SB3 needs torch, see README)
-    python -m experiments.cartpole.experiment.bench --skip-sb3 --steps 200000
+    python -m experiments.cartpole.bench            # everything (SB3 needs torch, see README)
+    python -m experiments.cartpole.bench --skip-sb3 --steps 200000
 
 SB3 and torch are benchmark-only dependencies: ``pip install torch==2.13.0 stable-baselines3``
 (on these machines 2.13.0 is a local CPU wheel; other versions pull a multi-GB CUDA build).

@@ -2,7 +2,7 @@
 lr 2.5e-4 annealed, 64x64 tanh MLPs, 500k steps).
 
     rljax run cartpole --seeds 4
-    python -m experiments.cartpole.experiment --preset smoke
+    python -m experiments.cartpole --preset smoke
 """
 from __future__ import annotations
 

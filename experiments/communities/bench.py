@@ -7,7 +7,7 @@ excluded, medians). Target: >= 6,600 ego-steps/s on 2 CPU cores.
 
 **Training**:
 
-Builds the experiment's runner exactly as ``python -m experiments.communities.experiment`` does (default
+Builds the experiment's runner exactly as ``python -m experiments.communities`` does (default
 config unless ``--preset``/``--set`` say otherwise: both arms, ``--seeds`` seeds each), compiles
 one chunk of ``--chunk`` updates ahead of time (compile time printed apart, not counted), runs it
 once to warm up, then times ``--repeats`` chunks: ego-steps/s = members x updates x
@@ -16,9 +16,9 @@ the PPO epochs included; evaluation, logging and checkpoints excluded). Each con
 in a fresh subprocess because the number of XLA CPU devices is fixed when JAX starts; with
 ``d`` devices the members are split over them (the CLI does the same: ``--devices``).
 
-    python -m experiments.communities.experiment.bench                       # env only, then training, 1 and 2 devices
-    python -m experiments.communities.experiment.bench --devices 2 --set network.trunk=full
-    python -m experiments.communities.experiment.bench --set ppo.num_epochs=10   # the reference's epochs
+    python -m experiments.communities.bench                       # env only, then training, 1 and 2 devices
+    python -m experiments.communities.bench --devices 2 --set network.trunk=full
+    python -m experiments.communities.bench --set ppo.num_epochs=10   # the reference's epochs
 
 Target: >= 3,000 ego-steps/s training on 2 CPU cores; the network's updates dominate. Last
 measured on a quiet machine (2026-11-23 18:22 UTC, residents with foresight, ``--devices 2
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     from rljax.machine import host_description
 
     print(f"machine: {host_description()}, jax {jax.__version__}, python {platform.python_version()}")
-    print("command: python -m experiments.communities.experiment.bench " + " ".join(sys.argv[1:] if argv is None else argv))
+    print("command: python -m experiments.communities.bench " + " ".join(sys.argv[1:] if argv is None else argv))
     if args.env_envs:
 
         print(f"\nenvironment only: 15 residents + random ego, target {ENV_TARGET:,.0f} ego-steps/s on 2 CPU cores")

@@ -12,9 +12,9 @@ Residents-only world (``--share``): 16 residents (``ego_is_resident=1``) for 200
 seed and community; reports the permitted colour's share of the 348 patches at t=2000 (the
 original's README aims at >= 0.85; nothing is tuned toward it) and the residents' sanctions.
 
-    python -m experiments.communities.experiment.bench_env                      # throughput, 1 and 2 devices
-    python -m experiments.communities.experiment.bench_env --num-envs 256 1024 --devices 1
-    python -m experiments.communities.experiment.bench_env --share --seeds 8    # the residents-only report
+    python -m experiments.communities.bench_env                      # throughput, 1 and 2 devices
+    python -m experiments.communities.bench_env --num-envs 256 1024 --devices 1
+    python -m experiments.communities.bench_env --share --seeds 8    # the residents-only report
 
 The target is 6,600 ego-steps/s on 2 CPU cores; the original Melting Pot substrate with its
 Python residents ran 67 ego-steps/s.
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, jax {jax.__version__}, "
           f"python {platform.python_version()}")
-    print("command: python -m experiments.communities.experiment.bench_env " + " ".join(sys.argv[1:] if argv is None else argv))
+    print("command: python -m experiments.communities.bench_env " + " ".join(sys.argv[1:] if argv is None else argv))
     if args.share:
         from rljax.environments.harvest import COMMUNITY_NAMES
 

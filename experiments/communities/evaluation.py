@@ -1,4 +1,4 @@
-"""Distributional evaluation of trained harvest communities runs (``python -m experiments.communities.experiment
+"""Distributional evaluation of trained harvest communities runs (``python -m experiments.communities
 eval RUN_DIR [RUN_DIR ...]``).
 
 For every trained member (arm x seed) and every community (RED, GREEN, BLUE) it plays
@@ -417,7 +417,7 @@ def plot_report(report: dict, path: str) -> None:
 
 
 def main(argv: Sequence[str]) -> int:
-    p = argparse.ArgumentParser(prog="python -m experiments.communities.experiment eval",
+    p = argparse.ArgumentParser(prog="python -m experiments.communities eval",
                                 description="distributional evaluation: every member x community, with the resident "
                                             "baseline on the same keys; table, eval.json, eval.png, success criteria")
     p.add_argument("run_dirs", nargs="+", help="one or more communities run directories (e.g. a treatment_multi and a "
@@ -444,7 +444,7 @@ def main(argv: Sequence[str]) -> int:
 
 
 # ----------------------------------------------------------------------------------------
-# Training curves (``python -m experiments.communities.experiment curves RUN_DIR``)
+# Training curves (``python -m experiments.communities curves RUN_DIR``)
 # ----------------------------------------------------------------------------------------
 CURVES = (("episode_r_eval", "training R_eval / episode"), ("compliance_pct", "compliance %"),
           ("zaps_per_1k", "zap presses / 1k steps"), ("episode_minus10_received", "-10s received / episode"))
@@ -500,7 +500,7 @@ def plot_curves(run_dir: str, path: str) -> dict:
 
 
 def curves_main(argv: Sequence[str]) -> int:
-    p = argparse.ArgumentParser(prog="python -m experiments.communities.experiment curves",
+    p = argparse.ArgumentParser(prog="python -m experiments.communities curves",
                                 description="treatment vs control training curves (overall and per community) from metrics.csv")
     p.add_argument("run_dir")
     p.add_argument("--out", default=None, help="PNG path (default RUN_DIR/curves.png)")

@@ -24,12 +24,12 @@ Community sampling (``sampling.mode``), from each instance's own key at every re
 ``sampling.held_out`` (a community name) is never drawn in training in any mode (train on two,
 evaluate on the third); evaluation covers all three and marks it.
 
-    python -m experiments.communities.experiment --preset smoke                 # about a minute
-    python -m experiments.communities.experiment --seeds 4 --out runs/comm       # both arms, uniform
-    python -m experiments.communities.experiment --preset treatment_multi        # one arm
-    python -m experiments.communities.experiment --set sampling.mode=adaptive
-    python -m experiments.communities.experiment eval runs/comm                  # distributional evaluation
-    python -m experiments.communities.experiment curves runs/comm                # training curves (PNG)
+    python -m experiments.communities --preset smoke                 # about a minute
+    python -m experiments.communities --seeds 4 --out runs/comm       # both arms, uniform
+    python -m experiments.communities --preset treatment_multi        # one arm
+    python -m experiments.communities --set sampling.mode=adaptive
+    python -m experiments.communities eval runs/comm                  # distributional evaluation
+    python -m experiments.communities curves runs/comm                # training curves (PNG)
 
 PPO follows the reference's phase-5 table (SB3: 32 envs x 256 steps, minibatch 4096, lr 3e-4
 constant, gamma 0.995, lambda 0.95, clip 0.2, no value clipping, vf 0.5, grad norm 0.5, rewards
@@ -52,9 +52,11 @@ from rljax.environments.harvest import (
     COMMUNITY_NAMES, NUM_COMMUNITIES, NUM_VIEW_CHANNELS, VIEW_COLS, VIEW_ROWS, HarvestParams,
     harvest_params, sample_community,
 )
+from rljax.environments.harvest import PARAMS as HARVEST_PARAMS
 from rljax.environments.harvest_view import HarvestEnv
 from rljax import backend
 from rljax.distributions import make_distribution
+from rljax.envs.params import config_error
 from rljax.errors import ConfigError
 from rljax.experiment import Experiment, RunnerConfig, Setup
 from rljax.networks.film import TRUNKS, FiLMPolicy
@@ -97,23 +99,21 @@ PHASE5_PPO = PPOConfig(
 )
 
 
+# Set per arm (treatment), per reset (permitted, community_probs: see SamplingConfig) or by
+# the evaluation (ego_is_resident): not options of the run.
+_PER_TASK = ("permitted", "treatment", "ego_is_resident", "community_probs")
+
+
 @dataclass(frozen=True)
-class EnvConfig:
-    """The world: arms to train and the economics (defaults: the documented values; the
-    original runs used alpha=5, beta=5, c=0.5, preset ``as_run``)."""
+class EnvConfig(HARVEST_PARAMS.settings_class("HarvestFields", exclude=_PER_TASK)):
+    """The world: the harvest substrate's parameters with their defaults (the documented values;
+    the original runs used alpha=5, beta=5, c=0.5, preset ``as_run``; alpha is stripped from
+    R_eval) and the arms to train."""
 
     arms: tuple[str, ...] = ARMS
-    alpha: float = 0.5  # reward for a correct sanction (stripped from R_eval)
-    beta: float = 0.5  # cost of a mis-sanction
-    c: float = 0.2  # cost of every zap press
-    immunity_cooldown: int = 200
-    startup_grey_grace: int = 25
-    episode_length: int = 2000
-    resident_guard: int = 2  # 0 off, 1 bystander guard, 2 bystander guard + foresight (R1: no resident mis-zaps)
-    resident_quirks: int = 0  # 1: the original controller's quirks
 
     def harvest_overrides(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "arms"}
+        return HARVEST_PARAMS.from_settings(self, exclude=_PER_TASK)
 
 
 @dataclass(frozen=True)
@@ -160,7 +160,7 @@ class CommunitiesConfig:
         try:
             harvest_params(**env.harvest_overrides())
         except ValueError as e:  # the environment names the field; point at the config key
-            raise ConfigError("env." + str(e).removeprefix("harvest params: ")) from None
+            raise config_error(e, "env.") from None
         if s.mode not in SAMPLING_MODES:
             raise ConfigError(f"sampling.mode must be one of {', '.join(SAMPLING_MODES)}, got {s.mode!r}")
         if s.community not in COMMUNITY_NAMES:
@@ -371,14 +371,14 @@ def build(cfg: CommunitiesConfig) -> Setup:
 
 
 def eval_main(argv: Sequence[str]) -> int:
-    """``python -m experiments.communities.experiment eval RUN_DIR``: see :mod:`rljax.experiments.communities.evaluation`."""
+    """``python -m experiments.communities eval RUN_DIR``: see :mod:`rljax.experiments.communities.evaluation`."""
     from rljax.experiments.communities.evaluation import main
 
     return main(argv)
 
 
 def curves_main(argv: Sequence[str]) -> int:
-    """``python -m experiments.communities.experiment curves RUN_DIR [--out PNG]``: training curves."""
+    """``python -m experiments.communities curves RUN_DIR [--out PNG]``: training curves."""
     from rljax.experiments.communities.evaluation import curves_main as run
 
     return run(argv)

@@ -1,9 +1,9 @@
 """Speed of EMPO phase 2 in JAX: training steps/s of the neural trainer against the original's
 ~17/s, and the oracle's wall time on the trivial map (horizon 10) against 0.1 s.
 
-    python -m experiments.empo.experiment.bench                   # trivial preset (the demo's trivial config)
-    python -m experiments.empo.experiment.bench --members 1 8 32  # members vmapped in one program
-    python -m experiments.empo.experiment.bench --quick           # fewer repeats
+    python -m experiments.empo.bench                   # trivial preset (the demo's trivial config)
+    python -m experiments.empo.bench --members 1 8 32  # members vmapped in one program
+    python -m experiments.empo.bench --quick           # fewer repeats
 
 Training steps/s: the compiled update of the ``trivial`` preset (network mode; per update 10
 environment steps and 1 training step, ``training_steps_per_env_step = 0.1``) timed in the

@@ -1,8 +1,8 @@
 """Wall time of the exact phase-2 oracle (backward induction of eqs 4-9) on the trivial map at
 horizon 10, after compilation (target: < 0.1 s), plus the oracle's values at the initial state.
 
-    python -m experiments.empo.experiment.bench_oracle                 # trivial map, 20 repeats
-    python -m experiments.empo.experiment.bench_oracle --small         # also the small map (10384 states, horizon 15)
+    python -m experiments.empo.bench_oracle                 # trivial map, 20 repeats
+    python -m experiments.empo.bench_oracle --small         # also the small map (10384 states, horizon 15)
 
 The human prior is the demo's heuristic potential policy (beta = 1000); the values are also
 printed under the tabular Boltzmann prior (beta_h = 10). Timings are medians of ``--repeats``

@@ -5,12 +5,12 @@ The neural (or tabular) phase-2 trainer (:class:`rljax.empo.trainer.EmpoTrainer`
 same engine as PPO: seeds (and ``--vary empo.<key>`` settings) are members of one compiled
 program, with the runner's chunks, logs, evaluation, checkpoints and resume.
 
-    python -m experiments.empo.experiment --preset smoke                      # about a minute
-    python -m experiments.empo.experiment --preset trivial --seeds 4          # the demo's trivial config
-    python -m experiments.empo.experiment --preset trivial_table --seeds 4    # lookup tables: exact convergence
-    python -m experiments.empo.experiment oracle trivial                      # exact values at the initial state
-    python -m experiments.empo.experiment oracle trivial --preset original    # ... as the original's backward-induction example
-    python -m experiments.empo.experiment compare checkpoints/empo-...        # learned vs oracle (tables, plots)
+    python -m experiments.empo --preset smoke                      # about a minute
+    python -m experiments.empo --preset trivial --seeds 4          # the demo's trivial config
+    python -m experiments.empo --preset trivial_table --seeds 4    # lookup tables: exact convergence
+    python -m experiments.empo oracle trivial                      # exact values at the initial state
+    python -m experiments.empo oracle trivial --preset original    # ... as the original's backward-induction example
+    python -m experiments.empo compare checkpoints/empo-...        # learned vs oracle (tables, plots)
 
 Presets: ``default`` (the original code's defaults, trivial map), ``trivial``/``small``/
 ``ensemble`` (the phase-2 demo's per-environment settings), ``seed_doc`` (the seed document's
@@ -217,13 +217,13 @@ def oracle_values(map_name: str, beta_r: Sequence[float], gamma_r: float = 0.99,
 
 
 def oracle_main(argv: Sequence[str]) -> int:
-    """``python -m experiments.empo.experiment oracle MAP``: the exact phase-2 values at the initial state."""
+    """``python -m experiments.empo oracle MAP``: the exact phase-2 values at the initial state."""
     import numpy as np
 
     from rljax.environments.multigrid import ACTION_NAMES, num_reachable_pairs
     from rljax.environments.multigrid_worlds import ENUMERABLE, enumeration, goal_set, map_world, task
 
-    p = argparse.ArgumentParser(prog="python -m experiments.empo.experiment oracle",
+    p = argparse.ArgumentParser(prog="python -m experiments.empo oracle",
                                 description="exact phase-2 values (backward induction) at the initial state")
     p.add_argument("map", help="trivial or small")
     p.add_argument("--preset", choices=sorted(ORACLE_PRESETS), default="default",
@@ -296,10 +296,10 @@ def oracle_main(argv: Sequence[str]) -> int:
 
 
 def compare_main(argv: Sequence[str]) -> int:
-    """``python -m experiments.empo.experiment compare RUN_DIR``: see :mod:`rljax.empo.compare`."""
+    """``python -m experiments.empo compare RUN_DIR``: see :mod:`rljax.empo.compare`."""
     from rljax.empo.compare import compare_run
 
-    p = argparse.ArgumentParser(prog="python -m experiments.empo.experiment compare",
+    p = argparse.ArgumentParser(prog="python -m experiments.empo compare",
                                 description="a trained run's quantities against the exact oracle (tables, plots, JSON)")
     p.add_argument("run_dir")
     p.add_argument("--best", action="store_true", help="the best checkpoint instead of the latest")

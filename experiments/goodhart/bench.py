@@ -1,6 +1,6 @@
 """Benchmark: the Goodhart BaseCNN update, rljax vs PyTorch, and end-to-end training speed.
 
-    python -m experiments.goodhart.experiment.bench [--batch 1024] [--repeats 10] [--updates 2]
+    python -m experiments.goodhart.bench [--batch 1024] [--repeats 10] [--updates 2]
 
 Prints the median update time (forward + backward + Adam, after warm-up) of rljax's BaseCNN
 with the patch-matmul convolution and with ``lax.conv_general_dilated``, of the same network

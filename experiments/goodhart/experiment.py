@@ -6,9 +6,9 @@ An agent that sees only "interestingness" (proxy) cannot tell poison from food a
 for interestingness consumed, learns to eat both: it dies of poison far more often than the
 ground-truth agent (docs/goodhart.md).
 
-    python -m experiments.goodhart.experiment --seeds 2                # default budget, all 4 modes
-    python -m experiments.goodhart.experiment --preset smoke --dashboard
-    python -m experiments.goodhart.experiment verify checkpoints/goodhart-...   # accuracy, survival, saliency
+    python -m experiments.goodhart --seeds 2                # default budget, all 4 modes
+    python -m experiments.goodhart --preset smoke --dashboard
+    python -m experiments.goodhart verify checkpoints/goodhart-...   # accuracy, survival, saliency
 """
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from rljax.environments.foraging import FORAGING_MODES, Foraging, params_for_mode, render_observation
+from rljax.environments.foraging import PARAMS as FORAGING_PARAMS
 from rljax import backend
+from rljax.envs.params import config_error
 from rljax.errors import ConfigError
 from rljax.experiment import Experiment, RunnerConfig, Setup
 from rljax.networks.cnn import BaseCNN
@@ -48,38 +50,21 @@ GOODHART_PPO = PPOConfig(
 
 
 @dataclass(frozen=True)
-class EnvConfig:
-    """The world and its reward; defaults are the d987f31 preset the seed document describes.
+class EnvConfig(FORAGING_PARAMS.settings_class("ForagingFields", exclude=("gamma",))):
+    """The world and its reward: the foraging environment's parameters with their defaults (the
+    d987f31 preset the seed document describes; ``gamma`` is PPO's, so that the shaping stays
+    potential-based), plus the static options below.
     ``modes``: which observation modes to train side by side (each is a variant)."""
 
     modes: tuple[str, ...] = FORAGING_MODES
     grid_size: int = 100
     view_size: int = 11
-    min_food: int = 50
-    max_food: int = 200
-    min_poison: int = 20
-    max_poison: int = 100
-    initial_energy: float = 50.0
-    move_cost: float = 0.1
-    food_energy: float = 15.0
-    poison_energy: float = 10.0
-    episode_length: int = 500
-    shaping_coef: float = 0.1
-    reward_clip: float = 5.0
-    energy_reward_scale: float = 0.1
-    food_interest: float = 1.0
-    poison_interest: float = 0.9
-    done_penalty: float = 0.0  # the original's -10 on every done (incl. time-outs): 10.0
-    proxy_death_bonus: int = 0  # the original's +0.9 for dying in proxy mode: 1
     # The grid persists across the agent's deaths and time-outs (the spec); true: a new grid,
     # with new item counts, after every episode (this project's behaviour before issue 23).
     regrid_on_reset: bool = False
 
     def overrides(self, gamma: float) -> dict[str, Any]:
-        skip = {"modes", "grid_size", "view_size", "regrid_on_reset"}
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in skip}
-        out["gamma"] = gamma  # the shaping's discount is PPO's, so the shaping stays potential-based
-        return out
+        return {**FORAGING_PARAMS.from_settings(self), "gamma": gamma}
 
 
 @dataclass(frozen=True)
@@ -122,7 +107,7 @@ class GoodhartConfig:
             for m in self.env.modes:
                 env.check_params(params_for_mode(m, **self.env.overrides(self.ppo.gamma)))
         except ValueError as e:  # the environment's messages name the field; point at the config key
-            raise ConfigError("env." + str(e).removeprefix("foraging params: ")) from None
+            raise config_error(e, "env.") from None
 
 
 def build(cfg: GoodhartConfig) -> Setup:
@@ -134,11 +119,11 @@ def build(cfg: GoodhartConfig) -> Setup:
 
 
 def verify_main(argv: Sequence[str]) -> int:
-    """``python -m experiments.goodhart.experiment verify RUN_DIR``: see :mod:`rljax.experiments.goodhart.verify`.
+    """``python -m experiments.goodhart verify RUN_DIR``: see :mod:`rljax.experiments.goodhart.verify`.
     Exit 0; 1 when the zero-food starvation check fails; 2 on bad input."""
     from rljax.experiments.goodhart.verify import run_verification
 
-    p = argparse.ArgumentParser(prog="python -m experiments.goodhart.experiment verify",
+    p = argparse.ArgumentParser(prog="python -m experiments.goodhart verify",
                                 description="directional accuracy, survival test and saliency of a trained run")
     p.add_argument("run_dir")
     p.add_argument("--runs", type=int, default=3, help="survival: independent runs (default 3)")

@@ -10,7 +10,7 @@
   poison): every agent must starve exactly on the step the energy rules give, again and again.
 * :func:`saliency` and :func:`save_saliency_png`: gradient maps of the chosen logit.
 * :func:`run_verification`: all of it for every member of a trained ``goodhart`` run next to
-  the scripted OmniscientSeeker and ProxySeeker (``python -m experiments.goodhart.experiment verify``).
+  the scripted OmniscientSeeker and ProxySeeker (``python -m experiments.goodhart verify``).
 
 ``policy_fn(key, obs[V, V, 6]) -> action`` (one observation, int scalar) is the common
 interface, so scripted seekers and trained networks plug in alike, e.g.
@@ -313,6 +313,7 @@ def run_verification(run_dir: str, out_dir: str | None = None, runs: int = 3, ag
     ``world``: foraging param overrides for the survival worlds only (e.g. a harsher
     ``move_cost``); the observations, hence the policies, do not depend on them.
     """
+    from rljax.envs.params import config_error
     from rljax.errors import ConfigError
     from rljax.runner import load_run
     from rljax.environments.foraging_seekers import omniscient_seeker, proxy_seeker
@@ -329,7 +330,7 @@ def run_verification(run_dir: str, out_dir: str | None = None, runs: int = 3, ag
     try:
         params_for_mode("ground_truth", **{**env_overrides, **world})
     except ValueError as e:
-        raise ConfigError("--world " + str(e).removeprefix("foraging params: ")) from None
+        raise config_error(e, "--world ") from None
     n = runs * agents
     key = jax.random.key(seed)  # every agent faces the same worlds: common random numbers
     logits, sample = _member_policies(trainer)
@@ -339,7 +340,7 @@ def run_verification(run_dir: str, out_dir: str | None = None, runs: int = 3, ag
         try:
             return stack_params([survival_params(m.variant, steps, agents, env, **overrides) for m in members])
         except ValueError as e:
-            raise ConfigError("--world " + str(e).removeprefix("foraging params: ")) from None
+            raise config_error(e, "--world ") from None
 
     # Survival of every member in one program (members vmapped, like training); then the
     # zero-food starvation check in the same way.

@@ -4,13 +4,15 @@ MLP (``network.kind=mlp``) stays at chance (eval return = success rate, about 0.
 
     rljax run memory --seeds 2
     rljax run memory --set network.kind=mlp
-    python -m experiments.memory.experiment --preset smoke
+    python -m experiments.memory --preset smoke
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from rljax.environments.memory import CueCorridor
+from rljax.environments.memory import PARAMS as MEMORY_PARAMS
+from rljax.envs.params import config_error
 from rljax.errors import ConfigError
 from rljax.experiment import Experiment, RunnerConfig, Setup
 from rljax.networks.mlp import ActorCriticMLP
@@ -28,8 +30,10 @@ class NetworkConfig:
 
 
 @dataclass(frozen=True)
-class EnvConfig:
-    length: int = 5  # corridor steps, cue at the first, choice at the last (episodes straddle rollouts)
+class EnvConfig(MEMORY_PARAMS.settings_class("MemoryFields")):
+    # 5 steps, not the corridor's 4: an odd length makes episodes straddle the 16-step rollouts,
+    # so the carried recurrent state crosses rollout boundaries in the test of it
+    length: int = 5
 
 
 @dataclass(frozen=True)
@@ -47,11 +51,15 @@ class MemoryConfig:
         for name in ("hidden", "cell_size"):
             if getattr(self.network, name) <= 0:
                 raise ConfigError(f"network.{name} must be > 0, got {getattr(self.network, name)}")
+        try:
+            CueCorridor().default_params(self.env.length)
+        except ValueError as e:
+            raise config_error(e, "env.") from None
 
 
 def build(cfg: MemoryConfig) -> Setup:
     env = CueCorridor()
-    params = env.default_params(cfg.env.length)
+    params = env.default_params(cfg.env.length)  # validated in MemoryConfig.validate
     space = env.action_space(params)
     w = cfg.network.hidden
     if cfg.network.kind == "gru":

@@ -14,9 +14,9 @@ AMS-DRL protocol end to end, plus the wall time of a 12-phase protocol for one s
 The original (Stable-Baselines3 phases driven from Python) ran about 220 env-steps/s on this
 machine; the target is 100x that (22,000 env-steps/s) on 2 CPU cores.
 
-    python -m experiments.pursuit.experiment.bench                      # env + protocol (4 and 8 seeds, study budget)
-    python -m experiments.pursuit.experiment.bench --seeds 1 8 --scale 0.25
-    python -m experiments.pursuit.experiment.bench --skip-env --seeds 4 --amsdrl   # + RUN the 12-phase protocol, 1 seed
+    python -m experiments.pursuit.bench                      # env + protocol (4 and 8 seeds, study budget)
+    python -m experiments.pursuit.bench --seeds 1 8 --scale 0.25
+    python -m experiments.pursuit.bench --skip-env --seeds 4 --amsdrl   # + RUN the 12-phase protocol, 1 seed
 
 Last measured on a quiet machine (2026-11-23 19:08-19:29 UTC, ``--skip-env --scale 1``): 2 seeds
 23,281, 4 seeds 28,012, 8 seeds 20,651, 16 seeds 17,037 trained env-steps/s (target 22,000); the
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     print(f"machine: {host_description()}, jax {jax.__version__} on {jax.default_backend()}; "
           f"load average {os.getloadavg()[0]:.1f} (shared with other processes)")
-    print("command: python -m experiments.pursuit.experiment.bench " + " ".join(sys.argv[1:] if argv is None else argv))
+    print("command: python -m experiments.pursuit.bench " + " ".join(sys.argv[1:] if argv is None else argv))
     if not args.skip_env:
         bench_env(args.batch, args.steps, args.repeats)
     results = [bench_protocol(n, args.scale) for n in args.seeds]

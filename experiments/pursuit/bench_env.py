@@ -13,8 +13,8 @@ One env-step is one arena step (both agents move), i.e. one learner transition. 
 is excluded (printed apart); figures are the median of ``--repeats`` timed runs, measured
 with ``jax.block_until_ready``.
 
-    python -m experiments.pursuit.experiment.bench_env
-    python -m experiments.pursuit.experiment.bench_env --batch 1 64 1024 --obs partial full --steps 200
+    python -m experiments.pursuit.bench_env
+    python -m experiments.pursuit.bench_env --batch 1 64 1024 --obs partial full --steps 200
 
 On the shared 2-core VM the load average of other processes is printed with the results.
 """

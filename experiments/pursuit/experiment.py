@@ -8,13 +8,13 @@ replay, the health monitor with bilateral rollback, and a 100-episode head-to-he
 evaluation after every phase (capture rate, escape rate, NE gap). ``--seeds N`` runs N
 independent protocols vmapped in one program; each seed follows its own schedule.
 
-    python -m experiments.pursuit.experiment --preset amsdrl --seeds 8      # the spec's protocol
-    python -m experiments.pursuit.experiment --preset nav                   # the cold start alone
-    python -m experiments.pursuit.experiment --preset smoke                 # about a minute
-    python -m experiments.pursuit.experiment --preset amsdrl --set selfplay.ewc=true --set selfplay.rnd=true
-    python -m experiments.pursuit.experiment report RUN_DIR                 # per-seed curves and table
-    python -m experiments.pursuit.experiment episode RUN_DIR --member 0     # GIF of the trained agents
-    python -m experiments.pursuit.experiment milestones RUN_DIR             # each phase's parameters (Orbax)
+    python -m experiments.pursuit --preset amsdrl --seeds 8      # the spec's protocol
+    python -m experiments.pursuit --preset nav                   # the cold start alone
+    python -m experiments.pursuit --preset smoke                 # about a minute
+    python -m experiments.pursuit --preset amsdrl --set selfplay.ewc=true --set selfplay.rnd=true
+    python -m experiments.pursuit report RUN_DIR                 # per-seed curves and table
+    python -m experiments.pursuit episode RUN_DIR --member 0     # GIF of the trained agents
+    python -m experiments.pursuit milestones RUN_DIR             # each phase's parameters (Orbax)
 
 **Cold start decision.** S0 runs as the first stage of the same program (every member is in
 S0 at the same updates, so its branch stays a real conditional under the member vmap): one
@@ -32,6 +32,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from rljax.environments.pursuit_evasion import PARAMS as ARENA_PARAMS
+from rljax.envs.params import config_error
 from rljax.errors import ConfigError
 from rljax.experiment import Experiment, RunnerConfig, Setup
 from rljax.ppo import PPOConfig
@@ -63,17 +65,12 @@ PURSUIT_PPO = PPOConfig(
     advantage_norm="minibatch",
 )
 
-ARENA_FIELDS = ("max_steps", "pursuer_v_max", "evader_v_max", "pursuer_omega_max", "evader_omega_max", "capture_radius",
-                "prep_steps", "distance_scale", "capture_bonus", "timeout_penalty", "w_occlusion", "use_visibility_reward",
-                "visibility_weight", "survival_bonus", "w_obs_approach", "w_collision", "w_wall", "min_init_d",
-                "max_init_d", "n_obstacles", "fov_occlusion", "lidar_noise_std", "lidar_bounds_bug")
-
-
 @dataclass(frozen=True)
-class EnvConfig:
-    """The arena (reference defaults, rljax decisions: partial observation, 2-D actions,
-    1200-step episodes, centred lidar walls). ``min_init_d``/``max_init_d``/``n_obstacles``
-    apply only with ``curriculum.kind=none``."""
+class EnvConfig(ARENA_PARAMS.settings_class("ArenaFields")):
+    """The arena: every field of :class:`~rljax.environments.pursuit_evasion.PursuitParams` with
+    its default (the reference's, with the rljax decisions: 1200-step episodes, centred lidar
+    walls), plus the static options below (partial observation, 2-D actions).
+    ``min_init_d``/``max_init_d``/``n_obstacles`` apply only with ``curriculum.kind=none``."""
 
     observation: str = "partial"
     fixed_speed: bool = False
@@ -81,32 +78,9 @@ class EnvConfig:
     # mean (and the deterministic evaluation) then drives at half speed instead of standing still
     unit_actions: bool = False
     max_obstacles: int = 3
-    max_steps: int = 1200
-    pursuer_v_max: float = 1.0
-    evader_v_max: float = 1.0
-    pursuer_omega_max: float = 2.84
-    evader_omega_max: float = 2.84
-    capture_radius: float = 0.5
-    prep_steps: int = 0
-    distance_scale: float = 1.0
-    capture_bonus: float = 100.0
-    timeout_penalty: float = -100.0
-    w_occlusion: float = 0.0
-    use_visibility_reward: bool = False
-    visibility_weight: float = 1.0
-    survival_bonus: float = 0.0
-    w_obs_approach: float = 0.0
-    w_collision: float = 0.0
-    w_wall: float = 0.0
-    min_init_d: float = 3.0
-    max_init_d: float = 15.0
-    n_obstacles: int = 0
-    fov_occlusion: bool = False
-    lidar_noise_std: float = 0.02
-    lidar_bounds_bug: bool = False
 
     def arena_overrides(self) -> dict[str, Any]:
-        return {k: (int(v) if isinstance(v, bool) else v) for k in ARENA_FIELDS for v in [getattr(self, k)]}
+        return ARENA_PARAMS.from_settings(self)
 
 
 @dataclass(frozen=True)
@@ -143,7 +117,7 @@ class PursuitConfig:
             pursuit_params(max_obstacles=self.env.max_obstacles, **self.env.arena_overrides())
             navigation_params(max_steps=self.selfplay.nav_max_steps, flee_prob=self.selfplay.nav_flee_prob)
         except ValueError as e:  # the environment's messages name the field
-            raise ConfigError("env." + str(e).split(": ", 1)[1]) from None
+            raise config_error(e, "env.") from None
         if self.curriculum.kind != "none" and self.curriculum.n_obstacles > self.env.max_obstacles:
             raise ConfigError(f"curriculum.n_obstacles={self.curriculum.n_obstacles} exceeds env.max_obstacles="
                               f"{self.env.max_obstacles}")
@@ -206,12 +180,12 @@ def _load(run_dir: str):
 
 
 def report_main(argv: Sequence[str]) -> int:
-    """``python -m experiments.pursuit.experiment report RUN_DIR [--out DIR]``: per-seed curves of the
+    """``python -m experiments.pursuit report RUN_DIR [--out DIR]``: per-seed curves of the
     capture rate, NE gap and curriculum level, and a per-phase table (see
     :mod:`rljax.experiments.pursuit.report`)."""
     from rljax.experiments.pursuit.report import write_report
 
-    p = argparse.ArgumentParser(prog="python -m experiments.pursuit.experiment report")
+    p = argparse.ArgumentParser(prog="python -m experiments.pursuit report")
     p.add_argument("run_dir")
     p.add_argument("--out", default=None, help="output folder (default RUN_DIR/report)")
     args = p.parse_args(list(argv))
@@ -223,13 +197,13 @@ def report_main(argv: Sequence[str]) -> int:
 
 
 def episode_main(argv: Sequence[str]) -> int:
-    """``python -m experiments.pursuit.experiment episode RUN_DIR [--member I] [--out F.gif]``: one
+    """``python -m experiments.pursuit episode RUN_DIR [--member I] [--out F.gif]``: one
     deterministic episode of the member's trained pursuer and evader at its current task."""
     import jax
 
     from rljax.environments.pursuit_render import save_episode
 
-    p = argparse.ArgumentParser(prog="python -m experiments.pursuit.experiment episode")
+    p = argparse.ArgumentParser(prog="python -m experiments.pursuit episode")
     p.add_argument("run_dir")
     p.add_argument("--member", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
@@ -269,13 +243,13 @@ def trained_episode(trainer, member_state, key):
 
 
 def milestones_main(argv: Sequence[str]) -> int:
-    """``python -m experiments.pursuit.experiment milestones RUN_DIR [--out DIR]``: every milestone
+    """``python -m experiments.pursuit milestones RUN_DIR [--out DIR]``: every milestone
     held in the run's protocol state (the opponent pools' entries with their phases, and
     the latest milestone per role) as Orbax checkpoints ``DIR/<member>/<role>_phase<k>``."""
     import jax
     import orbax.checkpoint as ocp
 
-    p = argparse.ArgumentParser(prog="python -m experiments.pursuit.experiment milestones")
+    p = argparse.ArgumentParser(prog="python -m experiments.pursuit milestones")
     p.add_argument("run_dir")
     p.add_argument("--out", default=None)
     args = p.parse_args(list(argv))

@@ -7,8 +7,8 @@ against the set-up that learns (``shaped``): the action parametrisation, the rew
 rate. Reports the trained greedy policy's capture rate and a uniformly random pursuer's on the
 same evaluation episodes.
 
-    python -m experiments.pursuit.experiment.learning                          # every variant, seed 0
-    python -m experiments.pursuit.experiment.learning --variants shaped --seeds 0 1 2 3
+    python -m experiments.pursuit.learning                          # every variant, seed 0
+    python -m experiments.pursuit.learning --variants shaped --seeds 0 1 2 3
 
 ``tests/test_pursuit_learning.py`` is the ``shaped`` variant as a test.
 """
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, jax {jax.__version__}, "
           f"{jax.devices()[0].platform}")
-    print("command: python -m experiments.pursuit.experiment.learning " + " ".join(sys.argv[1:] if argv is None else argv))
+    print("command: python -m experiments.pursuit.learning " + " ".join(sys.argv[1:] if argv is None else argv))
     print(f"{'variant':<18}{'seed':>5}{'trained':>9}{'untrained':>11}{'random':>8}{'wall s':>8}  what")
     for name in args.variants:
         for seed in args.seeds:

@@ -1,4 +1,4 @@
-"""Per-seed report of a pursuit self-play run (``python -m experiments.pursuit.experiment report RUN_DIR``).
+"""Per-seed report of a pursuit self-play run (``python -m experiments.pursuit report RUN_DIR``).
 
 Reads ``metrics.csv`` (one row per member and update) and writes, under ``out``:
 

@@ -5,6 +5,7 @@ import argparse
 import os
 import time
 
+from rljax.config import with_seeds
 from rljax.errors import ConfigError
 
 
@@ -78,11 +79,7 @@ def pbt_main(args: argparse.Namespace) -> int:
             raise ConfigError("pbt: name an EXPERIMENT (or --resume DIR)")
         configure_devices(args.devices)  # before the experiment's modules and config can start JAX
         exp = load_experiment(args.experiment)
-        overrides = list(args.overrides)
-        if args.seeds is not None:
-            if args.seeds <= 0:
-                raise ConfigError(f"--seeds must be > 0, got {args.seeds}")
-            overrides.append(f"runner.num_seeds={args.seeds}")
+        overrides = with_seeds(args.overrides, args.seeds)
         run_cfg = exp.make_config(args.preset, args.config, overrides)
         inner = exp.build(run_cfg).algorithm
         try:
