@@ -38,6 +38,7 @@ import orbax.checkpoint as ocp
 from rljax.errors import ConfigError
 
 INTEGRITY_DIR = "integrity"
+PBT_FILE = "pbt.json"  # a population-based training run's settings (rljax.pbt.run)
 RECORD_FORMAT = 1
 
 

@@ -9,8 +9,10 @@ recorded in ``run.json`` with the update from which they apply.
 from __future__ import annotations
 
 import json
+import os
 from typing import Any, Sequence
 
+from rljax.checkpoint import PBT_FILE
 from rljax.config import to_dict
 from rljax.errors import ConfigError
 
@@ -40,6 +42,11 @@ def computation_changes(changes: dict[str, list]) -> dict[str, list]:
 
 
 def check_experiment(meta: dict, name: str, run_dir: str) -> None:
+    """Refuses (one line) to resume ``run_dir`` as a plain run of ``name`` when it is a run of
+    another experiment or a population-based training run (whose members the PBT wrapper owns)."""
+    if os.path.isfile(os.path.join(run_dir, PBT_FILE)):
+        raise ConfigError(f"--resume {run_dir} is a population-based training run; continue it with "
+                          f"`rljax pbt --resume {run_dir}`")
     if meta.get("experiment") != name:
         raise ConfigError(f"--resume {run_dir} is a run of experiment {meta.get('experiment')!r}, "
                           f"not {name!r}; resume it with `rljax run {meta.get('experiment')} --resume {run_dir}`")

@@ -86,7 +86,7 @@ class _Killed(Exception):
     pass
 
 
-def test_pbt_resumes_exactly_after_a_kill(runs, tmp_path):
+def test_pbt_resumes_exactly_after_a_kill(runs, tmp_path, capsys):
     root, straight, _, _ = runs
 
     def kill(ctx):
@@ -103,6 +103,9 @@ def test_pbt_resumes_exactly_after_a_kill(runs, tmp_path):
     assert summary["resumed_from_update"] == 32
     assert same(resumed.state, straight.state)  # parameters, optimiser, scores, keys, lineage: exact on CPU
     assert (killed / "lineage.csv").read_text() == (root / "pbt" / "lineage.csv").read_text()
+    # a plain `rljax run --resume` of a PBT run says how to continue it instead of failing deep inside
+    assert main(["run", EXPERIMENT.name, "--resume", str(killed)]) == 2
+    assert f"is a population-based training run; continue it with `rljax pbt --resume {killed}`" in capsys.readouterr().err
 
 
 def test_pbt_bad_inputs_exit_2(capsys, tmp_path):

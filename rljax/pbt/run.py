@@ -11,12 +11,13 @@ import json
 import os
 from typing import Any, Callable, Sequence
 
+from rljax import checkpoint
 from rljax.errors import ConfigError
 from rljax.experiment import Experiment, load_experiment
 from rljax.pbt.lineage import LineageWriter
 from rljax.pbt.population import PBT, Explored, PBTConfig
 
-PBT_FILE = "pbt.json"
+PBT_FILE = checkpoint.PBT_FILE
 
 
 def pbt_experiment(experiment: Experiment, cfg: PBTConfig, variant: str | None = None) -> Experiment:
