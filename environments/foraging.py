@@ -232,6 +232,16 @@ class Foraging(Environment[ForagingState, ForagingParams]):
         except (TypeError, jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
             return int(_FIELDS["episode_length"][0])
 
+    render_jittable = True
+
+    def render(self, state: ForagingState, params: ForagingParams) -> Array:
+        """``uint8[4 + S * c, S * c, 3]`` picture of the whole torus (``c`` pixels per cell,
+        :func:`environments.foraging_render.cell_pixels`): items, the agent in black, an energy
+        bar on top. Jittable."""
+        from environments.foraging_render import cell_pixels, render_world
+
+        return render_world(state, params, cell_pixels(self.grid_size))
+
     def info_keys(self) -> tuple[str, ...]:
         return ("ep_food", "ep_poison", "energy", "starved", "tag")
 

@@ -754,6 +754,15 @@ class HarvestWorld(MultiAgentEnvironment[HarvestState, HarvestParams]):
     def info_keys(self) -> tuple[str, ...]:
         return INFO_KEYS
 
+    render_jittable = True
+
+    def render(self, state: HarvestState, params: HarvestParams) -> Array:
+        """``uint8[240, 232, 3]``: the whole world, north up, the ego's avatar with white eyes
+        (:func:`environments.harvest_render.render_world`). Jittable."""
+        from environments.harvest_render import render_world
+
+        return render_world(state)
+
     def reset_state(self, key: Array, params: HarvestParams) -> HarvestState:
         return reset_world(key, params)
 

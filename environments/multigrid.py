@@ -146,6 +146,17 @@ class MultiGrid:
         self._cell_x, self._cell_y = xs.astype(np.int32), ys.astype(np.int32)
         self._ray = max(height, width)
 
+    # -- picture ---------------------------------------------------------------------------
+    render_jittable = True
+
+    def render(self, state: MultiGridState, params: MultiGridParams) -> Array:
+        """``uint8[24 * height, 24 * width, 3]``: walls, rocks, blocks and the agents as
+        triangles pointing their way, humans yellow, robots blue-grey
+        (:func:`environments.multigrid_render.render_grid`). Jittable."""
+        from environments.multigrid_render import render_grid
+
+        return render_grid(state, params.walls, self.roles)
+
     # -- actions ---------------------------------------------------------------------------
     def joint_action(self, actions: Any) -> Array:
         """Flat joint action of per-agent actions ``[..., n_agents]``."""

@@ -344,6 +344,14 @@ class PursuitEvasion(MultiAgentEnvironment[PursuitState, PursuitParams]):
         return INFO_KEYS
 
     # -- reset -----------------------------------------------------------------------------
+    def render(self, state: PursuitState, params: PursuitParams) -> Array:
+        """``uint8[240, 240, 3]``: the arena, obstacles, both robots with headings and FOV cones,
+        the capture radius (:func:`environments.pursuit_render.render_state`). Draws with
+        matplotlib: not jittable (call it on concrete states)."""
+        from environments.pursuit_render import render_state
+
+        return render_state(state, params)
+
     def reset_state(self, key: Array, params: PursuitParams) -> PursuitState:
         """A new episode's state (``reset`` adds ``obs[2, D]``)."""
         k_obs, k_pose, k_sense = jax.random.split(key, 3)

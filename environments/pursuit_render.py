@@ -107,6 +107,28 @@ def draw_state(ax: Any, state: PursuitState, params: PursuitParams, trail: np.nd
     ax.set_title(caption, fontsize=9)
 
 
+def render_state(state: PursuitState, params: PursuitParams, goal: np.ndarray | None = None, caption: str | None = None,
+                 size: float = 4.0, dpi: int = 60) -> np.ndarray:
+    """``uint8[H, W, 3]`` picture of ONE state (``H = W = size * dpi``): :func:`draw_state`
+    without trails or lidar, plus an optional ``goal`` ``(x, y)`` marker (navigation). Draws
+    with matplotlib: Python, not jittable. ``caption`` defaults to the step and distance."""
+    state = jax.tree.map(np.asarray, state)
+    params = jax.tree.map(np.asarray, params)
+    if caption is None:
+        d = float(np.linalg.norm(state.pose[PURSUER, :2] - state.pose[EVADER, :2]))
+        caption = f"t={int(state.t)}  d={d:.2f} m"
+    fig, ax = plt.subplots(figsize=(size, size), dpi=dpi)
+    try:
+        fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=0.92)
+        draw_state(ax, state, params, caption=caption)
+        if goal is not None:
+            ax.plot([float(goal[0])], [float(goal[1])], marker="*", markersize=12, color="gold", mec="black")
+        fig.canvas.draw()
+        return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    finally:
+        plt.close(fig)
+
+
 def render_frames(states: PursuitState | Sequence[PursuitState], params: PursuitParams, fov: bool = True,
                   lidar: bool = False, n_rays: int = 36, every: int = 1, size: float = 4.0, dpi: int = 80) -> list[np.ndarray]:
     """``[H, W, 3]`` uint8 RGB images of every ``every``-th state of the trajectory (and the
