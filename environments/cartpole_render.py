@@ -14,7 +14,7 @@ import jax.numpy as jnp
 
 Array = jax.Array
 HEIGHT, WIDTH = 160, 240
-BACKGROUND = jnp.array((255, 255, 255), jnp.uint8)
+BACKGROUND = (255, 255, 255)
 TRACK, CART, POLE, AXLE, LIMIT = ((0, 0, 0), (40, 40, 40), (204, 153, 102), (127, 127, 204), (225, 225, 225))
 
 
@@ -40,7 +40,7 @@ def render_cartpole(state: Any, params: Any) -> Array:
     def tip(angle: Array) -> tuple[Array, Array]:
         return hinge[0] + pole_len * jnp.sin(angle), hinge[1] - pole_len * jnp.cos(angle)
 
-    img = jnp.broadcast_to(BACKGROUND, (HEIGHT, WIDTH, 3))
+    img = jnp.broadcast_to(jnp.asarray(BACKGROUND, jnp.uint8), (HEIGHT, WIDTH, 3))
     limits = jnp.minimum(_segment_distance(px, py, hinge, tip(params.theta_threshold_radians)),
                          _segment_distance(px, py, hinge, tip(-params.theta_threshold_radians)))
     layers = [

@@ -114,23 +114,82 @@ def load(run_dir: str, checkpoint: str | int = "latest", member: str | int | Non
     the task at the curriculum's current level. EMPO runs raise
     :class:`~rljax.errors.ConfigError` (not supported yet).
     """
-    from rljax.ppo.ppo import PPO
-    from rljax.runner import load_run
-
-    if isinstance(checkpoint, bool) or not (checkpoint in ("latest", "best") or isinstance(checkpoint, int)):
-        raise ConfigError(f"checkpoint must be 'latest', 'best' or a step number, got {checkpoint!r}")
-    step = checkpoint if isinstance(checkpoint, int) else None
-    runner, state = load_run(run_dir, best=checkpoint == "best", step=step)
-    alg = runner.algorithm
-    selfplay = type(alg).__name__ == "SelfPlayTrainer"  # by name: no self-play import for a PPO run
-    if not (isinstance(alg, PPO) or selfplay):
-        raise ConfigError(f"rljax.load supports PPO and self-play runs so far; {runner.experiment.name} is trained "
-                          f"by {type(alg).__name__} (not supported yet)")
+    runner, state = restore(run_dir, checkpoint)
+    selfplay = _is_selfplay(runner)
     if selfplay and role not in ROLES:
         raise ConfigError(f"{runner.experiment.name} is a self-play run: pass role='pursuer' or role='evader'"
                           + (f", not {role!r}" if role is not None else ""))
     if not selfplay and role is not None:
         raise ConfigError(f"role={role!r} is for self-play runs; {runner.experiment.name} trains one policy")
+    return _build(runner, state, member, role)
+
+
+def load_players(run_dir: str, checkpoint: str | int = "latest", member: str | int | None = None) -> tuple[Loaded, ...]:
+    """Every trained player of one member, from one restore: ``(load(...),)`` for a run with one
+    policy, ``(pursuer, evader)`` (:data:`ROLES` order) for a self-play run, all sharing the
+    environment and its params. What ``rljax render`` plays."""
+    runner, state = restore(run_dir, checkpoint)
+    if _is_selfplay(runner):
+        return tuple(_build(runner, state, member, role) for role in ROLES)
+    return (_build(runner, state, member, None),)
+
+
+def restore(run_dir: str, checkpoint: str | int = "latest", **runner_overrides: Any) -> tuple[Any, Any]:
+    """``(runner, member-batched state)`` of the run at the checkpoint ``"latest"``, ``"best"`` or a
+    step number (:func:`rljax.runner.load_run`), validating ``checkpoint`` with one line."""
+    from rljax.runner import load_run
+
+    if isinstance(checkpoint, bool) or not (checkpoint in ("latest", "best") or isinstance(checkpoint, int)):
+        raise ConfigError(f"checkpoint must be 'latest', 'best' or a step number, got {checkpoint!r}")
+    step = checkpoint if isinstance(checkpoint, int) else None
+    return load_run(run_dir, best=checkpoint == "best", step=step, **runner_overrides)
+
+
+def restore_members(run_dir: str, checkpoint: str | int = "latest", member: str | int | None = None,
+                    **runner_overrides: Any) -> tuple[Any, Any]:
+    """:func:`restore`, cut to one member when ``member`` is given: the runner's ``members``
+    list and the state's leading member axis then hold that member alone (a one-member view for
+    the evaluations that loop over members; the runner is for reading, not for training on)."""
+    runner, state = restore(run_dir, checkpoint, **runner_overrides)
+    if member is None:
+        return runner, state
+    i = member_index(runner, member)
+    runner.members = [runner.members[i]]
+    runner.num_members = 1
+    return runner, jax.tree.map(lambda x: x[i:i + 1], state)
+
+
+def parse_checkpoint(text: str) -> str | int:
+    """``--checkpoint`` on a command line: ``latest``, ``best`` or a step number."""
+    if text in ("latest", "best"):
+        return text
+    try:
+        step = int(text)
+    except ValueError:
+        raise ConfigError(f"--checkpoint must be latest, best or a step number, got {text!r}") from None
+    if step < 0:
+        raise ConfigError(f"--checkpoint must be latest, best or a step number >= 0, got {text!r}")
+    return step
+
+
+def member_index(runner: Any, member: str | int | None) -> int:
+    """The index of ``member`` (a name, an index, or None for a run of one member) among the
+    run's members; a one-line :class:`~rljax.errors.ConfigError` otherwise."""
+    return _member_index(member, [m.name for m in runner.members])
+
+
+def _is_selfplay(runner: Any) -> bool:
+    return type(runner.algorithm).__name__ == "SelfPlayTrainer"  # by name: no self-play import for a PPO run
+
+
+def _build(runner: Any, state: Any, member: str | int | None, role: str | None) -> Loaded:
+    from rljax.ppo.ppo import PPO
+
+    alg = runner.algorithm
+    selfplay = _is_selfplay(runner)
+    if not (isinstance(alg, PPO) or selfplay):
+        raise ConfigError(f"rljax.load supports PPO and self-play runs so far; {runner.experiment.name} is trained "
+                          f"by {type(alg).__name__} (not supported yet)")
     names = [m.name for m in runner.members]
     index = _member_index(member, names)
     ts = jax.tree.map(lambda x: jax.device_get(x[index]), state)
