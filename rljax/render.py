@@ -1,7 +1,8 @@
 """Episodes of a trained run you can watch: ``rljax render RUN_DIR --out episode.gif|.mp4``.
 
 Built on :func:`rljax.trained.load_players` (the run's policies, environment and task params)
-and the environment protocol's ``render(state, params) -> uint8[H, W, 3]``:
+and the environment protocol's ``render(state, params) -> uint8[H, W, 3]`` (an EMPO run: its
+world's ``render(ws)``, the humans acting from their prior):
 :func:`play_episode` plays one episode in one compiled scan and returns its states, then each
 state is drawn (jitted where the environment's ``render_jittable`` says so) and
 :func:`write_video` writes the frames: ``.gif`` with Pillow (a core dependency), ``.mp4`` with
@@ -78,16 +79,16 @@ def play_episode(act: Act, carry: Any, env: Any, env_params: Any, key: Array, ma
     return run(key)
 
 
-def draw(env: Any, env_params: Any, states: Any) -> list[np.ndarray]:
-    """``uint8[H, W, 3]`` frames of time-stacked ``states`` (``env.render`` per state, jitted
-    where the environment says it may be)."""
-    render = jax.jit(env.render) if env.render_jittable else env.render
+def draw(render: Callable[[Any], Array], jittable: bool, states: Any) -> list[np.ndarray]:
+    """``uint8[H, W, 3]`` frames of time-stacked ``states``: ``render(state)`` per state,
+    jitted when ``jittable``."""
+    render = jax.jit(render) if jittable else render
     n = jax.tree.leaves(states)[0].shape[0]
     frames = []
     for i in range(n):
-        frame = np.asarray(render(jax.tree.map(lambda x, i=i: x[i], states), env_params))
+        frame = np.asarray(render(jax.tree.map(lambda x, i=i: x[i], states)))
         if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[-1] != 3:
-            raise TypeError(f"{env.name}.render returned {frame.dtype}{list(frame.shape)}, not uint8[H, W, 3]")
+            raise TypeError(f"render returned {frame.dtype}{list(frame.shape)}, not uint8[H, W, 3]")
         frames.append(frame)
     return frames
 
@@ -146,17 +147,26 @@ def render_run(run_dir: str, out: str, checkpoint: str | int = "latest", member:
         raise ConfigError(f"--max-steps must be > 0, got {max_steps}")
     players = load_players(run_dir, checkpoint, member)
     env, env_params = players[0].env, players[0].env_params
-    steps = env.max_steps(env_params) if max_steps is None else max_steps
-    act, carry = joint_act(players, deterministic)
+    if hasattr(players[0].policy, "episode"):  # EMPO: the robot plays itself, the humans from the prior
+        steps = env.horizon if max_steps is None else max_steps
+        play = lambda key: players[0].policy.episode(key, steps, deterministic)  # noqa: E731
+        picture, jittable = getattr(env, "render", None), True
+    else:
+        steps = env.max_steps(env_params) if max_steps is None else max_steps
+        act, carry = joint_act(players, deterministic)
+        play = lambda key: play_episode(act, carry, env, env_params, key, steps)  # noqa: E731
+        picture, jittable = (lambda state: env.render(state, env_params)), env.render_jittable
     frames, played = [], []
     for key in jax.random.split(jax.random.key(seed), episodes):
-        states, alive, rewards = play_episode(act, carry, env, env_params, key, steps)
+        states, alive, rewards = play(key)
         keep = np.asarray(alive)
         steps_played = int(keep.sum())
         picks = np.zeros_like(keep)
         picks[np.r_[0:steps_played:every, steps_played - 1]] = True  # the episode's states are a prefix
         try:
-            drawn = draw(env, env_params, jax.tree.map(lambda x: np.asarray(x)[picks], states))
+            if picture is None:
+                raise NotImplementedError("its world has no render(ws)")
+            drawn = draw(picture, jittable, jax.tree.map(lambda x: np.asarray(x)[picks], states))
         except NotImplementedError as e:
             raise ConfigError(f"cannot render a {players[0].policy.info['experiment']} run: {e}") from None
         frames += drawn + [drawn[-1]] * max(1, fps // 2)

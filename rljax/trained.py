@@ -90,9 +90,9 @@ class LoadedPolicy:
 class Loaded(NamedTuple):
     """What :func:`load` returns; unpacks as ``policy, env, env_params``."""
 
-    policy: LoadedPolicy
-    env: Any  # rljax.envs.environment.Environment
-    env_params: Any  # this member's task parameters, as in its checkpointed state
+    policy: Any  # LoadedPolicy; an EMPO run's rljax.empo.robot_policy.EmpoRobotPolicy
+    env: Any  # rljax.envs.environment.Environment (an EMPO run: its world)
+    env_params: Any  # this member's task parameters, as in its checkpointed state (EMPO: its EmpoHParams)
 
 
 def load(run_dir: str, checkpoint: str | int = "latest", member: str | int | None = None,
@@ -111,8 +111,10 @@ def load(run_dir: str, checkpoint: str | int = "latest", member: str | int | Non
     Self-play runs (pursuit) need ``role="pursuer"|"evader"``: the policy is that learner's, the
     environment is the two-player game (``obs[..., role_index, :]`` is the role's observation,
     ``policy.info["role_index"]``; actions are stacked ``[..., 2, A]``) and ``env_params`` is
-    the task at the curriculum's current level. EMPO runs raise
-    :class:`~rljax.errors.ConfigError` (not supported yet).
+    the task at the curriculum's current level. EMPO runs give the trained robot
+    (:class:`rljax.empo.robot_policy.EmpoRobotPolicy`: ``policy(ws, key) -> a_r`` on situations
+    of the run's world), the world (:mod:`rljax.empo.world`: ``reset(u)``, ``step(u, ws, a_r,
+    a_h)``, the humans' ``prior(ws)``) and the member's theory parameters (``EmpoHParams``).
     """
     runner, state = restore(run_dir, checkpoint)
     selfplay = _is_selfplay(runner)
@@ -187,15 +189,20 @@ def _build(runner: Any, state: Any, member: str | int | None, role: str | None) 
 
     alg = runner.algorithm
     selfplay = _is_selfplay(runner)
-    if not (isinstance(alg, PPO) or selfplay):
-        raise ConfigError(f"rljax.load supports PPO and self-play runs so far; {runner.experiment.name} is trained "
-                          f"by {type(alg).__name__} (not supported yet)")
+    empo = type(alg).__name__ == "EmpoTrainer"  # by name, as self-play
+    if not (isinstance(alg, PPO) or selfplay or empo):
+        raise ConfigError(f"rljax.load supports PPO, self-play and EMPO runs; {runner.experiment.name} is trained "
+                          f"by {type(alg).__name__} (not supported)")
     names = [m.name for m in runner.members]
     index = _member_index(member, names)
     ts = jax.tree.map(lambda x: jax.device_get(x[index]), state)
     info = {"experiment": runner.experiment.name, "member": names[index],
             "checkpoint": {k: runner.restored_from[k] for k in ("which", "step")},
             "update": int(alg.update_count(ts)), "run_dir": runner.out_dir}
+    if empo:
+        from rljax.empo.robot_policy import EmpoRobotPolicy
+
+        return Loaded(EmpoRobotPolicy(alg, ts.params, ts.hparams, info), alg.world, ts.hparams)
     if selfplay:
         r = ROLES.index(role)
         env_params = alg.task_params(ts.task, ts.curriculum)
