@@ -160,19 +160,18 @@ def render_frames(states: PursuitState | Sequence[PursuitState], params: Pursuit
 
 def save_episode(states: PursuitState | Sequence[PursuitState], params: PursuitParams, path: str, fps: int = 20,
                  **kwargs: Any) -> list[str]:
-    """Writes the episode: ``path`` ending in ``.gif`` -> one animated GIF; otherwise ``path``
-    is a directory and receives ``frame_00000.png`` ... Returns the written paths.
-    ``kwargs`` go to :func:`render_frames`."""
+    """Writes the episode: ``path`` ending in ``.gif`` or ``.mp4`` -> one video
+    (:func:`rljax.render.write_video`); otherwise ``path`` is a directory and receives
+    ``frame_00000.png`` ... Returns the written paths. ``kwargs`` go to :func:`render_frames`."""
     from PIL import Image
+
+    from rljax.render import write_video
 
     images = render_frames(states, params, **kwargs)
     if not images:
         raise ValueError("save_episode: the trajectory has no states")
-    if path.lower().endswith(".gif"):
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        frames = [Image.fromarray(im) for im in images]
-        frames[0].save(path, save_all=True, append_images=frames[1:], duration=max(1, int(1000 / fps)), loop=0)
-        return [path]
+    if path.lower().endswith((".gif", ".mp4")):
+        return [write_video(images, path, fps)]
     os.makedirs(path, exist_ok=True)
     out = []
     for i, im in enumerate(images):
