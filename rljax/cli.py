@@ -33,7 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     rd = sub.add_parser("render", help="write episodes of a trained run as a GIF or MP4")
     rd.add_argument("checkpoint_dir", help="a run directory (or its checkpoints/ folder)")
     _add_trained_args(rd, episodes="episodes, one after another (default 1)")
-    rd.add_argument("--out", default=None, help="episode.gif or episode.mp4 (default RUN_DIR/episode_<member>.gif)")
+    rd.add_argument("--out", default=None, help="episode.gif or episode.mp4 (default RUN_DIR/episode_<member>.mp4 where imageio-ffmpeg is "
+                                           "installed, else .gif)")
     rd.add_argument("--seed", default="0", help="seed of the episodes' keys (default 0)")
     rd.add_argument("--max-steps", default=None, help="cut episodes at this many steps (default: the environment's limit)")
     rd.add_argument("--fps", default="20", help="frames per second (default 20)")
@@ -196,7 +197,11 @@ def _render(args: argparse.Namespace) -> int:
     checkpoint = parse_checkpoint(args.checkpoint)
     if args.out is not None:
         check_output(args.out)  # before anything is loaded
-    out = args.out or os.path.join(find_run_dir(args.checkpoint_dir), f"episode_{args.member or 'member'}.gif")
+    if args.out is None:  # mp4 where its writer is installed, else a GIF (Pillow, always there)
+        from rljax.optional import installed
+
+        ext = ".mp4" if installed("imageio") and installed("imageio_ffmpeg") else ".gif"
+    out = args.out or os.path.join(find_run_dir(args.checkpoint_dir), f"episode_{args.member or 'member'}{ext}")
     r = render_run(args.checkpoint_dir, out, checkpoint, _member(args.member), _int("--episodes", args.episodes) or 1,
                    seed=_int("--seed", args.seed, 0), max_steps=_int("--max-steps", args.max_steps),
                    fps=_int("--fps", args.fps), deterministic=not args.sample,

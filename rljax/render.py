@@ -48,6 +48,34 @@ def joint_act(players: Sequence[Any], deterministic: bool = True) -> tuple[Act, 
     return act, carries
 
 
+def make_player(act: Act, carry: Any, env: Any, max_steps: int) -> Callable[[Array, Any], tuple[Any, Array, Array]]:
+    """``play(key, env_params) -> (states, alive[T + 1], rewards[T])``: one episode of ``act`` in
+    ``env`` (single-agent, or a multi-agent world whose players are all in ``act``), compiled
+    once as one scan of ``max_steps`` steps (see :func:`play_episode`)."""
+
+    def body(c, k):
+        obs, state, alive, carry, env_params = c
+        k_act, k_env = jax.random.split(k)
+        action, carry = act(obs, k_act, carry)
+        obs2, state2, reward, term, trunc, _ = env.step(k_env, state, action, env_params)
+        keep = lambda new, old: jnp.where(alive, new, old)  # noqa: E731
+        state_out = jax.tree.map(keep, state2, state)
+        out = (state_out, jnp.where(alive, reward, 0.0), alive)
+        return (keep(obs2, obs), state_out, alive & ~(term | trunc), carry, env_params), out
+
+    @jax.jit
+    def play(key, env_params):
+        k_reset, k_run = jax.random.split(key)
+        obs, state = env.reset(k_reset, env_params)
+        state = jax.tree.map(jnp.asarray, state)  # e.g. gymnax's Python-int step counter
+        init = (obs, state, jnp.asarray(True), carry, env_params)
+        _, (states, rewards, alive) = jax.lax.scan(body, init, jax.random.split(k_run, max_steps))
+        states = jax.tree.map(lambda first, rest: jnp.concatenate([first[None], rest]), state, states)
+        return states, jnp.concatenate([jnp.ones((1,), bool), alive]), rewards
+
+    return play
+
+
 def play_episode(act: Act, carry: Any, env: Any, env_params: Any, key: Array, max_steps: int) -> tuple[Any, Array, Array]:
     """One episode of ``act`` in ``env`` (single-agent, or a multi-agent world whose players are
     all in ``act``), in one compiled scan of ``max_steps`` steps.
@@ -56,37 +84,16 @@ def play_episode(act: Act, carry: Any, env: Any, env_params: Any, key: Array, ma
     (the reset state first) and is frozen once the episode ended, so ``states[alive]`` is the
     episode; ``rewards`` are the step rewards (per agent for a multi-agent world), 0 after
     the end."""
-
-    def body(c, k):
-        obs, state, alive, carry = c
-        k_act, k_env = jax.random.split(k)
-        action, carry = act(obs, k_act, carry)
-        obs2, state2, reward, term, trunc, _ = env.step(k_env, state, action, env_params)
-        keep = lambda new, old: jnp.where(alive, new, old)  # noqa: E731
-        state_out = jax.tree.map(keep, state2, state)
-        return (keep(obs2, obs), state_out, alive & ~(term | trunc), carry), (state_out, jnp.where(alive, reward, 0.0), alive)
-
-    @jax.jit
-    def run(key):
-        k_reset, k_run = jax.random.split(key)
-        obs, state = env.reset(k_reset, env_params)
-        state = jax.tree.map(jnp.asarray, state)  # e.g. gymnax's Python-int step counter
-        _, (states, rewards, alive) = jax.lax.scan(body, (obs, state, jnp.asarray(True), carry),
-                                                   jax.random.split(k_run, max_steps))
-        states = jax.tree.map(lambda first, rest: jnp.concatenate([first[None], rest]), state, states)
-        return states, jnp.concatenate([jnp.ones((1,), bool), alive]), rewards
-
-    return run(key)
+    return make_player(act, carry, env, max_steps)(key, env_params)
 
 
-def draw(render: Callable[[Any], Array], jittable: bool, states: Any) -> list[np.ndarray]:
-    """``uint8[H, W, 3]`` frames of time-stacked ``states``: ``render(state)`` per state,
-    jitted when ``jittable``."""
-    render = jax.jit(render) if jittable else render
+def draw(render: Callable[[Any, Any], Array], states: Any, params: Any) -> list[np.ndarray]:
+    """``uint8[H, W, 3]`` frames of time-stacked ``states``: ``render(state, params)`` per
+    state (pass ``jax.jit(env.render)`` where ``env.render_jittable``)."""
     n = jax.tree.leaves(states)[0].shape[0]
     frames = []
     for i in range(n):
-        frame = np.asarray(render(jax.tree.map(lambda x, i=i: x[i], states)))
+        frame = np.asarray(render(jax.tree.map(lambda x, i=i: x[i], states), params))
         if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[-1] != 3:
             raise TypeError(f"render returned {frame.dtype}{list(frame.shape)}, not uint8[H, W, 3]")
         frames.append(frame)
@@ -150,12 +157,24 @@ def render_run(run_dir: str, out: str, checkpoint: str | int = "latest", member:
     if hasattr(players[0].policy, "episode"):  # EMPO: the robot plays itself, the humans from the prior
         steps = env.horizon if max_steps is None else max_steps
         play = lambda key: players[0].policy.episode(key, steps, deterministic)  # noqa: E731
-        picture, jittable = getattr(env, "render", None), True
+        episode_params = [None]
+        picture = jax.jit(lambda ws, _: env.render(ws)) if hasattr(env, "render") else None  # worlds draw in JAX
     else:
         steps = env.max_steps(env_params) if max_steps is None else max_steps
         act, carry = joint_act(players, deterministic)
-        play = lambda key: play_episode(act, carry, env, env_params, key, steps)  # noqa: E731
-        picture, jittable = (lambda state: env.render(state, env_params)), env.render_jittable
+        player = make_player(act, carry, env, steps)
+        info = players[0].policy.info
+        # A run that draws task parameters per episode (communities) gets a fresh draw per episode.
+        draw_params = info.get("param_sampler")
+        params_of = (lambda k: draw_params(k, info["task"])) if draw_params else (lambda k: env_params)  # noqa: E731
+        episode_params = []
+
+        def play(key):
+            k_task, k_play = jax.random.split(key)
+            episode_params.append(params_of(k_task))
+            return player(k_play, episode_params[-1])
+
+        picture = jax.jit(env.render) if env.render_jittable else env.render
     frames, played = [], []
     for key in jax.random.split(jax.random.key(seed), episodes):
         states, alive, rewards = play(key)
@@ -166,7 +185,7 @@ def render_run(run_dir: str, out: str, checkpoint: str | int = "latest", member:
         try:
             if picture is None:
                 raise NotImplementedError("its world has no render(ws)")
-            drawn = draw(picture, jittable, jax.tree.map(lambda x: np.asarray(x)[picks], states))
+            drawn = draw(picture, jax.tree.map(lambda x: np.asarray(x)[picks], states), episode_params[-1])
         except NotImplementedError as e:
             raise ConfigError(f"cannot render a {players[0].policy.info['experiment']} run: {e}") from None
         frames += drawn + [drawn[-1]] * max(1, fps // 2)

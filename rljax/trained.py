@@ -107,7 +107,9 @@ def load(run_dir: str, checkpoint: str | int = "latest", member: str | int | Non
 
     Supports runs trained by PPO (feedforward or recurrent), which covers cartpole, memory,
     probe, goodhart and communities (the ego). Experiments whose environment draws task
-    parameters per episode (communities) train on draws around the returned ``env_params``.
+    parameters per episode (communities) return one draw (key 0) as ``env_params``; the
+    member's task and the sampler are ``policy.info["task"]`` and ``policy.info
+    ["param_sampler"]`` (``param_sampler(key, task) -> env_params``) for other draws.
     Self-play runs (pursuit) need ``role="pursuer"|"evader"``: the policy is that learner's, the
     environment is the two-player game (``obs[..., role_index, :]`` is the role's observation,
     ``policy.info["role_index"]``; actions are stacked ``[..., 2, A]``) and ``env_params`` is
@@ -210,9 +212,13 @@ def _build(runner: Any, state: Any, member: str | int | None, role: str | None) 
         policy = LoadedPolicy(network=alg.network, params=jax.tree.map(lambda x: x[r], ts.params),
                               action_space=alg.env.action_space(env_params, r), info=info)
         return Loaded(policy, alg.env, env_params)
-    policy = LoadedPolicy(network=alg.network, params=ts.params, action_space=alg.env.action_space(ts.env_params),
+    env_params = ts.env_params
+    if alg.param_sampler is not None:  # the member's task: every episode draws its own params from it
+        info.update(task=ts.env_params, param_sampler=alg.param_sampler)
+        env_params = alg.param_sampler(jax.random.key(0), ts.env_params)
+    policy = LoadedPolicy(network=alg.network, params=ts.params, action_space=alg.env.action_space(env_params),
                           obs_stats=ts.obs_stats if alg.cfg.normalize_obs else None, info=info)
-    return Loaded(policy, alg.env, ts.env_params)
+    return Loaded(policy, alg.env, env_params)
 
 
 ROLES = ("pursuer", "evader")  # the rows of a self-play state (rljax.selfplay.protocol.PURSUER, EVADER)
