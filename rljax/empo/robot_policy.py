@@ -16,7 +16,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from rljax.empo import draws
 from rljax.empo.oracle import robot_policy
 
 Array = jax.Array
