@@ -48,6 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from rljax.environments.foraging_render import CELL_COLOURS, cell_pixels, render_world
 from rljax.envs.environment import Environment, tree_select
 from rljax.envs.params import ParamTable, Spec, stack_params
 from rljax.envs.spaces import Discrete
@@ -198,6 +199,14 @@ class Foraging(Environment[ForagingState, ForagingParams]):
 
     def max_steps(self, params: ForagingParams) -> int:
         return PARAMS.max_steps(params)
+
+    render_jittable = True
+
+    def render(self, state: ForagingState, params: ForagingParams) -> Array:
+        """``uint8[4 + S * c, S * c, 3]`` picture of the whole torus (``c`` pixels per cell,
+        :func:`rljax.environments.foraging_render.cell_pixels`): items, the agent in black, an energy
+        bar on top. Jittable."""
+        return render_world(state, params, cell_pixels(self.grid_size))
 
     def info_keys(self) -> tuple[str, ...]:
         return ("ep_food", "ep_poison", "energy", "starved", "tag")
@@ -489,9 +498,6 @@ def observation_from_cells(cells: Array, params: ForagingParams) -> Array:
 
 
 # Colours of the cell types (empty, wall, food, poison, prey, predator).
-_CELL_RGB = np.array([[0.96, 0.96, 0.96], [0.3, 0.3, 0.3], [0.1, 0.7, 0.2], [0.85, 0.1, 0.1], [0.2, 0.4, 0.9], [0.6, 0.2, 0.7]])
-
-
 def render_observation(obs: np.ndarray) -> np.ndarray:
     """``obs[V, V, 6] -> [V, V, 3]`` RGB in [0, 1], as the agent sees it: one-hot views colour
     cell types (food green, poison red); proxy views (channels 2..5 equal) show
@@ -504,7 +510,7 @@ def render_observation(obs: np.ndarray) -> np.ndarray:
         img = np.full(obs.shape[:2] + (3,), 0.96)
         img[..., 2] = 0.96 * (1.0 - items[..., 0])
     else:
-        img = np.einsum("hwc,cr->hwr", obs, _CELL_RGB)
+        img = np.einsum("hwc,cr->hwr", obs, CELL_COLOURS)
         img[obs.max(-1) == 0] = 0.96
     img[obs.shape[0] // 2, obs.shape[1] // 2] = 0.0
     return np.clip(img, 0.0, 1.0)

@@ -17,14 +17,18 @@ column 5. Nothing in it shows the permitted colour (the treatment arm gets it as
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rljax.environments.harvest import (
-    CELL_PATCH, EGO, EGO_VIEW_COL, EGO_VIEW_ROW, HEIGHT, NUM_VIEW_CHANNELS, VIEW_COLS, VIEW_ROWS, WIDTH,
-    HarvestState, flat_index,
+from rljax.environments.harvest_map import (
+    CELL_PATCH, EGO, EGO_VIEW_COL, EGO_VIEW_ROW, HEIGHT, NUM_VIEW_CHANNELS, VIEW_COLS, VIEW_ROWS, WIDTH, flat_index,
 )
+
+if TYPE_CHECKING:
+    from rljax.environments.harvest import HarvestState
 
 Array = jax.Array
 CELL_PX = 8
@@ -144,8 +148,8 @@ def decode_view(rgb: np.ndarray) -> np.ndarray:
 
 
 def save_gif(frames: list[np.ndarray] | np.ndarray, path: str, fps: int = 8, scale: int = 2) -> None:
-    """Writes ``frames[T, h, w, 3]`` (uint8) as an animated GIF (needs Pillow)."""
-    from PIL import Image
+    """Writes ``frames[T, h, w, 3]`` (uint8), each pixel a ``scale`` x ``scale`` block, as an
+    animated GIF or MP4 by the path's ending (:func:`rljax.render.write_video`)."""
+    from rljax.render import write_video
 
-    images = [Image.fromarray(np.asarray(f)).resize((f.shape[1] * scale, f.shape[0] * scale), Image.NEAREST) for f in frames]
-    images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+    write_video([np.repeat(np.repeat(np.asarray(f), scale, axis=0), scale, axis=1) for f in frames], path, fps)

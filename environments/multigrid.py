@@ -58,6 +58,7 @@ import numpy as np
 from flax import struct
 
 from rljax.empo.world_model import FiniteWorld
+from rljax.environments.multigrid_render import render_grid
 
 Array = jax.Array
 
@@ -145,6 +146,15 @@ class MultiGrid:
         ys, xs = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
         self._cell_x, self._cell_y = xs.astype(np.int32), ys.astype(np.int32)
         self._ray = max(height, width)
+
+    # -- picture ---------------------------------------------------------------------------
+    render_jittable = True
+
+    def render(self, state: MultiGridState, params: MultiGridParams) -> Array:
+        """``uint8[24 * height, 24 * width, 3]``: walls, rocks, blocks and the agents as
+        triangles pointing their way, humans yellow, robots blue-grey
+        (:func:`rljax.environments.multigrid_render.render_grid`). Jittable."""
+        return render_grid(state, params.walls, tuple(r == HUMAN for r in self.roles), ROCK, BLOCK)
 
     # -- actions ---------------------------------------------------------------------------
     def joint_action(self, actions: Any) -> Array:

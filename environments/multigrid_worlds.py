@@ -108,6 +108,11 @@ class ModelWorld(WorldBase):
     def params(self, map_id: Array) -> MultiGridParams:
         return MultiGridParams(walls=self.walls[map_id], max_steps=jnp.int32(self.horizon))
 
+    def render(self, ws: ModelSituation) -> Array:
+        """``uint8[24 H, 24 W, 3]`` picture of the situation on its map (:meth:`MultiGrid.render`);
+        jittable."""
+        return self.env.render(ws.state, self.params(ws.map_id))
+
     def reset(self, u: Array) -> ModelSituation:
         m = index(u, self.num_maps) if self.num_maps > 1 else jnp.int32(0)
         return ModelSituation(state=jax.tree.map(lambda x: x[m], self.initial_states), map_id=jnp.int32(m))
@@ -204,7 +209,18 @@ def table_world(name: str, prior_beta: float = PRIOR_BETA, include_step_count: b
         space, _ = enumeration(name)
         policy = heuristic_policy_table(t.env, space, t.params, goal_set(name, goals), path_table(t.params.walls),
                                         prior_beta)
-    return TableWorld(fw, policy, include_step_count)
+    tw = TableWorld(fw, policy, include_step_count)
+    tw.draw = functools.partial(draw_table_situation, name)
+    return tw
+
+
+def draw_table_situation(name: str, ws: Any) -> Array:
+    """The picture of an enumerated situation ``(t, s)`` of fixed map ``name``: configuration
+    ``s`` of its enumeration at step ``t`` (:meth:`MultiGrid.render`); jittable."""
+    t = task(name)
+    space, _ = enumeration(name)
+    state = jax.tree.map(lambda x: x[ws.s], space.states).replace(step=ws.t)
+    return t.env.render(state, t.params)
 
 
 @functools.lru_cache(maxsize=None)

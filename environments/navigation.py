@@ -213,6 +213,18 @@ class Navigation(Environment[NavigationState, NavigationParams]):
         }
         return state.arena.history[EVADER].reshape(-1), state, reward, terminated, truncated, info
 
+    def render(self, state: NavigationState, params: NavigationParams) -> Array:
+        """``uint8[240, 240, 3]``: the arena (:meth:`PursuitEvasion.render`'s picture) with the
+        goal as a gold star in goal episodes and the episode's mode in the caption. Draws with
+        matplotlib: not jittable."""
+        import numpy as np
+
+        from rljax.environments.pursuit_render import render_state
+
+        flee = int(np.asarray(state.mode)) == FLEE
+        caption = f"t={int(np.asarray(state.t))}  " + ("flee" if flee else f"goal {int(np.asarray(state.goals_reached))} reached")
+        return render_state(state.arena, params.arena, goal=None if flee else np.asarray(state.goal), caption=caption)
+
     # -- pieces ----------------------------------------------------------------------------
     def frame(self, key: Array, state: NavigationState, params: NavigationParams) -> Array:
         """The evader's ``[F]`` frame: the arena frame with the goal reading in goal episodes."""

@@ -60,6 +60,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from rljax.environments.pursuit_arena import ARENA_HALF, EVADER, PURSUER, ROLES  # re-exported
 from rljax.environments.pursuit_sensors import (
     add_lidar_noise,
     fov_reading,
@@ -75,9 +76,6 @@ from rljax.envs.spaces import Box
 
 Array = jax.Array
 
-PURSUER, EVADER = 0, 1
-ROLES = ("pursuer", "evader")
-ARENA_HALF = 10.0  # the arena is [-10, 10]^2
 ARENA_SIZE = 2.0 * ARENA_HALF
 D_MAX = math.sqrt(2.0) * ARENA_SIZE  # arena diagonal, 28.28
 STATE_DIM = 7  # [x, y, theta, v, omega, d_opp, bearing] of a partial-observation frame
@@ -306,6 +304,14 @@ class PursuitEvasion(MultiAgentEnvironment[PursuitState, PursuitParams]):
         return INFO_KEYS
 
     # -- reset -----------------------------------------------------------------------------
+    def render(self, state: PursuitState, params: PursuitParams) -> Array:
+        """``uint8[240, 240, 3]``: the arena, obstacles, both robots with headings and FOV cones,
+        the capture radius (:func:`rljax.environments.pursuit_render.render_state`). Draws with
+        matplotlib: not jittable (call it on concrete states)."""
+        from rljax.environments.pursuit_render import render_state
+
+        return render_state(state, params)
+
     def reset_state(self, key: Array, params: PursuitParams) -> PursuitState:
         """A new episode's state (``reset`` adds ``obs[2, D]``)."""
         k_obs, k_pose, k_sense = jax.random.split(key, 3)

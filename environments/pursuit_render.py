@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -24,14 +24,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.patches import Circle, Rectangle, Wedge  # noqa: E402
 
-from rljax.environments.pursuit_evasion import (  # noqa: E402
-    ARENA_HALF,
-    EVADER,
-    PURSUER,
-    PursuitEvasion,
-    PursuitParams,
-    PursuitState,
-)
+from rljax.environments.pursuit_arena import ARENA_HALF, EVADER, PURSUER  # noqa: E402
+
+if TYPE_CHECKING:
+    from rljax.environments.pursuit_evasion import PursuitEvasion, PursuitParams, PursuitState
 from rljax.environments.pursuit_sensors import lidar_ranges, line_of_sight_blocked  # noqa: E402
 
 Array = jax.Array
@@ -107,6 +103,28 @@ def draw_state(ax: Any, state: PursuitState, params: PursuitParams, trail: np.nd
     ax.set_title(caption, fontsize=9)
 
 
+def render_state(state: PursuitState, params: PursuitParams, goal: np.ndarray | None = None, caption: str | None = None,
+                 size: float = 4.0, dpi: int = 60) -> np.ndarray:
+    """``uint8[H, W, 3]`` picture of ONE state (``H = W = size * dpi``): :func:`draw_state`
+    without trails or lidar, plus an optional ``goal`` ``(x, y)`` marker (navigation). Draws
+    with matplotlib: Python, not jittable. ``caption`` defaults to the step and distance."""
+    state = jax.tree.map(np.asarray, state)
+    params = jax.tree.map(np.asarray, params)
+    if caption is None:
+        d = float(np.linalg.norm(state.pose[PURSUER, :2] - state.pose[EVADER, :2]))
+        caption = f"t={int(state.t)}  d={d:.2f} m"
+    fig, ax = plt.subplots(figsize=(size, size), dpi=dpi)
+    try:
+        fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=0.92)
+        draw_state(ax, state, params, caption=caption)
+        if goal is not None:
+            ax.plot([float(goal[0])], [float(goal[1])], marker="*", markersize=12, color="gold", mec="black")
+        fig.canvas.draw()
+        return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    finally:
+        plt.close(fig)
+
+
 def render_frames(states: PursuitState | Sequence[PursuitState], params: PursuitParams, fov: bool = True,
                   lidar: bool = False, n_rays: int = 36, every: int = 1, size: float = 4.0, dpi: int = 80) -> list[np.ndarray]:
     """``[H, W, 3]`` uint8 RGB images of every ``every``-th state of the trajectory (and the
@@ -138,19 +156,18 @@ def render_frames(states: PursuitState | Sequence[PursuitState], params: Pursuit
 
 def save_episode(states: PursuitState | Sequence[PursuitState], params: PursuitParams, path: str, fps: int = 20,
                  **kwargs: Any) -> list[str]:
-    """Writes the episode: ``path`` ending in ``.gif`` -> one animated GIF; otherwise ``path``
-    is a directory and receives ``frame_00000.png`` ... Returns the written paths.
-    ``kwargs`` go to :func:`render_frames`."""
+    """Writes the episode: ``path`` ending in ``.gif`` or ``.mp4`` -> one video
+    (:func:`rljax.render.write_video`); otherwise ``path`` is a directory and receives
+    ``frame_00000.png`` ... Returns the written paths. ``kwargs`` go to :func:`render_frames`."""
     from PIL import Image
+
+    from rljax.render import write_video
 
     images = render_frames(states, params, **kwargs)
     if not images:
         raise ValueError("save_episode: the trajectory has no states")
-    if path.lower().endswith(".gif"):
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        frames = [Image.fromarray(im) for im in images]
-        frames[0].save(path, save_all=True, append_images=frames[1:], duration=max(1, int(1000 / fps)), loop=0)
-        return [path]
+    if path.lower().endswith((".gif", ".mp4")):
+        return [write_video(images, path, fps)]
     os.makedirs(path, exist_ok=True)
     out = []
     for i, im in enumerate(images):

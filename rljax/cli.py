@@ -1,4 +1,4 @@
-"""``rljax`` command line: run, eval, list (and the sweep commands).
+"""``rljax`` command line: run, eval, render, list (and the sweep commands).
 
 Every user error (unknown experiment, key, bad value, missing directory) ends with exit code 2
 and one line naming the problem; tracebacks are reserved for bugs.
@@ -25,10 +25,22 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("experiment")
     _add_run_args(run)
 
-    ev = sub.add_parser("eval", help="evaluate a run's checkpoint")
+    ev = sub.add_parser("eval", help="evaluate a run with its experiment's own evaluation")
     ev.add_argument("checkpoint_dir", help="a run directory (or its checkpoints/ folder)")
-    ev.add_argument("--episodes", type=int, default=None)
-    ev.add_argument("--best", action="store_true", help="use the best checkpoint instead of the latest")
+    _add_trained_args(ev, episodes="episodes per evaluated unit (default: the evaluation's own)")
+    ev.add_argument("--out", default=None, help="folder for the evaluation's files (default: its own, in the run)")
+    ev.add_argument("--best", action="store_true", help="same as --checkpoint best")
+
+    rd = sub.add_parser("render", help="write episodes of a trained run as a GIF or MP4")
+    rd.add_argument("checkpoint_dir", help="a run directory (or its checkpoints/ folder)")
+    _add_trained_args(rd, episodes="episodes, one after another (default 1)")
+    rd.add_argument("--out", default=None, help="episode.gif or episode.mp4 (default RUN_DIR/episode_<member>.mp4 where imageio-ffmpeg is "
+                                           "installed, else .gif)")
+    rd.add_argument("--seed", default="0", help="seed of the episodes' keys (default 0)")
+    rd.add_argument("--max-steps", default=None, help="cut episodes at this many steps (default: the environment's limit)")
+    rd.add_argument("--fps", default="20", help="frames per second (default 20)")
+    rd.add_argument("--sample", action="store_true", help="sample actions instead of the greedy mode")
+    rd.add_argument("--every", default="1", help="draw every k-th step (default 1)")
 
     sub.add_parser("list", help="list experiments and their presets")
 
@@ -36,6 +48,32 @@ def _parser() -> argparse.ArgumentParser:
 
     add_sweep_commands(sub)
     return p
+
+
+def _add_trained_args(p: argparse.ArgumentParser, episodes: str) -> None:
+    """The flags ``eval`` and ``render`` share (numbers parsed by :func:`_int`, so a bad value
+    is one line, not argparse's usage text)."""
+    p.add_argument("--episodes", default=None, help=episodes)
+    p.add_argument("--checkpoint", default="latest", help="latest (default), best, or a step number")
+    p.add_argument("--member", default=None, help="a member's name (e.g. seed1) or index; default every member "
+                                                 "(eval) or the only one (render)")
+
+
+def _int(flag: str, value: str | None, minimum: int = 1) -> int | None:
+    if value is None:
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        raise ConfigError(f"{flag} must be an integer, got {value!r}") from None
+    if n < minimum:
+        raise ConfigError(f"{flag} must be >= {minimum}, got {n}")
+    return n
+
+
+def _member(value: str | None) -> str | int | None:
+    """``--member``: an index when it is a number, else a name."""
+    return int(value) if value is not None and value.isdigit() else value
 
 
 def _add_run_args(run: argparse.ArgumentParser) -> None:
@@ -135,18 +173,39 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from rljax.runner import load_run
+    from rljax.evaluate import evaluate_run
+    from rljax.experiment import EvalRequest
+    from rljax.trained import parse_checkpoint
 
-    if args.episodes is not None and args.episodes <= 0:
-        raise ConfigError(f"--episodes must be > 0, got {args.episodes}")
-    extra = {} if args.episodes is None else {"eval_episodes": args.episodes}
-    runner, state = load_run(args.checkpoint_dir, best=args.best, **extra)
-    returns = runner.evaluate(state)["return"]
-    src = runner.restored_from
-    print(f"{runner.experiment.name} @ update {runner.update_count(state)} (checkpoint {src['which']}/{src['step']}), "
-          f"{returns.shape[1]} episodes per member")
-    for m, r in zip(runner.members, returns):
-        print(f"  {m.name:<32} return {r.mean():9.2f} +- {r.std():.2f}")
+    checkpoint = parse_checkpoint(args.checkpoint)
+    if args.best:
+        if args.checkpoint != "latest":
+            raise ConfigError("--best and --checkpoint are the same choice; give one")
+        checkpoint = "best"
+    return evaluate_run(EvalRequest(args.checkpoint_dir, _int("--episodes", args.episodes), checkpoint,
+                                    _member(args.member), args.out))
+
+
+def _render(args: argparse.Namespace) -> int:
+    from rljax.render import check_output, render_run
+    from rljax.runner import find_run_dir
+    from rljax.trained import parse_checkpoint
+
+    checkpoint = parse_checkpoint(args.checkpoint)
+    if args.out is not None:
+        check_output(args.out)  # before anything is loaded
+    if args.out is None:  # mp4 where its writer is installed, else a GIF (Pillow, always there)
+        from rljax.optional import installed
+
+        ext = ".mp4" if installed("imageio") and installed("imageio_ffmpeg") else ".gif"
+    out = args.out or os.path.join(find_run_dir(args.checkpoint_dir), f"episode_{args.member or 'member'}{ext}")
+    r = render_run(args.checkpoint_dir, out, checkpoint, _member(args.member), _int("--episodes", args.episodes) or 1,
+                   seed=_int("--seed", args.seed, 0), max_steps=_int("--max-steps", args.max_steps),
+                   fps=_int("--fps", args.fps), deterministic=not args.sample,
+                   every=_int("--every", args.every))
+    played = ", ".join(f"{e['steps']} steps" for e in r["episodes"])
+    print(f"{r['member']} (checkpoint {r['checkpoint']['which']}/{r['checkpoint']['step']}): {played}; "
+          f"{r['frames']} frames written to {r['path']}")
     return 0
 
 
@@ -161,12 +220,18 @@ def _list(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and getattr(args, "command", None) not in ("eval", "render"):
+        args = parser.parse_args(argv)  # argparse's own message for the other commands
     try:
+        if unknown:
+            raise ConfigError(f"rljax {args.command}: unknown argument(s) {' '.join(unknown)}")
         if args.command == "run":
             return _run(args)
         if args.command == "eval":
             return _eval(args)
+        if args.command == "render":
+            return _render(args)
         if args.command == "list":
             return _list(args)
         return args.handler(args)

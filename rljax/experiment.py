@@ -100,6 +100,23 @@ class Setup:
 
 
 @dataclass(frozen=True)
+class EvalRequest:
+    """What ``rljax eval RUN_DIR`` asks of an experiment's evaluation (the common flags).
+
+    ``episodes``: episodes per evaluated unit (None: the evaluation's own default);
+    ``checkpoint``: ``"latest"``, ``"best"`` or a step number; ``member``: a member name or
+    index (None: every member); ``out``: the folder for the evaluation's files (None: its
+    default, inside the run directory). An evaluation that cannot honour a flag raises
+    :class:`~rljax.errors.ConfigError` naming it."""
+
+    run_dir: str
+    episodes: int | None = None
+    checkpoint: str | int = "latest"
+    member: str | None = None
+    out: str | None = None
+
+
+@dataclass(frozen=True)
 class Experiment:
     name: str
     config_cls: type  # frozen dataclass with a ``runner: RunnerConfig`` field and the algorithm's section(s)
@@ -108,6 +125,9 @@ class Experiment:
     description: str = ""
     commands: dict[str, Callable[[list[str]], int]] = field(default_factory=dict)  # extra sub-commands
     obs_to_image: Callable[[Any], Any] | None = None  # one observation -> image, for ``--dashboard``
+    # ``rljax eval RUN_DIR``: the experiment's own evaluation of a trained run; prints its
+    # report and returns the exit status (None: the experiment has no evaluation).
+    evaluate: Callable[[EvalRequest], int] | None = None
 
     def make_config(self, preset: str | None = None, config_file: str | None = None,
                     overrides: list[str] | dict | None = None, base: dict | None = None) -> Any:

@@ -18,6 +18,9 @@ EXTRAS: dict[str, str] = {
     "wandb": "wandb",
     "optuna": "sweep",
     "IPython": "notebooks",
+    # ``rljax render --out x.mp4`` (GIFs need only Pillow, a core dependency)
+    "imageio": "video",
+    "imageio_ffmpeg": "video",
     # the reference stacks that the benchmarks measure rljax against
     "torch": "bench",
     "stable_baselines3": "bench",

@@ -90,9 +90,9 @@ class LoadedPolicy:
 class Loaded(NamedTuple):
     """What :func:`load` returns; unpacks as ``policy, env, env_params``."""
 
-    policy: LoadedPolicy
-    env: Any  # rljax.envs.environment.Environment
-    env_params: Any  # this member's task parameters, as in its checkpointed state
+    policy: Any  # LoadedPolicy; an EMPO run's rljax.empo.robot_policy.EmpoRobotPolicy
+    env: Any  # rljax.envs.environment.Environment (an EMPO run: its world)
+    env_params: Any  # this member's task parameters, as in its checkpointed state (EMPO: its EmpoHParams)
 
 
 def load(run_dir: str, checkpoint: str | int = "latest", member: str | int | None = None,
@@ -107,36 +107,104 @@ def load(run_dir: str, checkpoint: str | int = "latest", member: str | int | Non
 
     Supports runs trained by PPO (feedforward or recurrent), which covers cartpole, memory,
     probe, goodhart and communities (the ego). Experiments whose environment draws task
-    parameters per episode (communities) train on draws around the returned ``env_params``.
+    parameters per episode (communities) return one draw (key 0) as ``env_params``; the
+    member's task and the sampler are ``policy.info["task"]`` and ``policy.info
+    ["param_sampler"]`` (``param_sampler(key, task) -> env_params``) for other draws.
     Self-play runs (pursuit) need ``role="pursuer"|"evader"``: the policy is that learner's, the
     environment is the two-player game (``obs[..., role_index, :]`` is the role's observation,
     ``policy.info["role_index"]``; actions are stacked ``[..., 2, A]``) and ``env_params`` is
-    the task at the curriculum's current level. EMPO runs raise
-    :class:`~rljax.errors.ConfigError` (not supported yet).
+    the task at the curriculum's current level. EMPO runs give the trained robot
+    (:class:`rljax.empo.robot_policy.EmpoRobotPolicy`: ``policy(ws, key) -> a_r`` on situations
+    of the run's world), the world (:mod:`rljax.empo.world`: ``reset(u)``, ``step(u, ws, a_r,
+    a_h)``, the humans' ``prior(ws)``) and the member's theory parameters (``EmpoHParams``).
     """
-    from rljax.ppo.ppo import PPO
-    from rljax.runner import load_run
-
-    if isinstance(checkpoint, bool) or not (checkpoint in ("latest", "best") or isinstance(checkpoint, int)):
-        raise ConfigError(f"checkpoint must be 'latest', 'best' or a step number, got {checkpoint!r}")
-    step = checkpoint if isinstance(checkpoint, int) else None
-    runner, state = load_run(run_dir, best=checkpoint == "best", step=step)
-    alg = runner.algorithm
-    selfplay = type(alg).__name__ == "SelfPlayTrainer"  # by name: no self-play import for a PPO run
-    if not (isinstance(alg, PPO) or selfplay):
-        raise ConfigError(f"rljax.load supports PPO and self-play runs so far; {runner.experiment.name} is trained "
-                          f"by {type(alg).__name__} (not supported yet)")
+    runner, state = restore(run_dir, checkpoint)
+    selfplay = _is_selfplay(runner)
     if selfplay and role not in ROLES:
         raise ConfigError(f"{runner.experiment.name} is a self-play run: pass role='pursuer' or role='evader'"
                           + (f", not {role!r}" if role is not None else ""))
     if not selfplay and role is not None:
         raise ConfigError(f"role={role!r} is for self-play runs; {runner.experiment.name} trains one policy")
+    return _build(runner, state, member, role)
+
+
+def load_players(run_dir: str, checkpoint: str | int = "latest", member: str | int | None = None) -> tuple[Loaded, ...]:
+    """Every trained player of one member, from one restore: ``(load(...),)`` for a run with one
+    policy, ``(pursuer, evader)`` (:data:`ROLES` order) for a self-play run, all sharing the
+    environment and its params. What ``rljax render`` plays."""
+    runner, state = restore(run_dir, checkpoint)
+    if _is_selfplay(runner):
+        return tuple(_build(runner, state, member, role) for role in ROLES)
+    return (_build(runner, state, member, None),)
+
+
+def restore(run_dir: str, checkpoint: str | int = "latest", **runner_overrides: Any) -> tuple[Any, Any]:
+    """``(runner, member-batched state)`` of the run at the checkpoint ``"latest"``, ``"best"`` or a
+    step number (:func:`rljax.runner.load_run`), validating ``checkpoint`` with one line."""
+    from rljax.runner import load_run
+
+    if isinstance(checkpoint, bool) or not (checkpoint in ("latest", "best") or isinstance(checkpoint, int)):
+        raise ConfigError(f"checkpoint must be 'latest', 'best' or a step number, got {checkpoint!r}")
+    step = checkpoint if isinstance(checkpoint, int) else None
+    return load_run(run_dir, best=checkpoint == "best", step=step, **runner_overrides)
+
+
+def restore_members(run_dir: str, checkpoint: str | int = "latest", member: str | int | None = None,
+                    **runner_overrides: Any) -> tuple[Any, Any]:
+    """:func:`restore`, cut to one member when ``member`` is given: the runner's ``members``
+    list and the state's leading member axis then hold that member alone (a one-member view for
+    the evaluations that loop over members; the runner is for reading, not for training on)."""
+    runner, state = restore(run_dir, checkpoint, **runner_overrides)
+    if member is None:
+        return runner, state
+    i = member_index(runner, member)
+    runner.members = [runner.members[i]]
+    runner.num_members = 1
+    return runner, jax.tree.map(lambda x: x[i:i + 1], state)
+
+
+def parse_checkpoint(text: str) -> str | int:
+    """``--checkpoint`` on a command line: ``latest``, ``best`` or a step number."""
+    if text in ("latest", "best"):
+        return text
+    try:
+        step = int(text)
+    except ValueError:
+        raise ConfigError(f"--checkpoint must be latest, best or a step number, got {text!r}") from None
+    if step < 0:
+        raise ConfigError(f"--checkpoint must be latest, best or a step number >= 0, got {text!r}")
+    return step
+
+
+def member_index(runner: Any, member: str | int | None) -> int:
+    """The index of ``member`` (a name, an index, or None for a run of one member) among the
+    run's members; a one-line :class:`~rljax.errors.ConfigError` otherwise."""
+    return _member_index(member, [m.name for m in runner.members])
+
+
+def _is_selfplay(runner: Any) -> bool:
+    return type(runner.algorithm).__name__ == "SelfPlayTrainer"  # by name: no self-play import for a PPO run
+
+
+def _build(runner: Any, state: Any, member: str | int | None, role: str | None) -> Loaded:
+    from rljax.ppo.ppo import PPO
+
+    alg = runner.algorithm
+    selfplay = _is_selfplay(runner)
+    empo = type(alg).__name__ == "EmpoTrainer"  # by name, as self-play
+    if not (isinstance(alg, PPO) or selfplay or empo):
+        raise ConfigError(f"rljax.load supports PPO, self-play and EMPO runs; {runner.experiment.name} is trained "
+                          f"by {type(alg).__name__} (not supported)")
     names = [m.name for m in runner.members]
     index = _member_index(member, names)
     ts = jax.tree.map(lambda x: jax.device_get(x[index]), state)
     info = {"experiment": runner.experiment.name, "member": names[index],
             "checkpoint": {k: runner.restored_from[k] for k in ("which", "step")},
             "update": int(alg.update_count(ts)), "run_dir": runner.out_dir}
+    if empo:
+        from rljax.empo.robot_policy import EmpoRobotPolicy
+
+        return Loaded(EmpoRobotPolicy(alg, ts.params, ts.hparams, info), alg.world, ts.hparams)
     if selfplay:
         r = ROLES.index(role)
         env_params = alg.task_params(ts.task, ts.curriculum)
@@ -144,9 +212,13 @@ def load(run_dir: str, checkpoint: str | int = "latest", member: str | int | Non
         policy = LoadedPolicy(network=alg.network, params=jax.tree.map(lambda x: x[r], ts.params),
                               action_space=alg.env.action_space(env_params, r), info=info)
         return Loaded(policy, alg.env, env_params)
-    policy = LoadedPolicy(network=alg.network, params=ts.params, action_space=alg.env.action_space(ts.env_params),
+    env_params = ts.env_params
+    if alg.param_sampler is not None:  # the member's task: every episode draws its own params from it
+        info.update(task=ts.env_params, param_sampler=alg.param_sampler)
+        env_params = alg.param_sampler(jax.random.key(0), ts.env_params)
+    policy = LoadedPolicy(network=alg.network, params=ts.params, action_space=alg.env.action_space(env_params),
                           obs_stats=ts.obs_stats if alg.cfg.normalize_obs else None, info=info)
-    return Loaded(policy, alg.env, ts.env_params)
+    return Loaded(policy, alg.env, env_params)
 
 
 ROLES = ("pursuer", "evader")  # the rows of a self-play state (rljax.selfplay.protocol.PURSUER, EVADER)

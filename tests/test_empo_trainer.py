@@ -142,6 +142,31 @@ def test_replay_is_cleared_at_the_ramp_boundaries(cli_run):
     np.testing.assert_array_equal(trained, (size >= 16).astype(trained.dtype))
 
 
+def test_load_gives_the_robot_policy_the_evaluation_scores_and_render_draws_it(tiny, tmp_path, capsys):
+    """rljax.load on an EMPO run: the member's robot, whose pi_r at every enumerated (t, s) is
+    the learned policy the run's evaluation scores (EmpoTrainer.learned); rljax render plays it
+    with the humans on their prior and draws the multigrid."""
+    import rljax
+    from PIL import Image
+
+    out, runner, state = tiny
+    policy, world, hparams = rljax.load(out, member="seed1")
+    assert type(policy).__name__ == "EmpoRobotPolicy" and policy.info["checkpoint"] == {"which": "latest", "step": 120}
+    member = jax.tree.map(lambda x: x[1], state)
+    learned = runner.algorithm.learned(member.params, member.hparams)
+    ws = world.all_situations()  # [T, S]
+    np.testing.assert_allclose(np.asarray(jax.jit(policy.probabilities)(ws)), np.asarray(learned.pi_r), atol=1e-6)
+    greedy = np.asarray(policy(ws, jax.random.key(0), deterministic=True))
+    np.testing.assert_array_equal(greedy, np.asarray(learned.pi_r).argmax(-1))
+    from rljax.cli import main
+
+    gif = str(tmp_path / "robot.gif")
+    assert main(["render", out, "--member", "seed1", "--out", gif]) == 0
+    assert Image.open(gif).size == (24 * 6, 24 * 4)  # the trivial map: 6 x 4 cells
+    # the map's 10-step horizon, 11 situations drawn (identical frames may merge in the GIF)
+    assert "seed1 (checkpoint latest/120): 10 steps; 21 frames" in capsys.readouterr().out
+
+
 def test_compare_command_writes_tables_json_and_plots(cli_run, tmp_path, capsys):
     out = str(tmp_path / "compare")
     assert experiment_main("empo", ["compare", cli_run, "--out", out]) == 0

@@ -147,13 +147,20 @@ SELFPLAY = ["ppo.num_envs=8", "ppo.num_steps=16", "ppo.num_minibatches=2", "ppo.
             "runner.eval_episodes=3", "runner.eval_max_steps=40", "runner.progress=false"]
 
 
-def test_selfplay_roles_replay_the_runs_head_to_head(tmp_path):
+@pytest.fixture(scope="module")
+def pursuit_run(tmp_path_factory):
+    from rljax.experiments.pursuit.experiment import EXPERIMENT as PURSUIT
+
+    cfg = PURSUIT.make_config(overrides=SELFPLAY)
+    out = str(tmp_path_factory.mktemp("pursuit") / "run")
+    return out, cfg, Runner(PURSUIT, cfg, out).run()
+
+
+def test_selfplay_roles_replay_the_runs_head_to_head(pursuit_run):
     from rljax.experiments.pursuit.experiment import EXPERIMENT as PURSUIT
     from rljax.selfplay.evaluation import head_to_head
 
-    cfg = PURSUIT.make_config(overrides=SELFPLAY)
-    out = str(tmp_path / "pursuit")
-    summary = Runner(PURSUIT, cfg, out).run()
+    out, cfg, summary = pursuit_run
     with pytest.raises(ConfigError, match="is a self-play run: pass role='pursuer' or role='evader'"):
         rljax.load(out)
     pursuer, env, arena = rljax.load(out, role="pursuer")
@@ -167,3 +174,67 @@ def test_selfplay_roles_replay_the_runs_head_to_head(tmp_path):
     assert type(game.env) is type(env)
     r = jax.jit(lambda: head_to_head(game, arena, keys, 40, act(pursuer), act(evader)))()
     np.testing.assert_array_equal(np.asarray(r["return"]), np.asarray(summary["members"][0]["eval_returns"], np.float32))
+
+
+# -- the command line: rljax eval / rljax render on these tiny runs ---------------------------------
+def test_cli_eval_of_a_ppo_run_is_its_greedy_evaluation(cartpole_run, tmp_path, capsys):
+    from rljax.cli import main
+
+    out, summary = cartpole_run
+    assert main(["eval", out, "--member", "seed1", "--checkpoint", "latest", "--out", str(tmp_path)]) == 0
+    report = json.load(open(tmp_path / "eval.json"))
+    assert [m["member"] for m in report["members"]] == ["seed1"] and report["checkpoint"] == {"which": "latest", "step": 2}
+    np.testing.assert_array_equal(np.asarray(report["members"][0]["returns"], np.float32),
+                                  np.asarray(summary["members"][1]["eval_returns"], np.float32))
+    assert "seed1" in capsys.readouterr().out
+
+
+def _gif(path):
+    from PIL import Image
+
+    im = Image.open(path)
+    frames = []
+    for i in range(im.n_frames):
+        im.seek(i)
+        frames.append(np.asarray(im.convert("RGB")))
+    return frames
+
+
+def test_cli_render_writes_the_episodes_as_a_gif(cartpole_run, tmp_path, capsys):
+    from rljax.cli import main
+
+    out, _ = cartpole_run
+    gif = str(tmp_path / "episode.gif")
+    assert main(["render", out, "--member", "seed0", "--episodes", "2", "--max-steps", "12", "--out", gif]) == 0
+    frames = _gif(gif)
+    assert all(f.shape == (160, 240, 3) for f in frames) and len(frames) > 2
+    assert not np.array_equal(frames[0], frames[-1])
+    assert "12 steps, 12 steps" in capsys.readouterr().out
+    from rljax.optional import installed
+
+    mp4 = tmp_path / "e.mp4"
+    if installed("imageio") and installed("imageio_ffmpeg"):
+        assert main(["render", out, "--member", "seed0", "--max-steps", "5", "--out", str(mp4)]) == 0
+        assert mp4.stat().st_size > 0
+    else:  # without the writer: one line naming the extra, before anything is loaded
+        assert main(["render", out, "--member", "seed0", "--out", str(mp4)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "pip install 'rljax[video]'" in err and not mp4.exists()
+
+
+def test_pursuit_eval_and_episode_command(pursuit_run, tmp_path, capsys):
+    from rljax.cli import experiment_main, main
+
+    out, _, _ = pursuit_run
+    assert main(["eval", out, "--episodes", "4", "--out", str(tmp_path / "eval")]) == 0
+    rows = json.load(open(tmp_path / "eval" / "eval.json"))["rows"]
+    assert [r["matchup"] for r in rows] == ["trained pursuer vs trained evader", "trained pursuer vs random evader",
+                                            "random pursuer vs trained evader"]
+    for r in rows:
+        assert r["episodes"] == 4 and 0.0 <= r["capture_rate"] + r["escape_rate"] <= 1.0 and 0 < r["length"] <= 40
+    assert rows[0]["ne_gap"] == pytest.approx(abs(rows[0]["capture_rate"] - rows[0]["escape_rate"]))
+    # the per-system GIF command is rljax render with its defaults: both learners, one episode
+    gif = str(tmp_path / "ep.gif")
+    assert experiment_main("pursuit", ["episode", out, "--every", "10", "--out", gif]) == 0
+    frames = _gif(gif)
+    assert all(f.shape == (240, 240, 3) for f in frames) and len(frames) >= 2

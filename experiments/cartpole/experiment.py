@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from rljax.environments.cartpole import make_cartpole
+from rljax.evaluate import returns
 from rljax.experiment import Experiment, RunnerConfig, Setup
 from rljax.networks.mlp import ActorCriticMLP
 from rljax.ppo import PPO, PPOConfig
@@ -53,6 +54,7 @@ EXPERIMENT = Experiment(
         "smoke": {"ppo": {"total_timesteps": 100_000}, "runner": {"eval_episodes": 5}},
     },
     description="PPO on CartPole-v1 (PureJaxRL settings); reaches return 500 in 500k steps.",
+    evaluate=returns,  # rljax eval: greedy episode returns
 )
 
 if __name__ == "__main__":

@@ -234,10 +234,13 @@ def criteria(members: list[dict], episode_gaps: dict[str, np.ndarray]) -> dict:
 # The command
 # ----------------------------------------------------------------------------------------
 def evaluate_runs(run_dirs: Sequence[str], episodes: int = 20, episode_length: int | None = None, greedy: bool = False,
-                  best: bool = False, seed: int = 42, out_dir: str | None = None) -> dict:
+                  best: bool = False, seed: int = 42, out_dir: str | None = None, checkpoint: str | int | None = None,
+                  member: str | int | None = None) -> dict:
     """Evaluates the runs, writes ``eval.json`` and ``eval.png``; returns the report (with the
-    printed ``table`` text)."""
-    from rljax.runner import find_run_dir, load_run
+    printed ``table`` text). ``checkpoint``: ``"latest"``, ``"best"`` or a step (default:
+    ``best`` chooses); ``member``: that member of each run alone (default every member)."""
+    from rljax.runner import find_run_dir
+    from rljax.trained import restore_members
 
     from rljax.experiments.communities.episodes import baseline_metrics, episode_metrics
 
@@ -249,7 +252,8 @@ def evaluate_runs(run_dirs: Sequence[str], episodes: int = 20, episode_length: i
         run_dir = find_run_dir(path)
         if not os.path.isfile(os.path.join(run_dir, "run.json")):
             raise ConfigError(f"run not found: {path} (no run.json)")
-        runner, state = load_run(run_dir, best=best)
+        which = checkpoint if checkpoint is not None else ("best" if best else "latest")
+        runner, state = restore_members(run_dir, which, member)
         if runner.experiment.name != "communities":
             raise ConfigError(f"{path} is a {runner.experiment.name!r} run, not a communities run")
         cfg = runner.cfg
@@ -300,7 +304,7 @@ def evaluate_runs(run_dirs: Sequence[str], episodes: int = 20, episode_length: i
     report = {
         "runs": [find_run_dir(p) for p in run_dirs], "updates": updates, "episodes_per_community": episodes,
         "episode_length": steps_used, "policy": "greedy" if greedy else "stochastic", "seed": seed,
-        "checkpoint": "best" if best else "latest", "held_out": sorted(held_out),
+        "checkpoint": which, "held_out": sorted(held_out),
         "baseline": {"per_community": base_by_comm},
         "members": members, "arms": arms, "criteria": criteria(members, episode_gaps),
         "episodes": {"community": communities.tolist(), "baseline_r_eval": base_np["r_eval"].tolist(), **per_episode},

@@ -58,7 +58,7 @@ from rljax import backend
 from rljax.distributions import make_distribution
 from rljax.envs.params import config_error
 from rljax.errors import ConfigError
-from rljax.experiment import Experiment, RunnerConfig, Setup
+from rljax.experiment import EvalRequest, Experiment, RunnerConfig, Setup
 from rljax.networks.film import TRUNKS, FiLMPolicy
 from rljax.ppo import PPO, PPOConfig, TrainState
 
@@ -377,6 +377,21 @@ def eval_main(argv: Sequence[str]) -> int:
     return main(argv)
 
 
+def evaluate(req: EvalRequest) -> int:
+    """``rljax eval RUN_DIR``: the distributional evaluation (:mod:`rljax.experiments.communities.evaluation`)
+    with its defaults (stochastic policy, the run's episode length, seed 42); ``--episodes`` per
+    community (default 20); files into ``--out`` (default RUN_DIR/communities_eval)."""
+    import os
+
+    from rljax.experiments.communities.evaluation import evaluate_runs
+
+    report = evaluate_runs([req.run_dir], episodes=req.episodes or 20, out_dir=req.out, checkpoint=req.checkpoint,
+                           member=req.member)
+    print(report["table"])
+    print(f"\nwritten: {os.path.join(report['out_dir'], 'eval.json')}, eval.png")
+    return 0
+
+
 def curves_main(argv: Sequence[str]) -> int:
     """``python -m experiments.communities curves RUN_DIR [--out PNG]``: training curves."""
     from rljax.experiments.communities.evaluation import curves_main as run
@@ -408,6 +423,7 @@ EXPERIMENT = Experiment(
     presets=PRESETS,
     description="Normative harvest: FiLM two-head PPO, treatment vs control arms, per-reset communities (+ eval).",
     commands={"eval": eval_main, "curves": curves_main},
+    evaluate=evaluate,
 )
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 
 from rljax.empo.config import DEMO, SEED_DOC, Phase2Config
 from rljax.errors import ConfigError
-from rljax.experiment import Experiment, RunnerConfig, Setup
+from rljax.experiment import EvalRequest, Experiment, RunnerConfig, Setup
 
 MAPS = ("trivial", "small", "ensemble")
 DYNAMICS = ("auto", "table", "model")
@@ -311,6 +311,29 @@ def compare_main(argv: Sequence[str]) -> int:
     return 0
 
 
+def evaluate(req: EvalRequest) -> int:
+    """``rljax eval RUN_DIR``: the comparison with the exact oracle (``compare``: tables, plots,
+    ``compare.json`` in ``--out``, default RUN_DIR/compare) on the enumerable maps; exact over
+    every reachable state, so ``--episodes`` does not apply there. On the ensemble map (no
+    oracle) the realised returns of ``--episodes`` episodes, as the runner
+    evaluates them."""
+    from rljax.checkpoint import read_run_json
+    from rljax.empo.compare import compare_run
+    from rljax.evaluate import returns
+    from rljax.environments.multigrid_worlds import ENUMERABLE
+
+    cfg = read_run_json(req.run_dir)["config"]
+    if cfg.get("env", {}).get("map", EnvConfig().map) not in ENUMERABLE:
+        return returns(req)
+    if req.episodes is not None:
+        raise ConfigError("empo's evaluation compares with the exact oracle over every reachable state: "
+                          "--episodes does not apply")
+    report = compare_run(req.run_dir, out_dir=req.out, checkpoint=req.checkpoint, member=req.member)
+    print(report["table"])
+    print(f"\nwritten: {os.path.join(report['out_dir'], 'compare.json')}, compare.png, curves.png")
+    return 0
+
+
 EXPERIMENT = Experiment(
     name="empo",
     config_cls=EmpoConfig,
@@ -318,6 +341,7 @@ EXPERIMENT = Experiment(
     presets=PRESETS,
     description="EMPO phase 2 (robot softly maximising human power), networks or tables vs the exact oracle.",
     commands={"oracle": oracle_main, "compare": compare_main},
+    evaluate=evaluate,
 )
 
 if __name__ == "__main__":

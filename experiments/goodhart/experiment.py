@@ -24,7 +24,7 @@ from rljax.environments.foraging import PARAMS as FORAGING_PARAMS
 from rljax import backend
 from rljax.envs.params import config_error
 from rljax.errors import ConfigError
-from rljax.experiment import Experiment, RunnerConfig, Setup
+from rljax.experiment import EvalRequest, Experiment, RunnerConfig, Setup
 from rljax.networks.cnn import BaseCNN
 from rljax.ppo import PPO, PPOConfig
 
@@ -143,9 +143,24 @@ def verify_main(argv: Sequence[str]) -> int:
             raise ConfigError(f"--{name} must be > 0, got {getattr(args, name)}")
     report = run_verification(args.run_dir, out_dir=args.out, runs=args.runs, agents=args.agents,
                               steps=args.steps, seed=args.seed, best=args.best, world=world)
+    return _print_verification(report)
+
+
+def _print_verification(report: dict) -> int:
     print(report["table"])
     print(f"\nwritten: {os.path.join(report['out_dir'], 'verify.json')}, verify.png, saliency_*.png")
     return 0 if report["starvation_check"]["passed"] else 1
+
+
+def evaluate(req: EvalRequest) -> int:
+    """``rljax eval RUN_DIR``: ``verify`` with its defaults (directional accuracy, survival of 10
+    agents on shared grids, saliency, the zero-food starvation check); ``--episodes`` is the
+    number of independent survival runs (default 3). Exit 1 when the starvation check fails."""
+    from rljax.experiments.goodhart.verify import run_verification
+
+    report = run_verification(req.run_dir, out_dir=req.out, runs=req.episodes or 3, checkpoint=req.checkpoint,
+                              member=req.member)
+    return _print_verification(report)
 
 
 EXPERIMENT = Experiment(
@@ -164,6 +179,7 @@ EXPERIMENT = Experiment(
     },
     description="Food/poison torus, BaseCNN PPO on 4 observation modes in one program (+ verify).",
     commands={"verify": verify_main},
+    evaluate=evaluate,
     obs_to_image=render_observation,
 )
 

@@ -304,7 +304,8 @@ def _member_policies(trainer):
 
 def run_verification(run_dir: str, out_dir: str | None = None, runs: int = 3, agents: int = 10,
                      steps: int = 1000, seed: int = 0, best: bool = False,
-                     world: dict[str, Any] | None = None) -> dict:
+                     world: dict[str, Any] | None = None, checkpoint: str | int | None = None,
+                     member: str | int | None = None) -> dict:
     """Directional accuracy (greedy), survival (sampling the policy, as in training) and
     saliency of every member of a trained goodhart run, next to the scripted seekers.
 
@@ -312,13 +313,16 @@ def run_verification(run_dir: str, out_dir: str | None = None, runs: int = 3, ag
     ``out_dir`` (default ``<run>/verify``); returns the report with a printable ``table``.
     ``world``: foraging param overrides for the survival worlds only (e.g. a harsher
     ``move_cost``); the observations, hence the policies, do not depend on them.
+    ``checkpoint``: ``"latest"``, ``"best"`` or a step (default: ``best`` chooses);
+    ``member``: verify that member alone (default every member).
     """
     from rljax.envs.params import config_error
     from rljax.errors import ConfigError
-    from rljax.runner import load_run
+    from rljax.trained import restore_members
     from rljax.environments.foraging_seekers import omniscient_seeker, proxy_seeker
 
-    runner, ts = load_run(run_dir, best=best)  # ts: PPO's member-batched TrainState
+    which = checkpoint if checkpoint is not None else ("best" if best else "latest")
+    runner, ts = restore_members(run_dir, which, member)  # ts: PPO's member-batched TrainState
     if runner.experiment.name != "goodhart":
         raise ConfigError(f"{run_dir} is a {runner.experiment.name!r} run, not a goodhart run")
     out_dir = out_dir or os.path.join(runner.out_dir, "verify")
@@ -391,7 +395,7 @@ def run_verification(run_dir: str, out_dir: str | None = None, runs: int = 3, ag
     agents_order = [m for m in FORAGING_MODES if any(r["agent"] == m for r in rows)] + ["OmniscientSeeker", "ProxySeeker"]
     summary = summarize(rows, agents_order)
     report = {
-        "run_dir": runner.out_dir, "checkpoint": "best" if best else "latest",
+        "run_dir": runner.out_dir, "checkpoint": which,
         "update": int(np.asarray(ts.update_step)[0]), "env_steps_per_member": int(np.asarray(ts.update_step)[0]) * cfg.ppo.batch_size,
         "survival": {"runs": runs, "agents": agents, "steps": steps, "seed": seed, "world": world,
                      "policy": "sampled (trained agents)", "grid": f"shared by the {agents} agents of a run"},

@@ -14,6 +14,7 @@ from rljax.environments.memory import CueCorridor
 from rljax.environments.memory import PARAMS as MEMORY_PARAMS
 from rljax.envs.params import config_error
 from rljax.errors import ConfigError
+from rljax.evaluate import returns
 from rljax.experiment import Experiment, RunnerConfig, Setup
 from rljax.networks.mlp import ActorCriticMLP
 from rljax.networks.recurrent import recurrent_mlp
@@ -81,6 +82,7 @@ EXPERIMENT = Experiment(
         "long": {"env": {"length": 16}, "ppo": {"num_steps": 64, "total_timesteps": 131_072}},
     },
     description="Recurrent PPO (GRU) on a cue-then-choose corridor; a feedforward MLP stays at chance.",
+    evaluate=returns,  # rljax eval: greedy episode returns
 )
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from rljax.environments import probes
 from rljax.errors import ConfigError
+from rljax.evaluate import returns
 from rljax.experiment import Experiment, RunnerConfig, Setup
 from rljax.networks.mlp import ActorCriticMLP
 from rljax.ppo import PPO, PPOConfig
@@ -50,6 +51,7 @@ EXPERIMENT = Experiment(
     build=build,
     presets={"default": {}},
     description="Probe environments with known values (tests, sweeps, debugging).",
+    evaluate=returns,  # rljax eval: greedy episode returns
 )
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ import numpy as np
 from rljax.environments.pursuit_evasion import PARAMS as ARENA_PARAMS
 from rljax.envs.params import config_error
 from rljax.errors import ConfigError
-from rljax.experiment import Experiment, RunnerConfig, Setup
+from rljax.experiment import EvalRequest, Experiment, RunnerConfig, Setup
 from rljax.ppo import PPOConfig
 from rljax.selfplay.curriculum import CurriculumConfig
 from rljax.selfplay.health import HealthConfig
@@ -198,10 +198,9 @@ def report_main(argv: Sequence[str]) -> int:
 
 def episode_main(argv: Sequence[str]) -> int:
     """``python -m experiments.pursuit episode RUN_DIR [--member I] [--out F.gif]``: one
-    deterministic episode of the member's trained pursuer and evader at its current task."""
-    import jax
-
-    from rljax.environments.pursuit_render import save_episode
+    deterministic episode of the member's trained pursuer and evader at its current task;
+    ``rljax render`` (:func:`rljax.render.render_run`) with this command's defaults."""
+    from rljax.render import render_run
 
     p = argparse.ArgumentParser(prog="python -m experiments.pursuit episode")
     p.add_argument("run_dir")
@@ -210,15 +209,24 @@ def episode_main(argv: Sequence[str]) -> int:
     p.add_argument("--out", default=None)
     p.add_argument("--every", type=int, default=4, help="draw every k-th step")
     args = p.parse_args(list(argv))
-    runner, state = _load(args.run_dir)
-    if not 0 <= args.member < runner.num_members:
-        raise ConfigError(f"--member must be in [0, {runner.num_members}), got {args.member}")
-    member = jax.tree.map(lambda x: x[args.member], state)
-    states, alive, arena = trained_episode(runner.algorithm, member, jax.random.key(args.seed))
-    out = args.out or os.path.join(args.run_dir, f"episode_{runner.members[args.member].name}.gif")
-    keep = np.asarray(alive)
-    save_episode(jax.tree.map(lambda x: np.asarray(x)[keep], states), arena, out, every=args.every)
-    print(f"{int(keep.sum()) - 1} steps; written {out}")
+    from rljax.runner import find_run_dir
+
+    out = args.out or os.path.join(find_run_dir(args.run_dir), f"episode_member{args.member}.gif")
+    r = render_run(args.run_dir, out, member=args.member, seed=args.seed, every=args.every)
+    print(f"{r['episodes'][0]['steps']} steps; written {out}")
+    return 0
+
+
+def evaluate(req: EvalRequest) -> int:
+    """``rljax eval RUN_DIR``: head to head and against the random baseline
+    (:mod:`rljax.experiments.pursuit.evaluation`); ``--episodes`` defaults to ``selfplay.eval_episodes``,
+    files into ``--out`` (default RUN_DIR/eval)."""
+    from rljax.experiments.pursuit.evaluation import evaluate_run
+
+    report = evaluate_run(req.run_dir, episodes=req.episodes, checkpoint=req.checkpoint, member=req.member,
+                          out_dir=req.out)
+    print(report["table"])
+    print(f"\nwritten: {os.path.join(report['out_dir'], 'eval.json')}")
     return 0
 
 
@@ -316,6 +324,7 @@ EXPERIMENT = Experiment(
     presets=_presets(),
     description="Pursuit-evasion AMS-DRL self-play (cold start, phases, curriculum, rollback) in one program.",
     commands={"report": report_main, "episode": episode_main, "milestones": milestones_main},
+    evaluate=evaluate,
 )
 
 if __name__ == "__main__":

@@ -101,17 +101,21 @@ def compare_state(runner: Any, state: Any) -> tuple[dict, tuple]:
     return report, arrays
 
 
-def compare_run(run_dir: str, best: bool = False, out_dir: str | None = None, plot: bool = True) -> dict:
-    """Compares every member of the run at ``run_dir`` with the oracle; writes
-    ``compare.json`` (and with ``plot`` ``compare.png`` and ``curves.png``) into ``out_dir``
-    (default ``RUN_DIR/compare``) and returns the report (``report["table"]`` is the printed
-    text, ``report["arrays"]`` the learned/oracle/occupancy tables per member)."""
-    from rljax.runner import find_run_dir, load_run
+def compare_run(run_dir: str, best: bool = False, out_dir: str | None = None, plot: bool = True,
+                checkpoint: str | int | None = None, member: str | int | None = None) -> dict:
+    """Compares every member (or ``member`` alone) of the run at ``run_dir`` with the oracle;
+    writes ``compare.json`` (and with ``plot`` ``compare.png`` and ``curves.png``) into
+    ``out_dir`` (default ``RUN_DIR/compare``) and returns the report (``report["table"]`` is
+    the printed text, ``report["arrays"]`` the learned/oracle/occupancy tables per member).
+    ``checkpoint``: ``"latest"``, ``"best"`` or a step (default: ``best`` chooses)."""
+    from rljax.runner import find_run_dir
+    from rljax.trained import restore_members
 
     run_dir = find_run_dir(run_dir)
-    runner, state = load_run(run_dir, best=best)
+    which = checkpoint if checkpoint is not None else ("best" if best else "latest")
+    runner, state = restore_members(run_dir, which, member)
     report, arrays = compare_state(runner, state)
-    report.update(run_dir=run_dir, checkpoint="best" if best else "latest")
+    report.update(run_dir=run_dir, checkpoint=which)
     report["table"] = format_report(report)
     out_dir = out_dir or os.path.join(run_dir, "compare")
     os.makedirs(out_dir, exist_ok=True)

@@ -13,6 +13,8 @@ A *world* works on a *situation* (where one environment instance is, any pytree)
   prior), ``t(ws)`` (the step count; ``t >= horizon`` is terminal);
 * ``features(ws) -> float[D]``: the network input (plus a one-hot of the step count when
   ``include_step_count``);
+* optionally ``render(ws) -> uint8[H, W, 3]``: a picture of the situation (jittable), for
+  ``rljax render``;
 * the facts ``n_humans``, ``n_goals``, ``actions_per_human``, ``num_robot_actions``,
   ``num_human_actions`` (joint), ``num_outcomes``, ``horizon``, ``feature_size``, ``goal_probs``,
   ``goal_weights`` ``[n_h, G]``, ``goal_features`` ``[n_h, G, F]``, and ``exact`` (whether
@@ -100,6 +102,16 @@ class TableWorld(WorldBase):
     """
 
     exact = True
+    # ``draw(ws) -> uint8[H, W, 3]`` (jittable): set by whoever builds the world from an
+    # environment that can picture a state index (multigrid's table_world); see :meth:`render`.
+    draw = None
+
+    def render(self, ws: TableSituation) -> Array:
+        """A picture of situation ``ws`` (``uint8[H, W, 3]``, jittable) where the world was given
+        a ``draw``; ``NotImplementedError`` otherwise."""
+        if self.draw is None:
+            raise NotImplementedError("this TableWorld was built without a draw(ws) function")
+        return self.draw(ws)
 
     def __init__(self, model: FiniteWorld, prior: Array, include_step_count: bool = True):
         check_world(model)

@@ -71,6 +71,17 @@ class Environment(Generic[TEnvState, TEnvParams]):
         """Names of the scalar entries ``step`` returns in ``info`` (static)."""
         return ()
 
+    # Whether :meth:`render` is a pure JAX function (jit/vmap it) or draws in Python (matplotlib).
+    render_jittable: bool = False
+
+    def render(self, state: TEnvState, params: TEnvParams) -> Array:
+        """A picture of ``state``: ``uint8[H, W, 3]`` RGB, ``H, W`` fixed by the environment's
+        static arguments. Every implementation says in its docstring whether it is jittable and
+        sets :attr:`render_jittable` to match; the drawing lives in a render module beside the
+        environment, not in the step logic. Raises ``NotImplementedError`` where the environment
+        draws nothing."""
+        raise NotImplementedError(f"environment {self.name!r} has no render(state, params)")
+
 
 def tree_select(pred: Array, on_true: Any, on_false: Any) -> Any:
     """``where(pred, a, b)`` leaf-wise, broadcasting a scalar ``pred`` over each leaf."""

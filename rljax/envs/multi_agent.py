@@ -93,6 +93,13 @@ class MultiAgentEnvironment(Generic[TState, TParams]):
     def info_keys(self) -> tuple[str, ...]:
         return ()
 
+    render_jittable: bool = False  # see Environment.render_jittable
+
+    def render(self, state: TState, params: TParams) -> Array:
+        """A picture of the whole world (every agent): ``uint8[H, W, 3]`` RGB, as
+        :meth:`rljax.envs.Environment.render` (each implementation says whether it is jittable)."""
+        raise NotImplementedError(f"environment {self.name!r} has no render(state, params)")
+
 
 # ``others(policy_params, key, state, env_params) -> (actions[n, *A], state)``: the actions of
 # every agent (the learner's row is overwritten by the view) computed from the state BEFORE the
@@ -193,6 +200,15 @@ class AgentView(Environment):
     def info_keys(self) -> tuple[str, ...]:
         keys = self.env.info_keys()
         return keys + ("tag",) if self.tag is not None and "tag" not in keys else keys
+
+    @property
+    def render_jittable(self) -> bool:
+        return self.env.render_jittable
+
+    def render(self, state: Any, params: Any) -> Array:
+        """The world's picture (:meth:`MultiAgentEnvironment.render`, every agent drawn);
+        jittable where the world's is."""
+        return self.env.render(state, self.split_params(params)[0])
 
     def reset(self, key: Array, params: Any) -> tuple[Array, Any]:
         env_params = self.split_params(params)[0]
