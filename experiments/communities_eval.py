@@ -588,7 +588,9 @@ def main(argv: Sequence[str]) -> int:
 # Training curves (``python -m experiments.communities curves RUN_DIR``)
 # ----------------------------------------------------------------------------------------
 CURVES = (("episode_r_eval", "training R_eval / episode"), ("compliance_pct", "compliance %"),
-          ("zaps_per_1k", "zap presses / 1k steps"), ("episode_minus10_received", "-10s received / episode"))
+          ("zaps_per_1k", "zap presses / 1k steps"), ("episode_minus10_received", "-10s received / episode"),
+          ("episode_plants_permitted", "permitted-colour plantings / episode"),
+          ("correct_sanction_rate", "correct-sanction rate"))
 
 
 def plot_curves(run_dir: str, path: str) -> dict:
@@ -617,6 +619,8 @@ def plot_curves(run_dir: str, path: str) -> dict:
                 if key not in t:
                     continue
                 v = np.asarray(t[key], np.float64)
+                if not all(np.isfinite(v[names == m]).any() for m in members):
+                    continue  # e.g. a rate that stayed undefined (no sanction landed) for a member
                 xs = np.unique(steps[names == members[0]])
                 ys = np.stack([np.interp(xs, steps[names == m][np.isfinite(v[names == m])],
                                          v[names == m][np.isfinite(v[names == m])]) for m in members])
