@@ -14,7 +14,7 @@ from environments.harvest import (
     NEVER, env_step_keys, harvest_params, observe, observe_view, reset_world, split_observation, step_all, step_order,
 )
 from environments.harvest_view import HarvestEnv
-from environments.harvest_residents import hold_fire, resident_actions
+from environments.harvest_residents import beam_risk, hold_fire, resident_actions
 
 ENV = HarvestEnv()
 P = harvest_params()
@@ -617,6 +617,33 @@ def test_state_only_guard_holds_fire_when_any_action_could_mis_sanction():
     assert case(at3=(0, 4)) != FIRE_ZAP, "behind the centre ray's end (0, 3): it may step back into it"
     assert case(at3=(0, 5)) == FIRE_ZAP, "two steps behind the centre ray's end"
     assert case(at3=(1, 3)) != FIRE_ZAP, "beside the centre ray's end"
+
+
+@jax.jit
+def _random_crowd_frame(key):
+    """A crowded random frame (16 avatars in a 6 x 6 block, random colours, immunity, timers, ripe
+    berries, before or after the grace) and a uniformly random joint action: ``(beam_risk, events)``."""
+    ks = jax.random.split(key, 10)
+    cells = jax.random.permutation(ks[0], 36)[:NUM_PLAYERS]
+    pos = jnp.stack([10 + cells // 6, 12 + cells % 6], -1).astype(jnp.int32)
+    params = P.replace(permitted=jax.random.randint(ks[1], (), 0, 3))
+    st = reset_world(ks[2], params).replace(
+        pos=pos, facing=jax.random.randint(ks[3], (NUM_PLAYERS,), 0, 4), body=jax.random.randint(ks[4], (NUM_PLAYERS,), 0, 4),
+        immune=jax.random.bernoulli(ks[5], 0.3, (NUM_PLAYERS,)), plant_timer=jax.random.randint(ks[6], (NUM_PLAYERS,), 0, 2),
+        berry_ripe=jax.random.bernoulli(ks[7], 0.3, (NUM_PATCHES,)), t=jnp.where(jax.random.bernoulli(ks[8]), 10, 40))
+    actions = jax.random.randint(ks[9], (NUM_PLAYERS,), 0, NUM_ACTIONS)
+    _, _, ev = step_all(jax.random.fold_in(key, 1), st, actions, params)
+    return beam_risk(st, params), ev
+
+
+def test_state_only_guard_is_conservative_over_every_joint_action():
+    """Wherever ``beam_risk`` is False, a zap lands no mis-sanction whatever the joint action (4096
+    random crowded frames, uniformly random actions, random agent order)."""
+    risk, ev = jax.vmap(_random_crowd_frame)(jax.random.split(jax.random.key(21), 4096))
+    risk, mis, correct = np.asarray(risk), np.asarray(ev["mis"]), np.asarray(ev["correct"])
+    assert not (mis[~risk] > 0).any(), "a mis-sanction the guard did not foresee"
+    assert (mis[risk] > 0).sum() > 20, "the test must see mis-sanctions (where the guard holds fire)"
+    assert (correct[~risk] > 0).sum() > 20, "the guard must let correct sanctions through"
 
 
 def test_veto_scene_residents_act_from_the_state_alone():
