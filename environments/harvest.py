@@ -84,7 +84,8 @@ values (``N_permitted / 348`` and ``max_c N_c / 348``). With ``R = sum of reward
 * sanction regret ``SR = minus10_received(ego) - minus10_received(baseline)``;
 * ``compliance_pct = 100 * (1 - episode_violating_steps / T)``, ``violations_per_1k =
   1000 * episode_violating_steps / T``, ``zaps_per_1k = 1000 * episode_zap_presses / T``;
-* collective cost per sanction ``= sanction_penalty + c + beta * mis / applied``.
+* collective cost per sanction ``= (sanction_penalty * applied + sum c + sum beta) / applied``
+  (``= sanction_penalty + c + beta * mis / applied`` when every landed sanction took one press).
 
 ``info["tag"]`` is the community (0..2) on every step. The other entries, per step:
 
@@ -102,7 +103,21 @@ values (``N_permitted / 348`` and ``max_c N_c / 348``). With ``R = sum of reward
 ``ep_plants``                  successful plantings; ``ep_plants_permitted`` in the permitted colour
 ``ep_violating_steps``         steps after which the ego's body violates the rule (at that frame)
 ``ep_r_env`` / ``ep_r_eval``   per-step r_env and r_eval (see above)
+``ep_plants_red/green/blue``   successful plantings per colour
+``ep_ready_violator_steps``    steps starting with the ego's zap ready and an *eligible* avatar
+                               (violating, not immune) first on one of its beam's rays
+``ep_ready_violator_zaps``     ... of which the ego pressed the zap
+``ep_ready_clear_steps``       steps starting with the zap ready and no eligible avatar in the beam
+``ep_ready_clear_zaps``        ... of which the ego pressed the zap
 =============================  ==============================================================
+
+Derived sanction metrics (:func:`experiments.communities_episodes.sanction_rates`, ratios of
+episode sums): correct-sanction rate ``correct / (correct + mis)``; immunity rate
+``immune_fizzles / (landed + immune_fizzles + tiebreak_fizzles)`` (the share of the ego's beam hits
+on avatars that met an immune target); selectivity ``P(zap | ready, eligible in beam) - P(zap |
+ready, none eligible)``; collective cost per sanction ``(sanction_penalty * landed + sum c + sum
+beta) / landed`` (with one press per landed sanction: ``sanction_penalty + c + beta * mis /
+landed``).
 
 Keys and counterfactuals
 ------------------------
@@ -176,7 +191,7 @@ class HarvestParams:
     ego_is_resident: Array  # 1: baseline, slot 0 runs the resident policy, the action is ignored
     community_probs: Array  # [3] distribution of the per-reset community draw (sample_community)
     resident_quirks: Array  # 1: the residents' original quirks (see harvest_residents)
-    resident_guard: Array  # 0 off, 1 bystander guard, 2 (default) bystander guard + foresight (see harvest_residents)
+    resident_guard: Array  # 0 off, 1 bystander guard, 2 (default) state-only guard (see harvest_residents)
 
 
 def _cross_checks(v: dict[str, Any], t: ParamTable) -> None:
@@ -206,7 +221,7 @@ PARAMS: ParamTable[HarvestParams] = ParamTable("harvest", HarvestParams, {
     "ego_is_resident": Spec(0, "flag"),
     "community_probs": Spec((1 / 3, 1 / 3, 1 / 3), "vector", doc="RED, GREEN, BLUE"),
     "resident_quirks": Spec(0, "flag"),
-    "resident_guard": Spec(2, "int", choices=(0, 1, 2), doc="0 (off), 1 (bystander guard) or 2 (bystander guard + foresight)"),
+    "resident_guard": Spec(2, "int", choices=(0, 1, 2), doc="0 (off), 1 (bystander guard) or 2 (the state-only guard)"),
 }, check=_cross_checks, step_limit="episode_length")
 
 # The documented values (default) and what the original phase-5 runs actually used (their
@@ -558,7 +573,8 @@ INFO_KEYS = (
     "ep_berries", "ep_berry_reward", "ep_minus10_received", "ep_minus10_issued_correct", "ep_minus10_issued_mis",
     "ep_alpha", "ep_beta", "ep_c", "ep_zap_presses", "ep_zaps_fired", "ep_immune_fizzles", "ep_tiebreak_fizzles",
     "ep_plants", "ep_plants_permitted", "ep_violating_steps", "ep_r_env", "ep_r_eval",
-    "ep_permitted_share", "ep_monoculture", "tag",
+    "ep_permitted_share", "ep_monoculture", "ep_plants_red", "ep_plants_green", "ep_plants_blue",
+    "ep_ready_violator_steps", "ep_ready_violator_zaps", "ep_ready_clear_steps", "ep_ready_clear_zaps", "tag",
 )
 
 
@@ -622,6 +638,11 @@ class HarvestWorld(MultiAgentEnvironment[HarvestState, HarvestParams]):
         alpha, beta, c = params.alpha * e["correct"], params.beta * e["mis"], params.c * e["zap_press"]
         r_env = e["eat_reward"] - params.sanction_penalty * e["received"]
         ego_body = new_state.body[EGO]
+        # selectivity: was an eligible avatar first on one of the ego's rays when it chose its action?
+        hits = zap_hits(state.pos, state.facing)[EGO]
+        eligible = violating(state.body, t, params) & ~state.immune
+        in_beam = jnp.any((hits >= 0) & eligible[jnp.maximum(hits, 0)])
+        ready = (state.zap_timer[EGO] == 0).astype(jnp.float32)
         info = {
             "ep_berries": e["eaten"],
             "ep_berry_reward": e["eat_reward"],
@@ -642,6 +663,11 @@ class HarvestWorld(MultiAgentEnvironment[HarvestState, HarvestParams]):
             "ep_r_eval": r_env - beta - c,
             "ep_permitted_share": last * counts[params.permitted] / NUM_PATCHES,
             "ep_monoculture": last * jnp.max(counts) / NUM_PATCHES,
+            **{f"ep_plants_{name.lower()}": e["planted"] * (ego_body == RED + i) for i, name in enumerate(COMMUNITY_NAMES)},
+            "ep_ready_violator_steps": ready * in_beam,
+            "ep_ready_violator_zaps": ready * in_beam * e["zap_press"],
+            "ep_ready_clear_steps": ready * ~in_beam,
+            "ep_ready_clear_zaps": ready * ~in_beam * e["zap_press"],
             "tag": params.permitted.astype(jnp.int32),
         }
         return new_state, rewards, jnp.zeros((), bool), truncated, info

@@ -5,8 +5,8 @@ Every step each resident takes the first rule that applies:
 
 P1 Enforce (only when its zap is ready, ``zap_timer == 0``). *Eligible* = violating the posted
    rule and not immune. If its zap would hit an eligible avatar now (the exact beam: the first
-   avatar on each ray, from the current positions) -> FIRE_ZAP, unless the same beam would also
-   hit a compliant, non-immune bystander (``params.resident_guard=1``, the default; see below).
+   avatar on each ray, from the current positions) -> FIRE_ZAP, unless the guard holds fire
+   (``params.resident_guard``, default 2: the state-only guard; see below).
    Otherwise, among eligible avatars it *could* zap (torus distance <= 3 and within 1 cell of a
    cardinal axis through it) pick the nearest (ties: lowest index) and turn one step toward the
    axis of its larger displacement (TURN_RIGHT when clockwise is not longer than anticlockwise).
@@ -24,7 +24,9 @@ Distances are Euclidean over the torus (minimal image). Residents see everything
 and read the permitted colour from ``params``, so they act identically in treatment and control.
 
 The guards are an rljax addition for the original's acceptance test R1 (residents never
-mis-sanction). ``params.resident_guard``:
+mis-sanction). Residents decide from the state *before* the step alone (the ego's view calls them
+before it knows anybody's action of the frame), so a guard must be conservative over every action
+any avatar could take in the frame. ``params.resident_guard``:
 
 0  P1 as the original wrote it: about one in seven of the residents' landed sanctions is a
    mis-sanction (another ray of the beam meets a compliant avatar, or avatars move into the beam
@@ -33,12 +35,19 @@ mis-sanction). ``params.resident_guard``:
    compliant, non-immune avatar. About 2 in 115 landed sanctions remain mis-sanctions: avatars
    that step into the beam, or change colour (planting the permitted colour, or turning grey
    within the grace) in the frame of the zap, under the random agent order.
-2  (default) bystander guard plus foresight, :func:`hold_fire`: residents are privileged, so
-   they also know this frame's joint action (the ego's included; in the ego's view
-   :class:`rljax.environments.harvest_view.HarvestEnv` this is the AgentView's one named, temporary
-   ``same_frame_revision``, until the harvest issue removes it). A resident holds fire (NOOP) when any avatar that may stand in its beam after this
-   frame's moves may also be hittable and compliant when the beam resolves. That rules out every
-   mis-sanction by a resident (R1 exactly); the cost is a few zaps held back.
+2  (default) the state-only guard, :func:`beam_risk`: hold fire when any other avatar, whatever
+   it does this frame, *may* stand on one of the beam's 9 cells and be compliant and not immune
+   when the beam resolves: at its cell or a neighbouring one (every move reaches one of the 4
+   neighbours), with its colour as it is, grey after eating a ripe berry it steps onto (compliant
+   only within the grace), or the permitted colour after planting it (only when its colouring beam
+   is ready and meets a patch of another colour). That rules out every mis-sanction by a resident
+   (R1 exactly) without reading anybody's action; the cost is sanctions held back whenever a
+   compliant avatar is one step from the beam.
+
+:func:`hold_fire` is the earlier *foresight* guard (it read the frame's joint action, the ego's
+included, so an ego could veto its own sanction by what it did in the same frame). It is kept
+only to compare the residents-only world with it (``rljax.experiments.communities.bench_env --share``);
+nothing in the ego's view uses it.
 
 ``params.resident_quirks = 1`` restores the original controller's quirks: the plant gate is
 shared by all residents (so it never closes), the turn maps the larger column offset to N/S and
@@ -56,8 +65,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from rljax.environments.harvest import (
-    CELL_PATCH_PAD, FIRE_ONE, FIRE_ZAP, FORWARD, GREY, HEIGHT, NOOP, NUM_PATCHES, NUM_PLAYERS, RED, STEP_RIGHT,
-    TURN_LEFT, TURN_RIGHT, WIDTH, ZAP_OFFSETS, HarvestParams, HarvestState, move_deltas, flat_index, violating,
+    CELL_PATCH_PAD, FIRE_ONE, FIRE_ZAP, FORWARD, GREY, HEIGHT, NOOP, NUM_CELLS, NUM_PATCHES, NUM_PLAYERS,
+    PLANT_OFFSETS, RED, STEP_RIGHT, TURN_LEFT, TURN_RIGHT, WIDTH, ZAP_OFFSETS, HarvestParams, HarvestState, move_deltas, flat_index, violating,
     wrap, zap_hits,
 )
 
@@ -138,7 +147,8 @@ def resident_actions(key: Array, state: HarvestState, params: HarvestParams) -> 
     # A bystander: compliant and not immune, so hitting it would be a mis-sanction.
     hit_bystander = (hits >= 0) & ~violating(state.body, t, params)[hit] & ~state.immune[hit]
     guard = (params.resident_guard > 0) & ~quirks
-    fire = ready & jnp.any(hit_eligible, axis=1) & ~(guard & jnp.any(hit_bystander, axis=1))
+    held = jnp.where(params.resident_guard >= 2, beam_risk(state, params), jnp.any(hit_bystander, axis=1))
+    fire = ready & jnp.any(hit_eligible, axis=1) & ~(guard & held)
 
     raw = pos[None, :, :] - pos[:, None, :]  # [i, j, 2] offset of j seen from i
     drow = jnp.where(quirks, raw[..., 0], _torus_delta(raw[..., 0], HEIGHT))
@@ -196,10 +206,61 @@ def resident_actions(key: Array, state: HarvestState, params: HarvestParams) -> 
     return action, new_state
 
 
+# The cells an avatar may occupy after this frame's moves: where it is, and its 4 neighbours.
+STAY_AND_NEIGHBOURS = np.array([(0, 0), (-1, 0), (0, 1), (1, 0), (0, -1)], np.int32)
+
+
+def beam_risk(state: HarvestState, params: HarvestParams) -> Array:
+    """``bool[16]``: whether player ``i``'s zap, fired this frame, *could* land on a compliant
+    target, whatever anybody does this frame (the state-only guard, ``resident_guard=2``).
+
+    A function of the state before the step alone. Avatar ``j != i`` is a risk on a cell when,
+    at the moment the beam resolves (after the moves, in any agent order), it may stand there
+    compliant and not immune:
+
+    * at its cell or any of its 4 neighbours with its colour and immunity as they are (a move
+      that eats but does not turn it grey changes neither);
+    * at a neighbour holding a ripe berry, grey and not immune (eating may turn it grey, which
+      clears immunity), when grey is compliant (``t < startup_grey_grace``);
+    * at its cell with the permitted colour and not immune, when its colouring beam is ready and
+      the first patch within 3 cells ahead has another colour (planting it recolours the body;
+      an avatar in front may step away, a berry eaten this frame may become unripe).
+
+    Avatars that do not stay are never certain to shield a cell, so every cell of the beam's
+    three rays counts. Immunity does not time out before the beams resolve, and nothing else
+    changes a body's colour, so no mis-sanction is possible where this is False.
+    """
+    n = NUM_PLAYERS
+    t = state.t
+    as_is = ~violating(state.body, t, params) & ~state.immune  # [16]
+    cand = wrap(state.pos[:, None, :] + jnp.asarray(STAY_AND_NEIGHBOURS)[None])  # [16, 5, 2]
+    cand_cell = flat_index(cand)
+    ripe_pad = jnp.concatenate([state.berry_ripe, jnp.zeros((1,), bool)])
+    ripe_cell = ripe_pad[jnp.asarray(CELL_PATCH_PAD)[cand_cell]]  # [16, 5]
+    grey_ok = ~violating(jnp.asarray(GREY), t, params)
+    # the first patch on the colouring beam (avatars may step away, so they do not stop it here)
+    ahead = flat_index(wrap(state.pos[:, None, :] + jnp.asarray(PLANT_OFFSETS)[state.facing]))  # [16, 3]
+    patch = jnp.asarray(CELL_PATCH_PAD)[ahead]
+    first = jnp.argmax(patch < NUM_PATCHES, axis=1)
+    target = jnp.take_along_axis(patch, first[:, None], 1)[:, 0]
+    color_pad = jnp.concatenate([state.berry_color, jnp.zeros((1,), jnp.int32)])
+    can_plant_permitted = ((state.plant_timer == 0) & (target < NUM_PATCHES)
+                           & (color_pad[target] != params.permitted + 1))
+    is_stay = jnp.arange(STAY_AND_NEIGHBOURS.shape[0]) == 0
+    mark = (as_is[:, None] | (is_stay[None] & can_plant_permitted[:, None])
+            | (~is_stay[None] & ripe_cell & grey_ok))  # [16, 5]
+    count = jnp.zeros((NUM_CELLS,), jnp.int32).at[cand_cell.reshape(-1)].add(mark.reshape(-1).astype(jnp.int32))
+    beam = flat_index(wrap(state.pos[:, None, None, :] + jnp.asarray(ZAP_OFFSETS)[state.facing])).reshape(n, -1)  # [16, 9]
+    # the zapper itself does not move while it fires: take its own marks out
+    own = jnp.sum((beam[:, :, None] == cand_cell[:, None, :]) & mark[:, None, :], axis=2)  # [16, 9]
+    return jnp.any(count[beam] - own > 0, axis=1)
+
+
 def hold_fire(state: HarvestState, actions: Array, params: HarvestParams, residents: Array) -> Array:
-    """The joint action ``int32[16]`` with FIRE_ZAP replaced by NOOP for every resident (mask
-    ``residents[16]``) whose beam could mis-sanction given this frame's joint ``actions``
-    (``params.resident_guard >= 2``, no quirks; otherwise ``actions`` unchanged).
+    """The earlier *foresight* guard, for comparisons only (it reads the frame's joint action,
+    which the ego's view never gives its residents): the joint action ``int32[16]`` with
+    FIRE_ZAP replaced by NOOP for every resident (mask ``residents[16]``) whose beam could
+    mis-sanction given this frame's joint ``actions`` (no quirks; otherwise unchanged).
 
     Conservative and exact in the sense that no held resident's beam can land on a compliant
     target: an avatar ``j`` may be on the beam's 9 cells after the moves only at its current cell
@@ -226,6 +287,6 @@ def hold_fire(state: HarvestState, actions: Array, params: HarvestParams, reside
     w = wall[beam]
     shadow = jnp.stack([jnp.zeros_like(w[..., 0]), w[..., 0], w[..., 0] | w[..., 1]], -1)
     at_risk = jnp.any(risky_cell[beam] & ~shadow, axis=(1, 2))
-    active = (params.resident_guard >= 2) & (params.resident_quirks == 0)
+    active = params.resident_quirks == 0
     hold = active & residents & (actions == FIRE_ZAP) & (state.zap_timer == 0) & at_risk
     return jnp.where(hold, NOOP, actions).astype(jnp.int32)

@@ -7,19 +7,17 @@
 switches from the same params). With ``params.ego_is_resident=1`` (the baseline) the residents'
 policy also drives slot 0 and the ego's action is ignored (the view's ``takeover``).
 
-**Temporary exception.** With ``resident_guard=2`` (the default) the residents hold fire after
-seeing this frame's joint action, the ego's included (:func:`~rljax.environments.harvest_residents.
-hold_fire`): that is the view's one named ``same_frame_revision``, kept until the harvest issue
-replaces the foresight guard by one that reads the state only. Results are bit-identical to the
-environment before the multi-agent protocol (same key split: world key, then the residents').
+The residents decide from the state before the step alone, like every others-policy of the view:
+their guard against mis-sanctions (``resident_guard=2``, :func:`~rljax.environments.harvest_residents.
+beam_risk`) is conservative over every action anybody could take in the frame, so nothing the ego
+does in a frame changes what the residents do in it. Key split: world key, then the residents'.
 """
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 
-from rljax.environments.harvest import EGO, NUM_PLAYERS, HarvestParams, HarvestState, HarvestWorld, harvest_params
-from rljax.environments.harvest_residents import hold_fire, resident_actions
+from rljax.environments.harvest import EGO, HarvestParams, HarvestState, HarvestWorld, harvest_params
+from rljax.environments.harvest_residents import resident_actions
 from rljax.envs.multi_agent import AgentView
 
 Array = jax.Array
@@ -30,13 +28,6 @@ def residents_policy(params: HarvestParams, key: Array, state: HarvestState, env
     """The others-policy: the resident policy's ``int32[16]`` actions for every slot (privileged:
     it reads the world state) and the state with the residents' memory updated."""
     return resident_actions(key, state, env_params)
-
-
-def foresight(state: HarvestState, joint: Array, params: HarvestParams) -> Array:
-    """TEMPORARY same-frame revision (``resident_guard=2``): residents, slot 0 too in the
-    baseline, hold fire when the frame's joint action could make their beam mis-sanction."""
-    residents = (jnp.arange(NUM_PLAYERS) != EGO) | (params.ego_is_resident > 0)
-    return hold_fire(state, joint, params, residents)
 
 
 def _same(params: HarvestParams) -> tuple[HarvestParams, HarvestParams]:
@@ -50,4 +41,4 @@ class HarvestEnv(AgentView):
 
     def __init__(self):
         super().__init__(HarvestWorld(), EGO, residents_policy, split_params=_same, default_params=harvest_params,
-                         takeover=lambda p: p.ego_is_resident > 0, same_frame_revision=foresight, name="harvest")
+                         takeover=lambda p: p.ego_is_resident > 0, name="harvest")

@@ -125,13 +125,15 @@ class RunLogger:
 
     ``members``: member names (their index is the ``member`` column); ``steps_per_update``:
     environment steps per update (the ``env_steps`` column and the TensorBoard x-axis);
-    ``per_member``: also write one CSV (and TensorBoard run) per member.
+    ``per_member``: also write one CSV (and TensorBoard run) per member; ``tag_names``: the
+    episode ``tag`` column is written as these names (tag ``i`` -> ``tag_names[i]``).
     """
 
     def __init__(self, run_dir: str, members: Sequence[str], steps_per_update: int, per_member: bool = True,
                  tensorboard: bool = False, wandb: bool = False, wandb_project: str = "rljax",
                  wandb_offline: bool = True, config: dict | None = None, resume_from: int | None = None,
-                 log_episodes: bool = False):
+                 log_episodes: bool = False, tag_names: Sequence[str] | None = None):
+        self.tag_names = None if tag_names is None else np.asarray(list(tag_names), dtype=object)
         self.members = list(members)
         self.names = np.asarray(self.members, dtype=object)
         self.steps_per_update = steps_per_update
@@ -216,6 +218,8 @@ class RunLogger:
         for c, v in records.items():
             if c != "episode_done":
                 cols[c[8:] if c.startswith("episode_") else c] = np.asarray(v)[ms, ks, ts, ns]
+        if self.tag_names is not None and "tag" in cols:
+            cols["tag"] = self.tag_names[np.asarray(cols["tag"]).astype(np.int64)]
         self.episodes.write(cols)
         for i, series in enumerate(self.member_episodes):
             mine = ms == i
@@ -229,7 +233,7 @@ class RunLogger:
         m = len(self.members)
         self.evals.write({"member": np.arange(m), "name": self.names, "update": np.full(m, update),
                           "env_steps": np.full(m, update * self.steps_per_update), **means})
-        self._scalars({"eval_return": means["eval_return"][:, None]}, np.asarray([update]))
+        self._scalars({k: v[:, None] for k, v in means.items()}, np.asarray([update]))
 
     def close(self) -> None:
         for s in self.member_updates + self.member_episodes:

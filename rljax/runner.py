@@ -339,7 +339,8 @@ class Runner:
         spu = self.steps_per_update
         logger = RunLogger(log_dir, [m.name for m in self.members], spu, self.num_members <= rc.per_member_files,
                            rc.tensorboard, rc.wandb, rc.wandb_project, rc.wandb_offline, meta["config"],
-                           resume_from=start if self.resume else None, log_episodes=rc.log_episodes)
+                           resume_from=start if self.resume else None, log_episodes=rc.log_episodes,
+                           tag_names=getattr(self.algorithm, "tag_names", None))
         bar = _progress(rc.progress and is_primary(), self.num_updates * spu, start * spu, self.experiment.name)
         trained_before = self.trained_env_steps(carry["state"])
         latest_return = np.full(self.num_members, np.nan)

@@ -4,6 +4,7 @@ distributional eval command, community sampling modes (statistical), M7, the FiL
 shapes and initialisation, and config errors."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -31,6 +32,7 @@ TINY = [
     "env.episode_length=64", "ppo.num_envs=16", "ppo.num_steps=32", "ppo.num_epochs=2", "ppo.num_minibatches=2",
     "ppo.total_timesteps=8192", "ppo.lr=1e-3", "sampling.mode=curriculum", "sampling.curriculum_updates=1",
     "runner.chunk_updates=8", "runner.eval_episodes=3", "runner.progress=false", "runner.tensorboard=true",
+    "runner.checkpoint_every=8",
     # A zap press costs 1 here (0.2 by default), so the learning test's signal does not hinge on how
     # often a zap happens to land a correct sanction (+alpha) in this tiny world.
     "env.c=1.0",
@@ -62,7 +64,8 @@ def test_run_trains_both_arms_and_logs_per_community(tiny_run):
     m = _csv(os.path.join(tiny_run, "metrics.csv"))
     for c in ("red", "green", "blue"):
         for k in ("episode_r_eval", "episode_return", "episode_minus10_received", "compliance_pct", "zaps_per_1k",
-                  "episodes", "community_prob"):
+                  "episodes", "community_prob", "correct_sanction_rate", "immunity_rate", "selectivity",
+                  "collective_cost_per_sanction"):
             assert f"{k}_{c}" in m, f"{k}_{c}"
         # after the first update the sampling is uniform: every community has finished episodes
         assert np.nansum(m[f"episodes_{c}"]) > 10
@@ -76,12 +79,26 @@ def test_run_trains_both_arms_and_logs_per_community(tiny_run):
     # every training episode is tagged with its community; episodes of update 1 are all RED
     ep = _csv(os.path.join(tiny_run, "episodes.csv"))
     tags, eu = np.asarray(ep["tag"]), np.asarray(ep["update"])
-    assert set(tags.tolist()) == {0, 1, 2} and (tags[eu == 1] == 0).all()
-    # the runner's evaluation pairs every episode with its baseline
+    assert set(tags.tolist()) == {"RED", "GREEN", "BLUE"} and (tags[eu == 1] == "RED").all(), "tags are names"
+    assert set(np.asarray(_csv(os.path.join(tiny_run, "episodes_control_seed0.csv"))["tag"]).tolist()) == {"RED", "GREEN", "BLUE"}
+    # the runner's evaluation pairs every episode with its baseline; its return (ranking the best
+    # checkpoints) is R_eval, and every metric is also logged per community
     ev = _csv(os.path.join(tiny_run, "eval.csv"))
-    assert {"eval_value_gap", "eval_r_eval", "eval_compliance_pct", "eval_sanction_regret"} <= set(ev)
+    assert {"eval_value_gap", "eval_r_eval", "eval_r_train", "eval_compliance_pct", "eval_sanction_regret"} <= set(ev)
     np.testing.assert_allclose(np.asarray(ev["eval_value_gap"]), np.asarray(ev["eval_baseline_r_eval"]) - np.asarray(ev["eval_r_eval"]),
                                rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(ev["eval_return"], ev["eval_r_eval"])
+    # 3 evaluation episodes: one per community, so each community's value is that episode's ...
+    for c in ("red", "green", "blue"):
+        for k in ("value_gap", "r_eval", "compliance_pct", "correct_sanction_rate", "selectivity", "immunity_rate",
+                  "collective_cost_per_sanction"):
+            assert f"eval_{k}_{c}" in ev, (k, c)
+    # ... and the overall mean is the mean over communities
+    np.testing.assert_allclose(np.mean([ev[f"eval_value_gap_{c}"] for c in ("red", "green", "blue")], axis=0),
+                               ev["eval_value_gap"], rtol=1e-5, atol=1e-4)
+    from tensorboardX.event_file_writer import EventFileWriter  # noqa: F401  (tensorboard is installed)
+    tb = os.path.join(tiny_run, "tb", "treatment_seed0")
+    assert any(b"eval_value_gap_blue" in open(os.path.join(tb, f), "rb").read() for f in os.listdir(tb))
 
 
 def test_tiny_run_learns_to_stop_pressing_zap(tiny_run):
@@ -99,18 +116,32 @@ def test_tiny_run_learns_to_stop_pressing_zap(tiny_run):
 
 
 def test_eval_command_end_to_end(tiny_run, tmp_path, capsys):
+    """A saved step other than the latest (--checkpoint 8 of 16), with the intervention (the
+    treatment member sees the next community's token)."""
     out = str(tmp_path / "eval")
-    code = experiment_main("communities", ["eval", tiny_run, "--episodes", "2", "--episode-length", "40", "--out", out])
+    code = experiment_main("communities", ["eval", tiny_run, "--episodes", "2", "--episode-length", "40", "--out", out,
+                                           "--checkpoint", "8", "--swap-token", "shift"])
     assert code == 0
     printed = capsys.readouterr().out
-    for s in ("baseline", "treatment_seed0", "control_seed0", "RED", "GREEN", "BLUE", "avg dV", "verdict"):
+    for s in ("baseline", "treatment_seed0", "control_seed0", "RED", "GREEN", "BLUE", "avg dV", "verdict", "@ update 8",
+              "intervention --swap-token shift", "ok%", "select"):
         assert s in printed, s
     report = json.load(open(os.path.join(out, "eval.json")))
     assert os.path.getsize(os.path.join(out, "eval.png")) > 10_000
     assert report["episode_length"] == 40 and report["episodes_per_community"] == 2
+    assert report["updates"] == [8] and report["checkpoint"] == 8 and report["swap_token"] == "shift"
     assert [m["arm"] for m in report["members"]] == ["treatment", "control"]
     eps = report["episodes"]
-    assert eps["community"] == [0, 0, 1, 1, 2, 2]
+    assert eps["community"] == ["RED", "RED", "GREEN", "GREEN", "BLUE", "BLUE"], "communities as names"
+    assert eps["token"] == ["GREEN", "GREEN", "BLUE", "BLUE", "RED", "RED"]
+    for m in report["members"]:
+        for c in ("RED", "GREEN", "BLUE"):
+            assert {"correct_sanction_rate", "immunity_rate", "selectivity", "collective_cost_per_sanction",
+                    "plants_token"} <= set(m["per_community"][c])
+    # a step that was not kept: one line naming the kept ones
+    assert experiment_main("communities", ["eval", tiny_run, "--checkpoint", "3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no checkpoint at step 3" in err and "8" in err and "16" in err and len(err.splitlines()) == 1, err
     for m in report["members"]:
         s, pc = m["summary"], m["per_community"]
         gaps = {c: pc[c]["value_gap"]["mean"] for c in ("RED", "GREEN", "BLUE")}
@@ -323,6 +354,108 @@ def test_ppo_sees_two_entropy_terms_with_the_headwise_coefficients():
     assert cfg.ppo.normalize_reward and cfg.ppo.gamma == 0.995 and cfg.ppo.reward_clip == 10.0
     assert [v for v, _ in setup.variants] == ["treatment", "control"]
     assert [int(t.harvest.treatment) for _, t in setup.variants] == [1, 0]
+
+
+# -- sanction metrics on a scripted episode ---------------------------------------------------------
+def test_sanction_metrics_against_hand_computed_values_on_a_scripted_episode():
+    """The ego (east) faces a BLUE violator 2 ahead on its centre ray and a compliant RED avatar on
+    its left ray (community RED, t >= grace); the residents cannot move, plant or ripen anything.
+    Ego actions by step: NOOP, ZAP (lands on both: 1 correct, 1 mis), ZAP (cooling), 3 x NOOP,
+    2 x NOOP (ready again, both immune), ZAP (2 fizzles)."""
+    from tests.test_harvest import make_state, rel
+    from rljax.environments.harvest import BLUE, FIRE_ZAP, NEVER, NOOP, NUM_PATCHES, NUM_PLAYERS, RED
+    from rljax.experiments.communities.episodes import pooled_rates, sanction_rates
+
+    z = (12, 14)
+    st = make_state({0: (*z, 1), 1: (*rel(z, 1, 0, 2), 1, BLUE), 2: (*rel(z, 1, -1, 1), 3, RED)}, t=30,
+                    patrol_action=np.full(NUM_PLAYERS, 5, np.int32), patrol_left=np.full(NUM_PLAYERS, 100, np.int32),
+                    last_plant_t=np.full(NUM_PLAYERS, -NEVER, np.int32), berry_ripe=np.zeros(NUM_PATCHES, bool))
+    params = harvest_params(permitted="RED")
+    step = jax.jit(ENV.step)
+    sums = {}
+    for i, a in enumerate([NOOP, FIRE_ZAP, FIRE_ZAP, NOOP, NOOP, NOOP, NOOP, NOOP, FIRE_ZAP]):
+        _, st, _, _, _, info = step(jax.random.key(i), st, jnp.int32(a), params)
+        sums = {k: sums.get(k, 0.0) + float(v) for k, v in info.items() if k.startswith("ep_")}
+    assert (sums["ep_minus10_issued_correct"], sums["ep_minus10_issued_mis"], sums["ep_immune_fizzles"]) == (1, 1, 2)
+    assert (sums["ep_ready_violator_steps"], sums["ep_ready_violator_zaps"]) == (2, 1)  # steps 0 and 1
+    assert (sums["ep_ready_clear_steps"], sums["ep_ready_clear_zaps"]) == (3, 1)  # steps 6-8: both immune
+    r = {k: float(v) for k, v in sanction_rates({k: jnp.asarray(v) for k, v in sums.items()}).items()}
+    assert r["correct_sanction_rate"] == pytest.approx(1 / 2)
+    assert r["immunity_rate"] == pytest.approx(2 / 4)
+    assert r["selectivity"] == pytest.approx(1 / 2 - 1 / 3)
+    assert r["collective_cost_per_sanction"] == pytest.approx((10 * 2 + 0.2 * 3 + 0.5 * 1) / 2)
+    # pooled over episodes = the rates of the summed counts; undefined rates are NaN
+    m = episode_metrics({k: jnp.asarray([v, v, 0.0]) for k, v in {**sums, "return": 0.0}.items()},
+                        {k: jnp.zeros(3) for k in list(sums) + ["return"]}, 9.0)
+    pooled = pooled_rates(m, np.asarray([True, True, False]))
+    assert float(pooled["selectivity"]) == pytest.approx(1 / 2 - 1 / 3)
+    assert np.isnan(np.asarray(m["correct_sanction_rate"])[2]) and np.isnan(float(pooled_rates(m, np.asarray([0, 0, 1]))["immunity_rate"]))
+
+
+# -- presets: the reference's runs ------------------------------------------------------------------
+SEED_TABLE = {  # the reference's phase 5 (SB3) and phase 4
+    "phase5": dict(total=10_000_000, envs=32, steps=256, batch=4096, epochs=10),
+    "phase4": dict(total=5_000_000, envs=16, steps=256, batch=2048, epochs=10),
+}
+
+
+@pytest.mark.parametrize("preset, table, arms", [
+    ("phase5", "phase5", ["treatment", "control"]), ("treatment_multi", "phase5", ["treatment"]),
+    ("control_multi", "phase5", ["control"]), ("phase4", "phase4", ["treatment", "control"]),
+])
+def test_presets_are_the_reference_runs(preset, table, arms):
+    cfg = EXPERIMENT.make_config(preset)
+    ref, ppo = SEED_TABLE[table], cfg.ppo
+    assert (ppo.num_envs, ppo.num_steps, ppo.num_epochs, ppo.batch_size // ppo.num_minibatches) == (
+        ref["envs"], ref["steps"], ref["epochs"], ref["batch"])
+    # SB3 stops at the first rollout that reaches total_timesteps
+    assert ref["total"] <= ppo.num_updates * ppo.batch_size < ref["total"] + ppo.batch_size
+    assert (ppo.lr, ppo.anneal_lr, ppo.gamma, ppo.gae_lambda, ppo.clip_eps, tuple(ppo.ent_coef)) == (
+        3e-4, False, 0.995, 0.95, 0.2, (0.01, 0.02))
+    assert (ppo.vf_coef, ppo.max_grad_norm, ppo.normalize_reward, ppo.normalize_obs) == (0.5, 0.5, True, False)
+    assert cfg.env.episode_length == 2000 and list(cfg.env.arms) == arms
+    assert (cfg.env.alpha, cfg.env.beta, cfg.env.c, cfg.env.immunity_cooldown, cfg.env.startup_grey_grace) == (0.5, 0.5, 0.2, 200, 25)
+    assert cfg.sampling.mode == ("single" if table == "phase4" else "uniform")
+
+
+def test_smoke_and_cpu_study_presets_differ_from_phase5_only_in_steps_and_seeds():
+    five = EXPERIMENT.make_config("phase5")
+    smoke, study = EXPERIMENT.make_config("smoke"), EXPERIMENT.make_config("cpu_study")
+    assert 200_000 <= smoke.ppo.total_timesteps < 200_000 + smoke.ppo.batch_size
+    assert study.runner.num_seeds >= 3 and list(study.env.arms) == ["treatment", "control"]
+    for cfg in (smoke, study):
+        assert dataclasses.replace(cfg.ppo, total_timesteps=five.ppo.total_timesteps) == five.ppo
+        assert cfg.env == five.env and cfg.sampling == five.sampling and cfg.network == five.network
+
+
+# -- any policy, and the token intervention -----------------------------------------------------------
+def test_swap_token_changes_the_token_and_nothing_else():
+    from rljax.experiments.communities.episodes import swap_token
+
+    # an observation (one-hot view, ready flag) seen in community GREEN
+    obs = jnp.asarray(OBS[0]).at[-4].set(0.75).at[-3:].set(jnp.asarray([0.0, 1.0, 0.0]))
+    for c in range(3):
+        swapped = np.asarray(swap_token(obs, c))
+        np.testing.assert_array_equal(swapped[:-3], np.asarray(obs)[:-3])
+        np.testing.assert_array_equal(swapped[-3:], np.eye(3)[c])
+    np.testing.assert_array_equal(np.asarray(obs)[-3:], np.eye(3)[1])
+
+
+def test_evaluate_policy_runs_any_policy_and_the_intervention():
+    """A hand-written rule that plants the colour of the token it sees: with the token shifted, it
+    plants the next community's colour, never the permitted one."""
+    from rljax.environments.harvest import FIRE_ONE
+    from rljax.experiments.communities.evaluation import evaluate_policy
+
+    plant_token = lambda obs, key: FIRE_ONE + jnp.argmax(obs[-3:])
+    r = evaluate_policy(plant_token, episodes=1, episode_length=30, swap_token="shift")
+    assert r["episodes"]["community"] == ["RED", "GREEN", "BLUE"] and r["swap_token"] == "shift"
+    for c, token in (("RED", "green"), ("GREEN", "blue"), ("BLUE", "red")):
+        pc = r["per_community"][c]
+        assert pc[f"plants_{token}"]["mean"] > 0 and pc["plants_token"]["mean"] == pc[f"plants_{token}"]["mean"]
+        assert pc["plants_permitted"]["mean"] == 0, c
+    assert set(r["summary"]) >= {"avg_value_gap", "worst_value_gap", "worst_community"}
+    assert r["baseline"]["per_community"]["RED"]["value_gap"]["mean"] == 0.0
 
 
 # -- config errors ------------------------------------------------------------------------------

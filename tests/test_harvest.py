@@ -11,10 +11,10 @@ from rljax.environments.harvest import (
     BACKWARD, BLUE, CELL_PATCH, COMMUNITY_NAMES, EGO_VIEW_COL, EGO_VIEW_ROW, FIRE_ONE, FIRE_THREE, FIRE_TWO,
     FIRE_ZAP, FORWARD, FORWARD_VEC, GREEN, GREY, HEIGHT, NOOP, NUM_ACTIONS, NUM_PATCHES, NUM_PLAYERS, OBS_DIM,
     PATCH_INIT_COLOR, PATCH_POS, RED, SPAWN_CELLS, STEP_LEFT, STEP_RIGHT, TURN_LEFT, TURN_RIGHT, WIDTH,
-    NEVER, harvest_params, observe, observe_view, reset_world, split_observation, step_all, step_order,
+    NEVER, env_step_keys, harvest_params, observe, observe_view, reset_world, split_observation, step_all, step_order,
 )
 from rljax.environments.harvest_view import HarvestEnv
-from rljax.environments.harvest_residents import hold_fire, resident_actions
+from rljax.environments.harvest_residents import beam_risk, hold_fire, resident_actions
 
 ENV = HarvestEnv()
 P = harvest_params()
@@ -514,10 +514,11 @@ _residents = jax.jit(resident_actions)
 
 
 def resident_scene(agents, params=P, t=0, patrol=FORWARD, **fields):
-    """Resident 1's action in a scene; the plant gate is closed and the patrol action is
-    ``patrol`` (kept for 5 more calls) unless ``fields`` say otherwise."""
+    """Resident 1's action in a scene; the plant gate is closed, every colouring beam is cooling
+    down (nobody can plant this frame) and the patrol action is ``patrol`` (kept for 5 more calls)
+    unless ``fields`` say otherwise."""
     base = dict(last_plant_t=np.full(NUM_PLAYERS, t, np.int32), patrol_action=np.full(NUM_PLAYERS, patrol, np.int32),
-                patrol_left=np.full(NUM_PLAYERS, 5, np.int32))
+                patrol_left=np.full(NUM_PLAYERS, 5, np.int32), plant_timer=np.ones(NUM_PLAYERS, np.int32))
     base.update(fields)
     st = make_state(agents, t=t, **base)
     a, st2 = _residents(jax.random.key(0), st, params)
@@ -553,8 +554,8 @@ def test_resident_bystander_guard():
 _hold_fire = jax.jit(hold_fire)
 
 
-def test_resident_foresight_holds_fire_exactly_when_a_mis_sanction_is_possible():
-    """guard 2: resident 1 fires at violator 2 (BLUE, straight ahead) unless this frame's joint
+def test_comparison_only_foresight_guard_holds_fire_exactly_when_a_mis_sanction_is_possible():
+    """The earlier foresight guard (kept only for the residents-only comparison): resident 1 fires at violator 2 (BLUE, straight ahead) unless this frame's joint
     action may put a hittable compliant avatar in its beam when the beam resolves."""
     z = (12, 14)
     everyone = np.ones(NUM_PLAYERS, bool)
@@ -582,11 +583,94 @@ def test_resident_foresight_holds_fire_exactly_when_a_mis_sanction_is_possible()
     assert case(a3=STEP_RIGHT, immune3=True, t=10) == NOOP, "within the grace a mover that turns grey is compliant"
     assert case(a2=FIRE_ONE) == NOOP, "the target may plant the permitted colour (RED) first"
     assert case(a2=FIRE_THREE) == FIRE_ZAP, "planting BLUE keeps it violating"
-    assert case(a3=STEP_RIGHT, params=harvest_params(resident_guard=1)) == FIRE_ZAP, "guard 1: no foresight"
     assert case(a3=STEP_RIGHT, params=harvest_params(resident_quirks=1)) == FIRE_ZAP, "quirks: no guards"
     ego1 = everyone.copy()
     ego1[1] = False
     assert case(a3=STEP_RIGHT, residents=ego1) == FIRE_ZAP, "the ego's own zaps are never changed"
+
+
+def test_state_only_guard_holds_fire_when_any_action_could_mis_sanction():
+    """guard 2 (default): resident 1 (facing east) fires at violator 2 (BLUE, 2 ahead) unless some
+    avatar, whatever it does this frame, may be in the beam compliant and not immune."""
+    z = find_spot({(-1, 1): True, (0, 3): True}, facing=1)
+    ahead = patch_at(*rel(z, 1, 0, 3))  # the first patch on 2's colouring beam (2 faces east too)
+
+    def case(at3=(-3, 1), t=30, immune3=False, ripe=False, plant2=False, ahead_color=BLUE, params=P):
+        agents = {1: (*z, 1), 2: (*rel(z, 1, 0, 2), 1, BLUE), 3: (*rel(z, 1, *at3), 1, RED)}
+        immune = np.zeros(NUM_PLAYERS, bool)
+        immune[3] = immune3
+        plant_timer = np.ones(NUM_PLAYERS, np.int32)
+        plant_timer[2] = 0 if plant2 else 1
+        color = np.array(PATCH_INIT_COLOR)
+        color[ahead] = ahead_color
+        return resident_scene(agents, params, t=t, immune=immune, plant_timer=plant_timer, berry_color=color,
+                              berry_ripe=np.full(NUM_PATCHES, ripe))[0]
+
+    assert case() == FIRE_ZAP, "the compliant avatar is two steps from the beam"
+    assert case(at3=(-2, 1)) != FIRE_ZAP, "one step from the left ray: it may step in"
+    assert case(at3=(-2, 1), params=harvest_params(resident_guard=1)) == FIRE_ZAP, "guard 1 reads positions only"
+    assert case(at3=(-2, 1), immune3=True) == FIRE_ZAP, "immune, and grey after eating would violate (t >= grace)"
+    assert case(at3=(-2, 1), immune3=True, t=10) == FIRE_ZAP, "in the grace, but no ripe berry to eat on the beam"
+    assert case(at3=(-2, 1), immune3=True, t=10, ripe=True) != FIRE_ZAP, "it may eat at (-1, 1), turn grey, lose immunity"
+    assert case(plant2=True) != FIRE_ZAP, "the target may plant the permitted colour (RED) on the BLUE berry ahead"
+    assert case(plant2=True, ahead_color=RED) == FIRE_ZAP, "the berry ahead is RED already: planting it does nothing"
+    assert case(at3=(0, 4)) != FIRE_ZAP, "behind the centre ray's end (0, 3): it may step back into it"
+    assert case(at3=(0, 5)) == FIRE_ZAP, "two steps behind the centre ray's end"
+    assert case(at3=(1, 3)) != FIRE_ZAP, "beside the centre ray's end"
+
+
+@jax.jit
+def _random_crowd_frame(key):
+    """A crowded random frame (16 avatars in a 6 x 6 block, random colours, immunity, timers, ripe
+    berries, before or after the grace) and a uniformly random joint action: ``(beam_risk, events)``."""
+    ks = jax.random.split(key, 10)
+    cells = jax.random.permutation(ks[0], 36)[:NUM_PLAYERS]
+    pos = jnp.stack([10 + cells // 6, 12 + cells % 6], -1).astype(jnp.int32)
+    params = P.replace(permitted=jax.random.randint(ks[1], (), 0, 3))
+    st = reset_world(ks[2], params).replace(
+        pos=pos, facing=jax.random.randint(ks[3], (NUM_PLAYERS,), 0, 4), body=jax.random.randint(ks[4], (NUM_PLAYERS,), 0, 4),
+        immune=jax.random.bernoulli(ks[5], 0.3, (NUM_PLAYERS,)), plant_timer=jax.random.randint(ks[6], (NUM_PLAYERS,), 0, 2),
+        berry_ripe=jax.random.bernoulli(ks[7], 0.3, (NUM_PATCHES,)), t=jnp.where(jax.random.bernoulli(ks[8]), 10, 40))
+    actions = jax.random.randint(ks[9], (NUM_PLAYERS,), 0, NUM_ACTIONS)
+    _, _, ev = step_all(jax.random.fold_in(key, 1), st, actions, params)
+    return beam_risk(st, params), ev
+
+
+def test_state_only_guard_is_conservative_over_every_joint_action():
+    """Wherever ``beam_risk`` is False, a zap lands no mis-sanction whatever the joint action (4096
+    random crowded frames, uniformly random actions, random agent order)."""
+    risk, ev = jax.vmap(_random_crowd_frame)(jax.random.split(jax.random.key(21), 4096))
+    risk, mis, correct = np.asarray(risk), np.asarray(ev["mis"]), np.asarray(ev["correct"])
+    assert not (mis[~risk] > 0).any(), "a mis-sanction the guard did not foresee"
+    assert (mis[risk] > 0).sum() > 20, "the test must see mis-sanctions (where the guard holds fire)"
+    assert (correct[~risk] > 0).sum() > 20, "the guard must let correct sanctions through"
+
+
+def test_veto_scene_residents_act_from_the_state_alone():
+    """The issue's scene: a grey ego violates at t=100 (RED) inside a ready resident's beam, its
+    colouring beam cooling down. The resident's action and the ego's -10 do not depend on the ego's
+    action (before, planting the permitted colour in the same frame made the resident hold fire)."""
+    z = find_spot({(0, 3): True}, facing=1)
+    params = harvest_params(permitted="RED")
+    step = jax.jit(ENV.step)
+    joint = jax.jit(ENV.joint_actions)
+    for plant_timer0, fires in ((1, True), (0, False)):  # cooling down; ready in front of a non-RED berry
+        plant_timer = np.ones(NUM_PLAYERS, np.int32)
+        plant_timer[0] = plant_timer0
+        color = np.array(PATCH_INIT_COLOR)
+        color[patch_at(*rel(z, 1, 0, 3))] = BLUE
+        st = make_state({1: (*z, 1), 0: (*rel(z, 1, 0, 1), 1, GREY)}, t=100, plant_timer=plant_timer, berry_color=color,
+                        last_plant_t=np.full(NUM_PLAYERS, 100, np.int32))
+        outcomes = []
+        for ego_action in range(NUM_ACTIONS):
+            key = jax.random.key(3)
+            res = int(joint(env_step_keys(key)[1], st, jnp.int32(ego_action), params)[0][1])
+            assert (res == FIRE_ZAP) == fires, (plant_timer0, ego_action, res)
+            outcomes.append(res)
+            if ego_action in (NOOP, FIRE_ONE):
+                _, _, _, _, _, info = step(key, st, jnp.int32(ego_action), params)
+                assert float(info["ep_minus10_received"]) == float(fires), (plant_timer0, ego_action)
+        assert len(set(outcomes)) == 1, "the resident's action is independent of the ego's"
 
 
 @pytest.mark.parametrize("facing,offset,fixed,quirky", [

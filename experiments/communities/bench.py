@@ -19,9 +19,11 @@ in a fresh subprocess because the number of XLA CPU devices is fixed when JAX st
     python -m experiments.communities.bench                       # env only, then training, 1 and 2 devices
     python -m experiments.communities.bench --devices 2 --set network.trunk=full
     python -m experiments.communities.bench --set ppo.num_epochs=10   # the reference's epochs
+    python -m experiments.communities.bench --preset cpu_study --seeds 3 --devices 2 --env-envs --chunk 1 --repeats 2
+                                                                      # sizes the cpu_study preset (docs)
 
 Target: >= 3,000 ego-steps/s training on 2 CPU cores; the network's updates dominate. Last
-measured on a quiet machine (2026-11-23 18:22 UTC, residents with foresight, ``--devices 2
+measured on a quiet machine (2026-11-23 18:22 UTC, residents then with the foresight guard, ``--devices 2
 --env-envs 1024 --repeats 2``): environment 88,568 ego-steps/s, training 3,483 ego-steps/s
 (1,818 per CPU-second); loaded figures and the breakdown in docs/communities.md.
 """

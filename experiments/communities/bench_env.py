@@ -15,6 +15,7 @@ original's README aims at >= 0.85; nothing is tuned toward it) and the residents
     python -m experiments.communities.bench_env                      # throughput, 1 and 2 devices
     python -m experiments.communities.bench_env --num-envs 256 1024 --devices 1
     python -m experiments.communities.bench_env --share --seeds 8    # the residents-only report
+    python -m experiments.communities.bench_env --residents --seeds 4  # guard / quirks / foresight side by side
 
 The target is 6,600 ego-steps/s on 2 CPU cores; the original Melting Pot substrate with its
 Python residents ran 67 ego-steps/s.
@@ -127,6 +128,88 @@ def measure_share(seeds: int, quirks: int, guard: int) -> dict:
             "events": {k: v.tolist() for k, v in ev.items()}}
 
 
+# The side-by-side residents report: label -> (resident_quirks, resident_guard, foresight).
+RESIDENT_VARIANTS = {
+    "state-only guard (default)": (0, 2, False),
+    "resident_quirks=1": (1, 0, False),
+    "old foresight (joint action)": (0, 1, True),
+}
+REPORT_TIMES = (500, 1000, 2000)
+
+
+def measure_residents(seeds: int, quirks: int, guard: int, foresight: bool, community: int = 0, steps: int = 2000) -> dict:
+    """``seeds`` residents-only episodes (16 residents, ``ego_is_resident=1``) in ``community``:
+    permitted share and ripe berries at :data:`REPORT_TIMES`, and per episode the landed -10s,
+    zaps fired, zap presses, mis-sanctions and the fraction of avatar-frames that violate the rule.
+    ``foresight``: the earlier guard that reads the frame's joint action (comparison only)."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from rljax.environments.harvest import (
+        NUM_PATCHES, NUM_PLAYERS, color_counts, env_step_keys, harvest_params, reset_world, step_all, violating,
+    )
+    from rljax.environments.harvest_residents import hold_fire, resident_actions
+
+    params = harvest_params(permitted=community, resident_quirks=quirks, resident_guard=guard, ego_is_resident=1,
+                            episode_length=steps)
+    everyone = jnp.ones((NUM_PLAYERS,), bool)
+
+    def episode(key):
+        k0, key = jax.random.split(key)
+        st = reset_world(k0, params)
+
+        def body(st, k):
+            k_world, k_res = env_step_keys(k)  # the same split as HarvestEnv.step
+            a, st2 = resident_actions(k_res, st, params)
+            if foresight:
+                a = hold_fire(st, a, params, everyone)
+            st2, _, ev = step_all(k_world, st2, a, params)
+            counts = color_counts(st2.berry_color)
+            out = {n: ev[n].sum() for n in ("received", "correct", "mis", "zap_fired", "zap_press", "planted")}
+            out["violating"] = violating(st2.body, st.t, params).sum()
+            out["share"] = counts[params.permitted] / NUM_PATCHES
+            out["ripe"] = st2.berry_ripe.sum()
+            return st2, out
+
+        _, out = jax.lax.scan(body, st, jax.random.split(key, steps))
+        return out
+
+    keys = jax.random.split(jax.random.key(2000), seeds)
+    out = jax.tree.map(np.asarray, jax.jit(jax.vmap(episode))(keys))  # [seeds, steps]
+    at = [t - 1 for t in REPORT_TIMES if t <= steps]
+    return {
+        "seeds": seeds, "quirks": quirks, "guard": guard, "foresight": foresight, "steps": steps,
+        "times": [t + 1 for t in at],
+        "share": out["share"][:, at].tolist(), "ripe": out["ripe"][:, at].tolist(),
+        **{k: out[k].sum(1).tolist() for k in ("received", "correct", "mis", "zap_fired", "zap_press", "planted")},
+        "violation_fraction": (out["violating"].sum(1) / (steps * NUM_PLAYERS)).tolist(),
+    }
+
+
+def residents_report(seeds: int) -> None:
+    """Prints the side-by-side residents-only table (RED, 2000 steps) for :data:`RESIDENT_VARIANTS`."""
+    head = (f"{'residents':<30}" + "".join(f"{'share@' + str(t):>13}" for t in REPORT_TIMES)
+            + "".join(f"{'ripe@' + str(t):>10}" for t in REPORT_TIMES)
+            + f"{'landed -10':>12}{'zaps fired':>12}{'mis':>6}{'viol frac':>11}")
+    print(f"\nresidents only, RED, 2000 steps, {seeds} seeds (mean +- std over seeds; per episode)")
+    print(head)
+    print("-" * len(head))
+    for label, (quirks, guard, foresight) in RESIDENT_VARIANTS.items():
+        r = call("rljax.experiments.communities.bench_env", "measure_residents", seeds=seeds, quirks=quirks, guard=guard,
+                 foresight=foresight)
+        cols = list(zip(*r["share"]))
+        ripe = list(zip(*r["ripe"]))
+        print(f"{label:<30}" + "".join(f"{_mean(c):>7.3f}+-{_std(c):.2f}"[:13].rjust(13) for c in cols)
+              + "".join(f"{_mean(c):>10.1f}" for c in ripe)
+              + f"{_mean(r['received']):>7.1f}+-{_std(r['received']):<3.0f}{_mean(r['zap_fired']):>12.1f}"
+              + f"{_mean(r['mis']):>6.1f}{_mean(r['violation_fraction']):>11.3f}", flush=True)
+
+
+def _mean(xs) -> float:
+    return sum(xs) / len(xs)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--num-envs", type=int, nargs="+", default=[64, 256, 1024])
@@ -134,7 +217,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--steps", type=int, default=200, help="steps per compiled chunk")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--share", action="store_true", help="report the residents-only world instead")
-    ap.add_argument("--seeds", type=int, default=8, help="episodes per community for --share")
+    ap.add_argument("--seeds", type=int, default=8, help="episodes per community for --share / --residents")
+    ap.add_argument("--residents", action="store_true",
+                    help="the side-by-side residents-only report (RED, 2000 steps): state-only guard, quirks, old foresight")
     args = ap.parse_args(argv)
 
     import jax
@@ -142,10 +227,13 @@ def main(argv: list[str] | None = None) -> None:
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, jax {jax.__version__}, "
           f"python {platform.python_version()}")
     print("command: python -m experiments.communities.bench_env " + " ".join(sys.argv[1:] if argv is None else argv))
+    if args.residents:
+        residents_report(args.seeds)
+        return
     if args.share:
         from rljax.environments.harvest import COMMUNITY_NAMES
 
-        for quirks, guard, label in [(0, 2, "default residents (quirks fixed, bystander guard + foresight)"),
+        for quirks, guard, label in [(0, 2, "default residents (quirks fixed, state-only guard)"),
                                      (0, 1, "quirks fixed, bystander guard only"),
                                      (0, 0, "quirks fixed, no bystander guard"), (1, 0, "original quirks")]:
             t0 = time.perf_counter()

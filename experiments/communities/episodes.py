@@ -4,12 +4,12 @@ keys, and the spec's per-episode metrics. Shared by the experiment's in-training
 (:mod:`rljax.experiments.communities.evaluation`)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 
-from rljax.environments.harvest import HarvestParams
+from rljax.environments.harvest import NUM_COMMUNITIES, HarvestParams
 from rljax.environments.harvest_view import HarvestEnv
 
 Array = jax.Array
@@ -21,10 +21,34 @@ Array = jax.Array
 EP_KEYS = tuple(k for k in HarvestEnv().info_keys() if k.startswith("ep_"))
 
 
-def play_episode(env: HarvestEnv, policy: Any, key: Array, params: HarvestParams, steps: int,
-                 greedy: bool = False) -> dict[str, Array]:
-    """One episode of ``steps`` steps from ``key``; ``policy(obs) -> JointDistribution`` or
-    ``None`` for the resident baseline (``params.ego_is_resident`` must then be 1).
+# ``act(obs[OBS_DIM], key) -> int32 action``: any ego policy (a trained network, a hand-written rule).
+ActFn = Callable[[Array, Array], Array]
+
+
+def swap_token(obs: Array, community: Array | int) -> Array:
+    """``obs[..., OBS_DIM]`` with the permitted-colour token (the last 3 entries) replaced by
+    ``community``'s one-hot (the intervention: the world's rule is unchanged, only what the policy is
+    told about it). Everything else is untouched."""
+    token = jax.nn.one_hot(jnp.asarray(community, jnp.int32), NUM_COMMUNITIES, dtype=obs.dtype)
+    return jnp.concatenate([obs[..., :-NUM_COMMUNITIES], jnp.broadcast_to(token, obs.shape[:-1] + (NUM_COMMUNITIES,))], -1)
+
+
+def distribution_act(policy: Any, greedy: bool = False) -> ActFn:
+    """``policy(obs) -> distribution`` as an :data:`ActFn` (its mode with ``greedy``, else a sample)."""
+    def act(obs, key):
+        dist = policy(obs)
+        return dist.mode() if greedy else dist.sample(key)
+
+    return act
+
+
+def play_episode_act(env: HarvestEnv, act: ActFn | None, key: Array, params: HarvestParams, steps: int,
+                     token: Array | int | None = None) -> dict[str, Array]:
+    """One episode of ``steps`` steps from ``key`` with the ego acting by ``act(obs, key)``, or
+    ``None`` for the resident baseline (``params.ego_is_resident`` must then be 1). ``token``: a
+    community whose one-hot a treatment-arm policy sees instead of the observation's own token
+    (:func:`swap_token`; the environment and its rule are unchanged; the control arm's null token
+    is left as it is).
 
     The environment's keys (reset and every step) come from ``key`` alone and the action keys
     from a separate stream, so an ego episode and its baseline with the same ``key`` are an
@@ -35,11 +59,11 @@ def play_episode(env: HarvestEnv, policy: Any, key: Array, params: HarvestParams
     def step(carry, ks):
         obs, state, sums = carry
         k_env, k_act = ks
-        if policy is None:
+        if act is None:
             action = jnp.zeros((), jnp.int32)
         else:
-            dist = policy(obs)
-            action = dist.mode() if greedy else dist.sample(k_act)
+            seen = obs if token is None else jnp.where(params.treatment > 0, swap_token(obs, token), obs)
+            action = act(seen, k_act)
         obs, state, reward, _, _, info = env.step(k_env, state, action, params)
         sums = {k: sums[k] + (reward if k == "return" else info[k]) for k in sums}
         return (obs, state, sums), None
@@ -50,9 +74,61 @@ def play_episode(env: HarvestEnv, policy: Any, key: Array, params: HarvestParams
     return sums
 
 
-def episode_metrics(ego: dict[str, Array], base: dict[str, Array], length: Array | float) -> dict[str, Array]:
+def play_episode(env: HarvestEnv, policy: Any, key: Array, params: HarvestParams, steps: int,
+                 greedy: bool = False, token: Array | int | None = None) -> dict[str, Array]:
+    """:func:`play_episode_act` for ``policy(obs) -> JointDistribution`` (sampled, or its mode
+    with ``greedy``), or ``None`` for the resident baseline."""
+    act = None if policy is None else distribution_act(policy, greedy)
+    return play_episode_act(env, act, key, params, steps, token)
+
+
+def _ratio(num: Array, den: Array) -> Array:
+    return jnp.where(den > 0, num / jnp.where(den > 0, den, 1.0), jnp.nan)
+
+
+def sanction_rates(sums: dict[str, Array], sanction_penalty: Array | float = 10.0, prefix: str = "ep_") -> dict[str, Array]:
+    """The ego's sanction metrics from episode sums (or means: the ratios are the same), NaN
+    where undefined. ``sums`` holds the ``ep_*`` entries (keys ``prefix + name``):
+
+    * ``correct_sanction_rate = correct / landed`` (``landed = correct + mis``, the ego's -10s);
+    * ``immunity_rate = immune_fizzles / (landed + immune_fizzles + tiebreak_fizzles)``: the share
+      of the ego's beam hits on avatars that met an immune target;
+    * ``selectivity = P(zap | ready, eligible avatar in the beam) - P(zap | ready, none)``
+      (``p_zap_violator``, ``p_zap_clear``): +1 zaps exactly when it can land a correct sanction,
+      0 zaps regardless of what is in the beam;
+    * ``collective_cost_per_sanction = (sanction_penalty * landed + sum c + sum beta) / landed``:
+      what a landed sanction costs everybody (the target's -10, the zapper's press costs and
+      mis-sanction costs).
+    """
+    g = lambda k: sums[prefix + k]
+    correct, mis = g("minus10_issued_correct"), g("minus10_issued_mis")
+    landed = correct + mis
+    hits = landed + g("immune_fizzles") + g("tiebreak_fizzles")
+    p_v = _ratio(g("ready_violator_zaps"), g("ready_violator_steps"))
+    p_c = _ratio(g("ready_clear_zaps"), g("ready_clear_steps"))
+    return {
+        "correct_sanction_rate": _ratio(correct, landed),
+        "immunity_rate": _ratio(g("immune_fizzles"), hits),
+        "p_zap_violator": p_v,
+        "p_zap_clear": p_c,
+        "selectivity": p_v - p_c,
+        "collective_cost_per_sanction": _ratio(sanction_penalty * landed + g("c") + g("beta"), landed),
+    }
+
+
+# The episode sums a pooled (per-community) rate needs, as episode_metrics names them.
+RATE_SUMS = ("minus10_issued_correct", "minus10_issued_mis", "immune_fizzles", "tiebreak_fizzles",
+             "ready_violator_steps", "ready_violator_zaps", "ready_clear_steps", "ready_clear_zaps", "c", "beta")
+RATES = ("correct_sanction_rate", "immunity_rate", "p_zap_violator", "p_zap_clear", "selectivity",
+         "collective_cost_per_sanction")
+
+
+def episode_metrics(ego: dict[str, Array], base: dict[str, Array], length: Array | float,
+                    sanction_penalty: Array | float = 10.0) -> dict[str, Array]:
     """The spec's per-episode metrics from episode sums of the ego and of its baseline (same
-    keys). Works elementwise on any batch shape."""
+    keys), the sanction rates of :func:`sanction_rates` per episode (NaN where undefined; pool
+    them over episodes with :func:`pooled_rates`) and the sums they are made of. Works
+    elementwise on any batch shape."""
     T = length
     return {
         "r_train": ego["return"],
@@ -65,19 +141,28 @@ def episode_metrics(ego: dict[str, Array], base: dict[str, Array], length: Array
         "compliance_pct": 100.0 * (1.0 - ego["ep_violating_steps"] / T),
         "violations_per_1k": 1000.0 * ego["ep_violating_steps"] / T,
         "zaps_per_1k": 1000.0 * ego["ep_zap_presses"] / T,
-        "minus10_issued_correct": ego["ep_minus10_issued_correct"],
-        "minus10_issued_mis": ego["ep_minus10_issued_mis"],
-        "immune_fizzles": ego["ep_immune_fizzles"],
         "berries": ego["ep_berries"],
         "plants": ego["ep_plants"],
+        "plants_permitted": ego["ep_plants_permitted"],
+        **{f"plants_{c}": ego[f"ep_plants_{c}"] for c in ("red", "green", "blue")},
         "permitted_share": ego["ep_permitted_share"],
         "monoculture": ego["ep_monoculture"],
+        **{k: ego["ep_" + k] for k in RATE_SUMS},
+        **sanction_rates(ego, sanction_penalty),
     }
 
 
-def baseline_metrics(base: dict[str, Array], length: Array | float) -> dict[str, Array]:
+def pooled_rates(metrics: dict[str, Any], mask: Any = None, sanction_penalty: Array | float = 10.0) -> dict[str, Array]:
+    """The sanction rates of the episodes selected by ``mask[..., E]`` (all by default), from their
+    summed counts (``metrics`` from :func:`episode_metrics`, per-episode arrays ``[..., E]``)."""
+    w = 1.0 if mask is None else jnp.asarray(mask, jnp.float32)
+    sums = {"ep_" + k: jnp.sum(jnp.asarray(metrics[k], jnp.float32) * w, -1) for k in RATE_SUMS}
+    return sanction_rates(sums, sanction_penalty)
+
+
+def baseline_metrics(base: dict[str, Array], length: Array | float, sanction_penalty: Array | float = 10.0) -> dict[str, Array]:
     """The same metrics for agent 0 of the baseline itself (value gap and regret 0 by definition)."""
-    return episode_metrics(base, base, length)
+    return episode_metrics(base, base, length, sanction_penalty)
 
 
 def community_params(task_harvest: HarvestParams, communities: Array, steps: int, treatment: Array | None = None,

@@ -50,11 +50,15 @@ from rljax.errors import ConfigError
 
 METRICS = ("r_train", "r_eval", "value_gap", "sanction_regret", "compliance_pct", "violations_per_1k", "zaps_per_1k",
            "minus10_received", "minus10_issued_correct", "minus10_issued_mis", "immune_fizzles", "permitted_share",
-           "monoculture", "berries", "plants", "baseline_r_eval", "r_env")
+           "monoculture", "berries", "plants", "plants_permitted", "plants_red", "plants_green", "plants_blue",
+           "baseline_r_eval", "r_env", "correct_sanction_rate", "immunity_rate", "p_zap_violator", "p_zap_clear",
+           "selectivity", "collective_cost_per_sanction")
 TABLE = (("R_train", "r_train", 8, 1), ("R_eval", "r_eval", 8, 1), ("dV", "value_gap", 8, 1),
          ("SR", "sanction_regret", 6, 1), ("compl%", "compliance_pct", 7, 1), ("viol/1k", "violations_per_1k", 8, 0),
          ("zaps/1k", "zaps_per_1k", 8, 1), ("-10 ok", "minus10_issued_correct", 7, 2), ("-10 mis", "minus10_issued_mis", 8, 2),
-         ("fizz", "immune_fizzles", 6, 2), ("perm", "permitted_share", 6, 2), ("mono", "monoculture", 6, 2))
+         ("fizz", "immune_fizzles", 6, 2), ("ok%", "correct_sanction_rate", 6, 2), ("imm%", "immunity_rate", 6, 2),
+         ("select", "selectivity", 7, 2), ("cost/-10", "collective_cost_per_sanction", 9, 1),
+         ("perm", "permitted_share", 6, 2), ("mono", "monoculture", 6, 2))
 STRONG, ACCEPTABLE, FAILURE_AVG = (1.0, 1.5), (2.0, 3.0), 3.0
 
 
@@ -67,11 +71,24 @@ def episode_keys(seed: int, episodes: int) -> tuple[jax.Array, np.ndarray]:
     return keys, np.repeat(np.arange(NUM_COMMUNITIES), episodes)
 
 
+def token_communities(swap: str | None, communities: np.ndarray) -> np.ndarray | None:
+    """The token each episode's treatment policy sees under ``--swap-token``: ``None`` (its own),
+    ``"shift"`` (the next community: RED -> GREEN -> BLUE -> RED) or a community name."""
+    if swap is None or swap == "none":
+        return None
+    if swap == "shift":
+        return (communities + 1) % NUM_COMMUNITIES
+    if swap.upper() not in COMMUNITY_NAMES:
+        raise ConfigError(f"--swap-token must be none, shift or one of {', '.join(COMMUNITY_NAMES)}, got {swap!r}")
+    return np.full_like(communities, COMMUNITY_NAMES.index(swap.upper()))
+
+
 def play_run(runner: Any, state: Any, keys: jax.Array, communities: np.ndarray, steps: int, greedy: bool,
-             loop: str = "map") -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+             loop: str = "map", tokens: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Every member's ego episodes ``[M, K]`` and the baseline episodes ``[K]`` (episode sums),
     one compiled program each. ``loop``: members one after another (``"map"``, cheaper for
-    convolutions on CPU) or batched (``"vmap"``)."""
+    convolutions on CPU) or batched (``"vmap"``). ``tokens[K]``: the permitted-colour token the
+    treatment members see (the intervention; default: the episode's own community)."""
     from rljax.experiments.communities.episodes import community_params, play_episode
 
     trainer = runner.algorithm
@@ -81,7 +98,9 @@ def play_run(runner: Any, state: Any, keys: jax.Array, communities: np.ndarray, 
     def member(params, obs_stats, harvest):
         policy = trainer.ego_policy(params, obs_stats)
         ps = community_params(harvest, comm, steps)
-        return jax.vmap(lambda k, p: play_episode(env, policy, k, p, steps, greedy))(keys, ps)
+        if tokens is None:
+            return jax.vmap(lambda k, p: play_episode(env, policy, k, p, steps, greedy))(keys, ps)
+        return jax.vmap(lambda k, p, tok: play_episode(env, policy, k, p, steps, greedy, tok))(keys, ps, jnp.asarray(tokens))
 
     args = (state.params, state.obs_stats, state.env_params.harvest)
     if loop == "vmap":
@@ -101,13 +120,26 @@ def play_run(runner: Any, state: Any, keys: jax.Array, communities: np.ndarray, 
 # ----------------------------------------------------------------------------------------
 # Aggregation
 # ----------------------------------------------------------------------------------------
-def per_community(metrics: dict[str, np.ndarray], communities: np.ndarray) -> dict[str, dict[str, dict[str, float]]]:
-    """``{community: {metric: {mean, std, median}}}`` from per-episode ``metrics[name][K]``."""
+def per_community(metrics: dict[str, np.ndarray], communities: np.ndarray,
+                  sanction_penalty: float = 10.0) -> dict[str, dict[str, dict[str, float]]]:
+    """``{community: {metric: {mean, std, median}}}`` from per-episode ``metrics[name][K]``. The
+    sanction rates' ``mean`` is pooled over the community's episodes (ratio of summed counts,
+    NaN where the denominator is 0); their ``std``/``median`` are over the episodes where defined."""
+    import warnings
+
+    from rljax.experiments.communities.episodes import RATES, pooled_rates
+
     out = {}
     for c, name in enumerate(COMMUNITY_NAMES):
         sel = communities == c
-        out[name] = {k: {"mean": float(np.mean(v[sel])), "std": float(np.std(v[sel])),
-                         "median": float(np.median(v[sel]))} for k, v in metrics.items()}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rates where nothing was landed
+            out[name] = {k: {"mean": float(np.mean(v[sel])), "std": float(np.nanstd(v[sel])),
+                             "median": float(np.nanmedian(v[sel]))} for k, v in metrics.items()}
+        if all(k in metrics for k in ("minus10_issued_correct", "ready_clear_steps")):
+            pooled = pooled_rates(metrics, sel, sanction_penalty)
+            for k in RATES:
+                out[name][k]["mean"] = float(pooled[k])
     return out
 
 
@@ -154,9 +186,11 @@ def training_balance(run_dir: str, member: str, allowed: Sequence[str]) -> dict:
 
 
 def _mean_std(xs: Sequence[float]) -> dict:
+    """Mean and std over the finite values (a rate is NaN for a member that never landed a sanction)."""
     a = np.asarray(xs, np.float64)
-    return {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if a.size > 1 else 0.0, "n": int(a.size),
-            "values": [float(x) for x in a]}
+    f = a[np.isfinite(a)]
+    return {"mean": float(f.mean()) if f.size else float("nan"), "std": float(f.std(ddof=1)) if f.size > 1 else 0.0,
+            "n": int(f.size), "values": [float(x) for x in a]}
 
 
 def paired_test(diffs: np.ndarray) -> dict:
@@ -231,20 +265,98 @@ def criteria(members: list[dict], episode_gaps: dict[str, np.ndarray]) -> dict:
 
 
 # ----------------------------------------------------------------------------------------
+# Any policy
+# ----------------------------------------------------------------------------------------
+def evaluate_policy(act: Any, *, treatment: bool = True, episodes: int = 20, episode_length: int = 2000,
+                    seed: int = 42, swap_token: str | None = None, **env_overrides: Any) -> dict:
+    """The distributional evaluation of ANY ego policy, with the resident baseline on the same keys.
+
+    ``act(obs, key) -> action``: a pure JAX function of the ego's observation ``float32[OBS_DIM]``
+    (:func:`rljax.environments.harvest.split_observation` splits it; the last 3 entries are the
+    permitted-colour token, zeros with ``treatment=False``) and a PRNG key, returning an int
+    action in ``[0, 11)``; it is traced once and run under ``vmap``/``scan``. Wrap a
+    distribution-valued policy ``obs -> distribution`` with
+    :func:`experiments.communities_episodes.distribution_act`; a trained run's with
+    ``distribution_act(runner.algorithm.ego_policy(params, obs_stats))``. ``act="resident"``
+    plays the resident policy in the ego slot (value gap 0 by construction: a sanity check).
+
+    ``episodes`` per community (RED, GREEN, BLUE) of ``episode_length`` steps from the same keys as
+    ``eval`` (``seed``), ``swap_token`` the intervention of :func:`token_communities`, and
+    ``env_overrides`` any :func:`rljax.environments.harvest.harvest_params` field (e.g. ``alpha=5.0``).
+
+    Returns ``{"per_community": {RED: {metric: {mean, std, median}}, ...}, "summary": {avg/worst/
+    best value gap, compliance, ...}, "baseline": {"per_community": ...}, "episodes": {...}}``
+    with the metrics of :data:`METRICS` (sanction rates pooled per community).
+
+    Example (a hand-written rule that always plants the token's colour)::
+
+        from rljax.experiments.communities.evaluation import evaluate_policy
+        plant = lambda obs, key: 8 + jnp.argmax(obs[-3:])   # FIRE_ONE + community
+        report = evaluate_policy(plant, episodes=5, episode_length=500)
+        print(report["summary"]["avg_value_gap"])
+    """
+    from rljax.environments.harvest import harvest_params
+    from rljax.environments.harvest_view import HarvestEnv
+
+    from rljax.experiments.communities.episodes import baseline_metrics, community_params, episode_metrics, play_episode_act
+
+    if episodes <= 0 or episode_length <= 0:
+        raise ConfigError(f"evaluate_policy: episodes and episode_length must be > 0, got {episodes}, {episode_length}")
+    env = HarvestEnv()
+    try:
+        base_p = harvest_params(**env_overrides, treatment=int(bool(treatment)), episode_length=episode_length)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    keys, communities = episode_keys(seed, episodes)
+    tokens = token_communities(swap_token, communities)
+    comm = jnp.asarray(communities)
+    resident = isinstance(act, str) and act == "resident"
+    if isinstance(act, str) and not resident:
+        raise ConfigError(f"evaluate_policy: act must be a function or 'resident', got {act!r}")
+
+    def run(baseline: bool, fn: Any):
+        ps = community_params(base_p, comm, episode_length, baseline=baseline)
+        tok = jnp.asarray(tokens if tokens is not None else communities)
+        play = lambda k, p, t: play_episode_act(env, fn, k, p, episode_length, None if tokens is None else t)
+        return jax.tree.map(np.asarray, jax.jit(jax.vmap(play))(keys, ps, tok))
+
+    base = run(True, None)
+    ego = base if resident else run(False, act)
+    penalty = float(base_p.sanction_penalty)
+    em = {k: np.asarray(v, np.float64) for k, v in episode_metrics(ego, base, float(episode_length), penalty).items()}
+    if tokens is not None:
+        em["plants_token"] = np.stack([em[f"plants_{c.lower()}"] for c in COMMUNITY_NAMES], -1)[np.arange(tokens.size), tokens]
+    by_comm = per_community(em, communities, penalty)
+    base_np = {k: np.asarray(v, np.float64) for k, v in baseline_metrics(base, float(episode_length), penalty).items()}
+    return {
+        "episodes_per_community": episodes, "episode_length": episode_length, "seed": seed,
+        "treatment": bool(treatment), "swap_token": swap_token if tokens is not None else None,
+        "per_community": by_comm, "summary": distributional_summary(by_comm),
+        "baseline": {"per_community": per_community(base_np, communities, penalty)},
+        "episodes": {"community": [COMMUNITY_NAMES[c] for c in communities],
+                     **{k: em[k].tolist() for k in ("value_gap", "r_eval", "compliance_pct", "minus10_received")}},
+    }
+
+
+# ----------------------------------------------------------------------------------------
 # The command
 # ----------------------------------------------------------------------------------------
 def evaluate_runs(run_dirs: Sequence[str], episodes: int = 20, episode_length: int | None = None, greedy: bool = False,
                   best: bool = False, seed: int = 42, out_dir: str | None = None, checkpoint: str | int | None = None,
-                  member: str | int | None = None) -> dict:
+                  member: str | int | None = None, swap_token: str | None = None) -> dict:
     """Evaluates the runs, writes ``eval.json`` and ``eval.png``; returns the report (with the
-    printed ``table`` text). ``checkpoint``: ``"latest"``, ``"best"`` or a step (default:
-    ``best`` chooses); ``member``: that member of each run alone (default every member)."""
+    printed ``table`` text). ``checkpoint``: ``"latest"``, ``"best"`` or a saved step (update) of
+    every run (default: ``best`` chooses); ``member``: that member of each run alone (default
+    every member). ``swap_token``: the intervention (:func:`token_communities`): treatment
+    members see another community's token while the world keeps its own rule; the report adds
+    ``plants_token`` (plantings in the token's colour) per episode and community."""
     from rljax.runner import find_run_dir
     from rljax.trained import restore_members
 
     from rljax.experiments.communities.episodes import baseline_metrics, episode_metrics
 
     keys, communities = episode_keys(seed, episodes)
+    tokens = token_communities(swap_token, communities)
     members, episode_gaps, per_episode = [], {}, {}
     baseline = None
     held_out, steps_used, updates = set(), None, []
@@ -267,15 +379,19 @@ def evaluate_runs(run_dirs: Sequence[str], episodes: int = 20, episode_length: i
         from rljax import backend
 
         loop = backend.member_loop(cfg.runner.member_loop, conv_heavy=True)
-        ego, base = play_run(runner, state, keys, communities, steps, greedy, loop)
+        ego, base = play_run(runner, state, keys, communities, steps, greedy, loop, tokens)
+        penalty = float(np.asarray(state.env_params.harvest.sanction_penalty).reshape(-1)[0])
         if baseline is None:
-            baseline = baseline_metrics(base, float(steps))
+            baseline = baseline_metrics(base, float(steps), penalty)
         allowed = [c for c in COMMUNITY_NAMES if c != cfg.sampling.held_out]
         for i, m in enumerate(runner.members):
             sums = {k: v[i] for k, v in ego.items()}
-            em = {k: np.asarray(v, np.float64) for k, v in episode_metrics(sums, base, float(steps)).items()}
+            em = {k: np.asarray(v, np.float64) for k, v in episode_metrics(sums, base, float(steps), penalty).items()}
+            if tokens is not None:
+                em["plants_token"] = np.stack([em[f"plants_{c.lower()}"] for c in COMMUNITY_NAMES], -1)[
+                    np.arange(tokens.size), tokens]
             name = m.name if len(run_dirs) == 1 else f"{os.path.basename(run_dir.rstrip('/'))}/{m.name}"
-            by_comm = per_community(em, communities)
+            by_comm = per_community(em, communities, penalty)
             members.append({
                 "name": name, "run": run_dir, "arm": m.variant, "seed": m.seed, "hparams": m.hparams,
                 "held_out": cfg.sampling.held_out or None, "sampling": cfg.sampling.mode,
@@ -287,7 +403,7 @@ def evaluate_runs(run_dirs: Sequence[str], episodes: int = 20, episode_length: i
             episode_gaps[name] = em["value_gap"]
             per_episode[name] = {k: em[k].tolist() for k in ("value_gap", "r_eval", "compliance_pct", "minus10_received")}
     base_np = {k: np.asarray(v, np.float64) for k, v in baseline.items()}
-    base_by_comm = per_community(base_np, communities)
+    base_by_comm = per_community(base_np, communities, penalty)
     arms = {}
     for arm in ("treatment", "control"):
         mine = [m for m in members if m["arm"] == arm]
@@ -305,9 +421,12 @@ def evaluate_runs(run_dirs: Sequence[str], episodes: int = 20, episode_length: i
         "runs": [find_run_dir(p) for p in run_dirs], "updates": updates, "episodes_per_community": episodes,
         "episode_length": steps_used, "policy": "greedy" if greedy else "stochastic", "seed": seed,
         "checkpoint": which, "held_out": sorted(held_out),
+        "swap_token": None if tokens is None else swap_token,
         "baseline": {"per_community": base_by_comm},
         "members": members, "arms": arms, "criteria": criteria(members, episode_gaps),
-        "episodes": {"community": communities.tolist(), "baseline_r_eval": base_np["r_eval"].tolist(), **per_episode},
+        "episodes": {"community": [COMMUNITY_NAMES[c] for c in communities],
+                     **({} if tokens is None else {"token": [COMMUNITY_NAMES[c] for c in tokens]}),
+                     "baseline_r_eval": base_np["r_eval"].tolist(), **per_episode},
     }
     report["table"] = format_table(report)
     out_dir = out_dir or os.path.join(report["runs"][0], "communities_eval")
@@ -345,6 +464,17 @@ def format_table(report: dict) -> str:
             lines.append(row(m["arm"], m["name"], mark, m["per_community"][c]))
     if report["held_out"]:
         lines.append("(* held out in training)")
+    if report.get("swap_token"):
+        lines += ["", f"intervention --swap-token {report['swap_token']}: treatment members saw another community's "
+                  "token (the world kept its rule); plantings in the permitted vs the token's colour, correct-sanction rate"]
+        for m in report["members"]:
+            if m["arm"] != "treatment":
+                continue
+            for c in COMMUNITY_NAMES:
+                pc = m["per_community"][c]
+                lines.append(f"  {m['name'][:23]:<24}{c:<7} plants permitted {pc['plants_permitted']['mean']:6.2f}  "
+                             f"token {pc['plants_token']['mean']:6.2f}  correct-sanction rate "
+                             f"{pc['correct_sanction_rate']['mean']:.2f}  zaps/1k {pc['zaps_per_1k']['mean']:.1f}")
     lines += ["", "distributional summary per member",
               f"{'member':<28}{'avg dV':>8}{'worst dV':>10}{'(comm)':>8}{'best dV':>9}{'(comm)':>8}"
               f"{'avg compl%':>11}{'worst compl%':>13}{'train eps R/G/B':>18}{'balance':>9}"]
@@ -429,7 +559,12 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--episodes", type=int, default=20, help="episodes per community (default 20)")
     p.add_argument("--episode-length", type=int, default=None, help="steps per episode (default: the run's env.episode_length)")
     p.add_argument("--greedy", action="store_true", help="act with the policy's mode instead of sampling")
-    p.add_argument("--best", action="store_true", help="use the best checkpoint instead of the latest")
+    p.add_argument("--best", action="store_true", help="use the best checkpoint (by in-training R_eval) instead of the latest")
+    p.add_argument("--checkpoint", type=int, default=None, metavar="STEP",
+                   help="evaluate the checkpoint saved at update STEP (any kept step, latest or best)")
+    p.add_argument("--swap-token", default=None, metavar="TOKEN",
+                   help="intervention: treatment members see another community's token (shift = the next "
+                        "community, or RED/GREEN/BLUE) while the world keeps its rule")
     p.add_argument("--seed", type=int, default=42, help="seed of the episode keys (default 42)")
     p.add_argument("--out", default=None, help="output folder (default FIRST_RUN/communities_eval)")
     args = p.parse_args(list(argv))
@@ -440,8 +575,12 @@ def main(argv: Sequence[str]) -> int:
     for d in args.run_dirs:
         if not os.path.exists(d):
             raise ConfigError(f"run not found: {d}")
+    if args.checkpoint is not None and args.best:
+        raise ConfigError("--checkpoint and --best exclude each other")
+    token_communities(args.swap_token, np.zeros(1, np.int64))  # validates --swap-token before any work
     report = evaluate_runs(args.run_dirs, episodes=args.episodes, episode_length=args.episode_length, greedy=args.greedy,
-                           best=args.best, seed=args.seed, out_dir=args.out)
+                           best=args.best, seed=args.seed, out_dir=args.out, checkpoint=args.checkpoint,
+                           swap_token=args.swap_token)
     print(report["table"])
     print(f"\nwritten: {os.path.join(report['out_dir'], 'eval.json')}, eval.png")
     return 0
@@ -451,7 +590,9 @@ def main(argv: Sequence[str]) -> int:
 # Training curves (``python -m experiments.communities curves RUN_DIR``)
 # ----------------------------------------------------------------------------------------
 CURVES = (("episode_r_eval", "training R_eval / episode"), ("compliance_pct", "compliance %"),
-          ("zaps_per_1k", "zap presses / 1k steps"), ("episode_minus10_received", "-10s received / episode"))
+          ("zaps_per_1k", "zap presses / 1k steps"), ("episode_minus10_received", "-10s received / episode"),
+          ("episode_plants_permitted", "permitted-colour plantings / episode"),
+          ("correct_sanction_rate", "correct-sanction rate"))
 
 
 def plot_curves(run_dir: str, path: str) -> dict:
@@ -480,6 +621,8 @@ def plot_curves(run_dir: str, path: str) -> dict:
                 if key not in t:
                     continue
                 v = np.asarray(t[key], np.float64)
+                if not all(np.isfinite(v[names == m]).any() for m in members):
+                    continue  # e.g. a rate that stayed undefined (no sanction landed) for a member
                 xs = np.unique(steps[names == members[0]])
                 ys = np.stack([np.interp(xs, steps[names == m][np.isfinite(v[names == m])],
                                          v[names == m][np.isfinite(v[names == m])]) for m in members])

@@ -7,7 +7,12 @@ arms share every compiled step and, seed for seed, the same initial network and 
 environment keys (paired comparisons). Every episode is tagged with its community (``RED``,
 ``GREEN``, ``BLUE``); training metrics are logged overall and per community (``*_red``,
 ``*_green``, ``*_blue`` in ``metrics.csv``, per-member CSVs and TensorBoard), episodes with their
-community in ``episodes.csv`` (column ``tag``: 0 red, 1 green, 2 blue).
+community in ``episodes.csv`` (column ``tag``: ``RED``, ``GREEN`` or ``BLUE``; inside the program
+communities are the integers 0, 1, 2). The in-training evaluation (``eval.csv`` and TensorBoard)
+is logged overall and per community too; its ``eval_return`` is R_eval (alpha stripped), by which
+the best checkpoints are ranked. Sanction metrics (correct-sanction rate, immunity rate,
+selectivity, collective cost per sanction: :func:`experiments.communities_episodes.sanction_rates`)
+appear in both.
 
 Community sampling (``sampling.mode``), from each instance's own key at every reset:
 
@@ -24,18 +29,22 @@ Community sampling (``sampling.mode``), from each instance's own key at every re
 ``sampling.held_out`` (a community name) is never drawn in training in any mode (train on two,
 evaluate on the third); evaluation covers all three and marks it.
 
-    python -m experiments.communities --preset smoke                 # about a minute
-    python -m experiments.communities --seeds 4 --out runs/comm       # both arms, uniform
-    python -m experiments.communities --preset treatment_multi        # one arm
+    python -m experiments.communities --preset pipeline              # about a minute: the pipeline
+    python -m experiments.communities --seeds 4 --out runs/comm       # both arms, uniform, CPU budget
+    python -m experiments.communities --preset phase5 --seeds 3       # the reference's phase-5 run, both arms
+    python -m experiments.communities --preset treatment_multi        # one arm of it
+    python -m experiments.communities --preset cpu_study              # both arms x 3 seeds in ~2 h on 2 CPU cores
     python -m experiments.communities --set sampling.mode=adaptive
     python -m experiments.communities eval runs/comm                  # distributional evaluation
     python -m experiments.communities curves runs/comm                # training curves (PNG)
 
 PPO follows the reference's phase-5 table (SB3: 32 envs x 256 steps, minibatch 4096, lr 3e-4
 constant, gamma 0.995, lambda 0.95, clip 0.2, no value clipping, vf 0.5, grad norm 0.5, rewards
-normalised by the running return std with clip 10, head-wise entropy 0.01/0.02 applied once),
-scaled to a CPU budget: fewer epochs per batch and far fewer steps (see ``PHASE5_PPO`` and
-``docs/communities.md``).
+normalised by the running return std with clip 10, head-wise entropy 0.01/0.02 applied once). The
+default config scales it to a CPU budget (4 epochs, ~1M steps: ``PHASE5_PPO``); the presets
+``phase5`` (both arms), ``treatment_multi``/``control_multi`` (one arm each), ``phase4`` and
+``smoke`` are the reference's runs, ``cpu_study`` the reference's phase 5 at the step budget this
+project's CPU trains for 2 arms x 3 seeds in about two hours (``docs/communities.md``).
 """
 from __future__ import annotations
 
@@ -65,7 +74,7 @@ from rljax.ppo import PPO, PPOConfig, TrainState
 # The training-free episode code lives apart so the evaluation tool can use it without importing
 # this module (which imports the tool for its sub-commands); re-exported here.
 from rljax.experiments.communities.episodes import (  # noqa: F401
-    EP_KEYS, baseline_metrics, community_params, episode_metrics, play_episode)
+    EP_KEYS, RATES, baseline_metrics, community_params, episode_metrics, play_episode, pooled_rates, sanction_rates)
 
 Array = jax.Array
 ARMS = ("treatment", "control")
@@ -289,9 +298,11 @@ class CommunitySampler:
 # ----------------------------------------------------------------------------------------
 # PPO with community metrics
 # ----------------------------------------------------------------------------------------
-def rename_community_metrics(metrics: dict[str, Array]) -> dict[str, Array]:
+def rename_community_metrics(metrics: dict[str, Array], sanction_penalty: Array | float = 10.0) -> dict[str, Array]:
     """``*_tag0/1/2`` -> ``*_red/green/blue`` and the derived per-episode rates (compliance %,
-    violations and zap presses per 1000 steps) overall and per community."""
+    violations and zap presses per 1000 steps) and sanction rates (correct-sanction rate,
+    immunity rate, selectivity, collective cost per sanction: :func:`sanction_rates` of the
+    update's episode means) overall and per community."""
     out = {}
     for k, v in metrics.items():
         for i, name in enumerate(TAG_NAMES):
@@ -306,6 +317,9 @@ def rename_community_metrics(metrics: dict[str, Array]) -> dict[str, Array]:
         out[f"compliance_pct{suffix}"] = 100.0 * (1.0 - out[f"episode_violating_steps{suffix}"] / length)
         out[f"violations_per_1k{suffix}"] = 1000.0 * out[f"episode_violating_steps{suffix}"] / length
         out[f"zaps_per_1k{suffix}"] = 1000.0 * out[f"episode_zap_presses{suffix}"] / length
+        means = {k.removesuffix(suffix): v for k, v in out.items() if k.startswith("episode_") and k.endswith(suffix)}
+        for k, v in sanction_rates(means, sanction_penalty, prefix="episode_").items():
+            out[f"{k}{suffix}"] = v
     return out
 
 
@@ -316,6 +330,7 @@ class CommunityPPO(PPO):
     with the policy's mode instead of samples."""
 
     greedy_eval: bool = False
+    tag_names: tuple[str, ...] = COMMUNITY_NAMES  # episodes.csv writes the community tag as its name
 
     def eval_steps(self, task: CommunityTask) -> int:
         return int(np.max(np.asarray(task.harvest.episode_length)))
@@ -326,14 +341,19 @@ class CommunityPPO(PPO):
 
     def update(self, ts: TrainState) -> tuple[TrainState, dict[str, Array]]:
         probs = ts.env_params.harvest.community_probs
+        penalty = ts.env_params.harvest.sanction_penalty
         ts, metrics = super().update(ts)
-        metrics = rename_community_metrics(metrics)
+        metrics = rename_community_metrics(metrics, penalty)
         metrics.update({f"community_prob_{n}": probs[i] for i, n in enumerate(TAG_NAMES)})
         return ts, metrics
 
     def evaluation(self, ts: TrainState, keys: Array, max_steps: int) -> dict[str, Array]:
         """Episode ``e`` is in community ``e % 3`` (held-out communities included), ego and
-        baseline on the same key. Returns ``return`` (R_train) and the per-episode metrics."""
+        baseline on the same key. Returns ``return`` = **R_eval** (alpha stripped: the runner
+        ranks the best checkpoints by it, as the reference does), ``r_train``, the per-episode
+        metrics, and per community (``*_red``, ``*_green``, ``*_blue``) the community's mean of
+        every metric (the sanction rates pooled over its episodes), repeated over the episode
+        axis so that the logged mean is that value."""
         communities = jnp.arange(keys.shape[0]) % NUM_COMMUNITIES
         harvest = ts.env_params.harvest
         ego_p = community_params(harvest, communities, max_steps)
@@ -341,8 +361,20 @@ class CommunityPPO(PPO):
         policy = self.ego_policy(ts.params, ts.obs_stats)
         ego = jax.vmap(lambda k, p: play_episode(self.env, policy, k, p, max_steps, self.greedy_eval))(keys, ego_p)
         base = jax.vmap(lambda k, p: play_episode(self.env, None, k, p, max_steps))(keys, base_p)
-        m = episode_metrics(ego, base, float(max_steps))
-        return {"return": ego["return"], **{k: v for k, v in m.items() if k != "r_train"}}
+        m = episode_metrics(ego, base, float(max_steps), harvest.sanction_penalty)
+        out = {"return": m["r_eval"], **m}
+        e = keys.shape[0]
+        for c, name in enumerate(TAG_NAMES):
+            mask = communities == c
+            n = jnp.sum(mask)
+            for k, v in m.items():
+                if k not in RATES:
+                    out[f"{k}_{name}"] = jnp.full((e,), jnp.where(n > 0, jnp.sum(jnp.where(mask, v, 0.0)) / jnp.maximum(n, 1), jnp.nan))
+            for k, v in pooled_rates(m, mask, harvest.sanction_penalty).items():
+                out[f"{k}_{name}"] = jnp.full((e,), v)
+        for k, v in pooled_rates(m, None, harvest.sanction_penalty).items():
+            out[k] = jnp.full((e,), v)  # pooled over all episodes (the per-episode rates are NaN-prone)
+        return out
 
 
 def variant_task(cfg: CommunitiesConfig, arm: str, sampler: CommunitySampler) -> CommunityTask:
@@ -399,21 +431,50 @@ def curves_main(argv: Sequence[str]) -> int:
     return run(argv)
 
 
-# Presets. The default trains both arms on uniform sampling. Budgets are for this 2-core CPU.
+# The reference's (SB3) phase-5 run: 10M steps (SB3 stops at the first rollout that reaches
+# them: 1221 rollouts of 32 x 256), 10 epochs of 2 minibatches of 4096, 2000-step episodes; the rest
+# is PHASE5_PPO. Phase 4: one community, 16 envs, minibatch 2048, 5M steps. The smoke test: 200k.
+SEED_PHASE5 = {"env": {"episode_length": 2000},
+               "ppo": {"num_envs": 32, "num_steps": 256, "num_epochs": 10, "num_minibatches": 2,
+                       "total_timesteps": 1221 * 32 * 256}}
+SEED_PHASE4 = {"env": {"episode_length": 2000}, "sampling": {"mode": "single", "community": "RED"},
+               "ppo": {"num_envs": 16, "num_steps": 256, "num_epochs": 10, "num_minibatches": 2,
+                       "total_timesteps": 1221 * 16 * 256}}
+# cpu_study: the seed's phase-5 run with fewer steps, sized by measurement to train both arms x
+# 3 seeds (6 members, one program) in about two hours on this project's 2-core CPU
+# (docs/communities.md: the throughput measured and the load). The only departure: total steps.
+CPU_STUDY_UPDATES = 360  # 2,949,120 steps per member (docs/communities.md: sizing)
+CPU_STUDY_SEEDS = 3
+
+
+def _with(base: dict, **extra: dict) -> dict:
+    """``base`` with ``extra`` merged one level deep (section by section)."""
+    out = {k: dict(v) for k, v in base.items()}
+    for section, values in extra.items():
+        out.setdefault(section, {}).update(values)
+    return out
+
+
+# Presets. The default trains both arms on uniform sampling at a CPU budget (4 epochs, ~1M steps);
+# phase5 / treatment_multi / control_multi / phase4 / smoke are the reference's runs; every departure
+# from the reference in a preset is listed in docs/communities.md.
 PRESETS: dict[str, dict] = {
     "default": {},
-    # The reference's phase 4: one community (RED), 16 envs, minibatch 2048.
-    "phase4": {"sampling": {"mode": "single", "community": "RED"},
-               "ppo": {"num_envs": 16, "num_minibatches": 2, "total_timesteps": 507_904}},
-    "treatment_multi": {"env": {"arms": ["treatment"]}},
-    "control_multi": {"env": {"arms": ["control"]}},
+    "phase5": SEED_PHASE5,  # both arms
+    "treatment_multi": _with(SEED_PHASE5, env={"arms": ["treatment"]}),
+    "control_multi": _with(SEED_PHASE5, env={"arms": ["control"]}),
+    "phase4": SEED_PHASE4,
+    # The reference's smoke test: 200k steps (25 rollouts of 32 x 256 = 204,800), phase-5 PPO.
+    "smoke": _with(SEED_PHASE5, ppo={"total_timesteps": 25 * 32 * 256}),
+    "cpu_study": _with(SEED_PHASE5, ppo={"total_timesteps": CPU_STUDY_UPDATES * 32 * 256},
+                       runner={"num_seeds": CPU_STUDY_SEEDS}),
     # The original runs' economics (alpha=5, beta=5, c=0.5).
     "as_run": {"env": {"alpha": 5.0, "beta": 5.0, "c": 0.5}},
     # About a minute: both arms, short episodes, a few small updates; shows the pipeline
     # (CSVs with per-community columns, checkpoints, eval), not the effect.
-    "smoke": {"env": {"episode_length": 200},
-              "ppo": {"num_envs": 16, "num_steps": 64, "num_minibatches": 2, "num_epochs": 2, "total_timesteps": 10_240},
-              "runner": {"eval_episodes": 3, "eval_max_steps": 200, "chunk_updates": 5}},
+    "pipeline": {"env": {"episode_length": 200},
+                 "ppo": {"num_envs": 16, "num_steps": 64, "num_minibatches": 2, "num_epochs": 2, "total_timesteps": 10_240},
+                 "runner": {"eval_episodes": 3, "eval_max_steps": 200, "chunk_updates": 5}},
 }
 
 EXPERIMENT = Experiment(

@@ -105,8 +105,6 @@ class MultiAgentEnvironment(Generic[TState, TParams]):
 # every agent (the learner's row is overwritten by the view) computed from the state BEFORE the
 # step, and the state with the policy's own memory updated (stateless policies return it as is).
 OthersPolicy = Callable[[Any, Array, Any, Any], tuple[Array, Any]]
-# ``revise(state, joint_actions[n, *A], view_params) -> joint_actions``: see AgentView.
-SameFrameRevision = Callable[[Any, Array, Any], Array]
 
 
 @struct.dataclass
@@ -148,11 +146,6 @@ class AgentView(Environment):
       policy's own action for the learner's slot is played (a scripted counterfactual of the
       learner, e.g. harvest's baseline ``ego_is_resident``).
     * ``tag(view_params) -> int32``: added to ``info`` as ``"tag"`` (e.g. which opponent).
-    * ``same_frame_revision(state, joint, view_params) -> joint``: **temporary, named
-      exception** to the rule above, kept only until the harvest issue removes it: the other
-      agents' actions are revised after seeing the whole joint action of the frame, the
-      learner's included (harvest residents hold fire with "foresight", ``resident_guard=2``).
-      Nothing else may use it.
 
     ``step`` splits its key into ``(world key, others' key)`` in that order.
     """
@@ -166,7 +159,6 @@ class AgentView(Environment):
         default_params: Callable[[], Any] | None = None,
         takeover: Callable[[Any], Array] | None = None,
         tag: Callable[[Any], Array] | None = None,
-        same_frame_revision: SameFrameRevision | None = None,
         name: str | None = None,
     ):
         if isinstance(learner, int) and not isinstance(learner, bool) and not 0 <= learner < env.num_agents:
@@ -178,7 +170,6 @@ class AgentView(Environment):
         self._default_params = default_params
         self.takeover = takeover
         self.tag = tag
-        self.same_frame_revision = same_frame_revision
         self.name = name or f"{env.name}_agent_view"
 
     # -- protocol --------------------------------------------------------------------------
@@ -224,8 +215,6 @@ class AgentView(Environment):
         if self.takeover is not None:
             mine = jnp.where(self.takeover(params), joint[self.learner], mine)
         joint = joint.at[self.learner].set(mine)
-        if self.same_frame_revision is not None:  # TEMPORARY (see the class docstring)
-            joint = self.same_frame_revision(state, joint, params)
         return joint, state
 
     def step(self, key: Array, state: Any, action: Array, params: Any):
