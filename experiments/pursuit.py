@@ -8,7 +8,9 @@ replay, the health monitor with bilateral rollback, and a 100-episode head-to-he
 evaluation after every phase (capture rate, escape rate, NE gap). ``--seeds N`` runs N
 independent protocols vmapped in one program; each seed follows its own schedule.
 
-    python -m experiments.pursuit --preset amsdrl --seeds 8      # the spec's protocol
+    python -m experiments.pursuit --preset amsdrl --seeds 8      # the spec's protocol and learner
+    python -m experiments.pursuit --preset Z1                    # S52's runs: V, W, X, Y, Z1, Z2 (seed 47)
+    python -m experiments.pursuit --preset fast --seeds 8        # the earlier fast learner (docs' studies)
     python -m experiments.pursuit --preset nav                   # the cold start alone
     python -m experiments.pursuit --preset smoke                 # about a minute
     python -m experiments.pursuit --preset amsdrl --set selfplay.ewc=true --set selfplay.rnd=true
