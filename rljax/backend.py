@@ -50,6 +50,18 @@ the one initialisation program.
   LAPACK calls and still runs as one program (1024 CartPole members: see
   ``docs/backend_choices.md``).
 - GPU/TPU: ``vmap`` (batched QR is a single cuSOLVER call there).
+
+``threefry`` -- how JAX's threefry random hash (every ``jax.random`` split, uniform,
+categorical) is lowered. It is the same integer hash either way, so the bits of every random
+number, hence of every run, are identical; only the program differs.
+
+- CPU: ``unrolled``. JAX lowers threefry on CPU as a rolled ``while`` loop of 5 trips (to keep
+  compile times down); on XLA's CPU backend each trip runs ~16 kernels, so every random call
+  inside a step costs ~80 kernel launches. Unrolled, the hash is one fusion. CartPole PPO, one
+  member: a rollout step goes from 87 kernels + 1 nested loop + 3 calls to 54 kernels and no
+  loop, a minibatch epoch from 46 kernels + 2 loops to 28 + 1 (docs/performance.md has the
+  tables and the throughput).
+- GPU/TPU: ``unrolled`` as well, which is JAX's own lowering there (nothing to change).
 """
 from __future__ import annotations
 
@@ -62,6 +74,7 @@ from rljax.errors import ConfigError
 BRANCH_MODES = ("auto", "cond", "select")
 CONV_IMPLS = ("auto", "patches", "lax")
 LOOP_MODES = ("auto", "vmap", "map")
+THREEFRY_MODES = ("auto", "rolled", "unrolled")
 
 
 def platform() -> str:
@@ -110,6 +123,26 @@ def init_loop(value: str, name: str = "runner.init_loop") -> str:
     return "map" if platform() == "cpu" else "vmap"
 
 
+def threefry(value: str, name: str = "runner.threefry") -> str:
+    """``"rolled"`` or ``"unrolled"`` for the threefry hash (see the module docstring)."""
+    _check(name, value, THREEFRY_MODES)
+    return "unrolled" if value == "auto" else value
+
+
+def apply_threefry(mode: str) -> None:
+    """Makes JAX lower threefry on CPU ``mode`` (``"rolled"``: JAX's default there;
+    ``"unrolled"``: the lowering JAX uses on GPUs). Process-wide, for programs compiled from now
+    on; results are bit-identical either way (the same integer hash), so a process mixing both
+    computes the same numbers. Does nothing where JAX's internals differ from jax 0.10's."""
+    try:
+        from jax._src.interpreters import mlir
+        from jax._src.random import threefry2x32 as tf
+    except ImportError:  # pragma: no cover - another JAX layout: keep JAX's default
+        return
+    rule = tf._threefry2x32_lowering_rule if mode == "unrolled" else tf._threefry2x32_cpu_lowering_rule
+    mlir.register_lowering(tf.threefry2x32_p, rule, platform="cpu")
+
+
 @dataclass(frozen=True)
 class Choices:
     """The resolved choices of one run (no ``"auto"`` left); recorded in ``run.json``."""
@@ -119,6 +152,7 @@ class Choices:
     member_loop: str
     init_loop: str
     platform: str
+    threefry: str = "unrolled"
 
 
 def resolve(runner_cfg, conv_heavy: bool = False, members: int = 1, cheap_reset: bool = False) -> Choices:
@@ -130,4 +164,5 @@ def resolve(runner_cfg, conv_heavy: bool = False, members: int = 1, cheap_reset:
         member_loop=member_loop(runner_cfg.member_loop, conv_heavy),
         init_loop=init_loop(runner_cfg.init_loop),
         platform=platform(),
+        threefry=threefry(getattr(runner_cfg, "threefry", "auto")),
     )
