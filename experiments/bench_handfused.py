@@ -10,9 +10,9 @@ Two variants, so the cost of doing truncation right is shown apart:
 - ``bootstrap=False``: classic PureJaxRL, truncation treated as termination.
 
 What makes it tight: gymnax's ``step_env`` (no reset computed inside), the auto-reset and the
-bootstrap critic under ``branch`` (``"cond"``: only on steps where some environment of some
-seed needs it, reduced over the seed vmap axis ``axis`` so the conditional survives the
-vmap; ``"select"``: every step; the same rule as :func:`rljax.backend.branch_mode`), every
+bootstrap critic each under a ``"cond"`` (only on steps where some environment of some seed
+needs it, reduced over the seed vmap axis ``axis`` so the conditional survives the vmap) or a
+``"select"`` (every step), chosen by the same rule as rljax's (:func:`rljax.backend.branch_mode`), every
 random key of a rollout split in one op outside the step loop, nothing carried through the
 step loop but the environment state and observation.
 """
@@ -25,14 +25,14 @@ NUM_ENVS, NUM_STEPS, EPOCHS, MINIBATCHES, LR = 4, 128, 4, 4, 2.5e-4
 GAMMA, LAMBDA, CLIP, ENT, VF, MAX_GRAD = 0.99, 0.95, 0.2, 0.01, 0.5, 0.5
 
 
-def make_handfused(steps: int, bootstrap: bool = True, branch: str = "cond",
-                   axis: str | None = None) -> tuple[Callable, Callable, Callable]:
+def make_handfused(steps: int, bootstrap: bool = True, branch: str = "cond", axis: str | None = None,
+                   bootstrap_branch: str | None = None) -> tuple[Callable, Callable, Callable]:
     """``(train(key[, params]) -> params, evaluate(params, key) -> mean greedy return over 20
     episodes, init_for(key) -> initial params)`` for one seed and ``steps`` environment steps.
 
     Jit ``train``; for many seeds build the parameters with ``lax.map(init_for)`` on CPU and
     ``vmap(train, axis_name=axis)`` over (keys, params). ``branch``: ``"cond"`` or ``"select"``
-    for the auto-reset and the bootstrap critic."""
+    for the auto-reset, ``bootstrap_branch`` for the bootstrap critic (default: ``branch``)."""
     import gymnax
     import jax
     import jax.numpy as jnp
@@ -69,9 +69,9 @@ def make_handfused(steps: int, bootstrap: bool = True, branch: str = "cond",
         out = pred.any()
         return out if axis is None else jax.lax.pmax(out.astype(jnp.int32), axis) > 0
 
-    def rare(pred, fn, fallback):
-        """``fn()`` where ``pred`` may hold, ``fallback`` otherwise, under ``branch``."""
-        if branch == "select":
+    def rare(pred, fn, fallback, mode):
+        """``fn()`` where ``pred`` may hold, ``fallback`` otherwise, under ``mode``."""
+        if mode == "select":
             return fn()
         return jax.lax.cond(anywhere(pred), fn, lambda: fallback)
 
@@ -103,14 +103,14 @@ def make_handfused(steps: int, bootstrap: bool = True, branch: str = "cond",
                 done = term | (nst.time >= max_t)
                 out = (obs, a, logp, v, r, term, done)
                 if bootstrap:  # V(final obs) where truncated; unused where terminated
-                    out += (rare(done & ~term, lambda: value(params, nobs), v),)
+                    out += (rare(done & ~term, lambda: value(params, nobs), v, bootstrap_branch or branch),)
 
                 def do_reset():
                     ro, rs = reset(k[1:], env_params)
                     sel = lambda x, y: jnp.where(done.reshape((-1,) + (1,) * (x.ndim - 1)), x, y)
                     return sel(ro, nobs), jax.tree.map(sel, rs, nst)
 
-                nobs, nst = rare(done, do_reset, (nobs, nst))
+                nobs, nst = rare(done, do_reset, (nobs, nst), branch)
                 return (nst, nobs), out
 
             (st, obs), traj = jax.lax.scan(step, (st, obs), keys)

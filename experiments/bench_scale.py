@@ -28,7 +28,7 @@ from rljax.machine import device_description, host_description
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def child_rljax(seeds: int, steps: int, t_start: float, out_dir: str | None = None) -> dict:
+def child_rljax(seeds: int, steps: int, t_start: float, out_dir: str | None = None, threefry: str = "auto") -> dict:
     """``rljax run cartpole --seeds N`` as the CLI runs it (its device set-up included); every
     figure is read from the run's ``summary.json``, so the throughput printed here IS the one
     the run reports (one definition: :func:`rljax.runner.throughput`)."""
@@ -38,7 +38,7 @@ def child_rljax(seeds: int, steps: int, t_start: float, out_dir: str | None = No
         out = out_dir or os.path.join(d, "run")
         with contextlib.redirect_stdout(io.StringIO()):
             cli_main(["run", "cartpole", "--seeds", str(seeds), "--out", out, "--set", f"ppo.total_timesteps={steps}",
-                      "--set", "runner.progress=false"])
+                      "--set", "runner.progress=false", "--set", f"runner.threefry={threefry}"])
         with open(os.path.join(out, "summary.json")) as f:
             s = json.load(f)
     t_end = time.time()
@@ -54,7 +54,7 @@ def child_rljax(seeds: int, steps: int, t_start: float, out_dir: str | None = No
     }
 
 
-def handfused_program(seeds: int, steps: int, bootstrap: bool):
+def handfused_program(seeds: int, steps: int, bootstrap: bool, threefry: str = "auto"):
     """``(compiled train, keys, initial params, evaluate)`` of the reference for ``seeds``
     seeds, with the rare-branch mode rljax's CartPole gets (:func:`rljax.backend.branch_mode`)
     and the seeds spread over the devices as rljax spreads its members."""
@@ -65,9 +65,11 @@ def handfused_program(seeds: int, steps: int, bootstrap: bool):
     from experiments.bench_handfused import make_handfused
     from rljax import backend
 
-    backend.apply_threefry(backend.threefry("auto"))
+    backend.apply_threefry(backend.threefry(threefry))
     branch = backend.branch_mode("auto", members=seeds, cheap_reset=True)
-    train, evaluate, init_for = make_handfused(steps, bootstrap=bootstrap, branch=branch, axis="seeds")
+    boot_branch = backend.branch_mode("auto", members=seeds, cheap_reset=True, branch="bootstrap")
+    train, evaluate, init_for = make_handfused(steps, bootstrap=bootstrap, branch=branch, axis="seeds",
+                                               bootstrap_branch=boot_branch)
     keys = jax.vmap(jax.random.PRNGKey)(np.arange(seeds, dtype=np.uint32))
     if jax.device_count() > 1 and seeds % jax.device_count() == 0:
         keys = jax.device_put(keys, NamedSharding(Mesh(np.array(jax.devices()), ("s",)), P("s")))
@@ -78,7 +80,7 @@ def handfused_program(seeds: int, steps: int, bootstrap: bool):
     return fn, keys, params0, evaluate
 
 
-def child_handfused(seeds: int, steps: int, t_start: float, bootstrap: bool = True) -> dict:
+def child_handfused(seeds: int, steps: int, t_start: float, bootstrap: bool = True, threefry: str = "auto") -> dict:
     from rljax.devices import configure_devices
 
     configure_devices(None)  # the devices `rljax run` gets
@@ -88,7 +90,7 @@ def child_handfused(seeds: int, steps: int, t_start: float, bootstrap: bool = Tr
     from experiments.bench_handfused import NUM_ENVS, NUM_STEPS
 
     t0 = time.perf_counter()
-    fn, keys, params0, evaluate = handfused_program(seeds, steps, bootstrap)
+    fn, keys, params0, evaluate = handfused_program(seeds, steps, bootstrap, threefry)
     compile_s = time.perf_counter() - t0
     t_first = time.time()
     t0, c0 = time.perf_counter(), time.process_time()
@@ -130,11 +132,11 @@ KINDS = ("rljax", "tight", "classic")  # rljax; the reference with the truncatio
 LABELS = {"rljax": "rljax", "tight": "ref+boot", "classic": "ref classic"}
 
 
-def _child(kind: str, seeds: int, steps: int) -> dict | None:
+def _child(kind: str, seeds: int, steps: int, threefry: str = "auto") -> dict | None:
     env = dict(os.environ, PYTHONPATH=ROOT)
     t_start = time.time()
     proc = subprocess.run([sys.executable, "-m", "experiments.bench_scale", "--child", kind, "--seeds", str(seeds),
-                           "--steps", str(steps), "--t-start", repr(t_start)], cwd=ROOT, env=env,
+                           "--steps", str(steps), "--t-start", repr(t_start), "--threefry", threefry], cwd=ROOT, env=env,
                           capture_output=True, text=True)
     if proc.returncode != 0:
         err = proc.stderr.strip().splitlines()
@@ -161,15 +163,17 @@ def main(argv: list[str] | None = None) -> int:
                                                   "1,64,1024,4096 on an accelerator)")
     p.add_argument("--steps", type=int, default=500_000, help="environment steps per seed")
     p.add_argument("--repeats", type=int, default=1, help="median of this many runs per line")
+    p.add_argument("--threefry", default="auto", choices=("auto", "rolled", "unrolled"),
+                   help="threefry lowering for rljax (runner.threefry) and the references alike")
     p.add_argument("--hlo", action="store_true", help="print per-loop kernel counts of the compiled programs instead")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--t-start", type=float, default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.child:
         if a.child == "rljax":
-            out = child_rljax(int(a.seeds), a.steps, a.t_start)
+            out = child_rljax(int(a.seeds), a.steps, a.t_start, threefry=a.threefry)
         else:
-            out = child_handfused(int(a.seeds), a.steps, a.t_start, bootstrap=a.child == "tight")
+            out = child_handfused(int(a.seeds), a.steps, a.t_start, bootstrap=a.child == "tight", threefry=a.threefry)
         print(json.dumps(out))
         return 0
 
@@ -182,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
             print(hlo_tables(s, a.steps))
         return 0
     print(f"CartPole PPO at scale: {a.steps:,} env-steps per seed, PureJaxRL settings; host: {host_description()}; "
-          f"median of {a.repeats}; {_load()} at start")
+          f"median of {a.repeats}; threefry {a.threefry}; {_load()} at start")
     head = (f"{'seeds':>6} {'':<11} {'env-steps/s train':>18} {'per CPU-s':>10} {'end to end':>11} {'vs boot':>8} "
             f"{'(CPU)':>6} {'vs classic':>10} | {'to 1st':>6} {'startup':>7} {'compile':>7} {'train':>6} "
             f"{'eval':>5} {'log':>5} {'ckpt':>5} {'wall':>6}  return")
@@ -191,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         runs = {k: [] for k in KINDS}
         for _ in range(a.repeats):  # interleaved, so load changes hit all alike
             for k in KINDS:
-                runs[k].append(_child(k, s, a.steps))
+                runs[k].append(_child(k, s, a.steps, a.threefry))
         med = {k: _median(v) for k, v in runs.items()}
         cpu = {k: _median(v, "train_cpu") for k, v in runs.items()}
         if med["rljax"] and not shown_device:

@@ -18,10 +18,16 @@ truncation. ``"cond"`` runs the branch only on steps where some environment need
   branch on the CPU, while a select pays the branch's full cost every step. Goodhart's reset
   (an item placement on a 100x100 grid) under a select cost 2 s of a 6.5 s update; CartPole
   with 64 members: 396 ms per update with ``cond``, 484 ms with ``select``.
-- CPU, one member and a cheap reset (``Setup.cheap_reset``): ``select``. CartPole with one
-  member: 3.60 ms per update against 4.74 ms with ``cond`` (1.32x): the branch costs less
-  than the conditional's overhead. The truncation bootstrap follows the reset (the split
-  "reset select, bootstrap cond" measured 3.61 ms, no different).
+- CPU, one member and a cheap reset (``Setup.cheap_reset``): ``select`` for the reset.
+  CartPole with one member: 3.60 ms per update against 4.74 ms with ``cond`` (1.32x, rolled
+  threefry): the branch costs less than the conditional's overhead. With the unrolled
+  threefry (below) the two tie (the reference loop, 1 seed, CPU seconds: 205k vs 204k
+  env-steps/s).
+- CPU, the truncation bootstrap: ``cond`` at any member count. It is a critic forward pass
+  (three matmuls) that a select pays on every step; with the unrolled threefry the reference
+  loop with one seed ran 149k env-steps/s per CPU second with the bootstrap under a select
+  and 204k under a cond, the same as without any bootstrap (205k): under a cond truncation
+  costs nothing measurable (``python -m experiments.bench_scale``; docs/performance.md).
 - GPU/TPU: ``select``. A conditional costs a device-to-host round trip of the predicate per
   step. Replacing every cond by a select made CartPole PPO 30% faster with 1 seed
   (49.9k -> 64.8k env-steps/s) and 16% faster with 1024 seeds on the H100.
@@ -88,15 +94,16 @@ def _check(name: str, value: str, allowed: tuple[str, ...]) -> None:
         raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
 
 
-def branch_mode(value: str, name: str = "branch", members: int = 1, cheap_reset: bool = False) -> str:
-    """``"cond"`` or ``"select"`` for a rare branch of a run with ``members`` members (see the
-    module docstring)."""
+def branch_mode(value: str, name: str = "branch", members: int = 1, cheap_reset: bool = False,
+                branch: str = "reset") -> str:
+    """``"cond"`` or ``"select"`` for the rare ``branch`` (``"reset"`` or ``"bootstrap"``) of a
+    run with ``members`` members (see the module docstring)."""
     _check(name, value, BRANCH_MODES)
     if value != "auto":
         return value
     if platform() != "cpu":
         return "select"
-    return "select" if members == 1 and cheap_reset else "cond"
+    return "select" if branch == "reset" and members == 1 and cheap_reset else "cond"
 
 
 def conv_impl(value: str, name: str = "network.conv_impl") -> str:
@@ -160,7 +167,8 @@ def resolve(runner_cfg, conv_heavy: bool = False, members: int = 1, cheap_reset:
     ``members`` members."""
     return Choices(
         reset_branch=branch_mode(runner_cfg.reset_branch, "runner.reset_branch", members, cheap_reset),
-        bootstrap_branch=branch_mode(runner_cfg.bootstrap_branch, "runner.bootstrap_branch", members, cheap_reset),
+        bootstrap_branch=branch_mode(runner_cfg.bootstrap_branch, "runner.bootstrap_branch", members, cheap_reset,
+                                     branch="bootstrap"),
         member_loop=member_loop(runner_cfg.member_loop, conv_heavy),
         init_loop=init_loop(runner_cfg.init_loop),
         platform=platform(),

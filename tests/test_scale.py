@@ -132,6 +132,7 @@ def test_auto_choices_on_this_backend(monkeypatch):
     if backend.platform() == "cpu":
         assert backend.branch_mode("auto") == "cond" and backend.conv_impl("auto") == "patches"
         assert backend.branch_mode("auto", members=1, cheap_reset=True) == "select"
+        assert backend.branch_mode("auto", members=1, cheap_reset=True, branch="bootstrap") == "cond"
         assert backend.branch_mode("auto", members=2, cheap_reset=True) == "cond"
         assert backend.member_loop("auto", conv_heavy=True) == "map" and backend.member_loop("auto") == "vmap"
     monkeypatch.setattr(backend, "platform", lambda: "gpu")
