@@ -65,11 +65,10 @@ def handfused_program(seeds: int, steps: int, bootstrap: bool, threefry: str = "
     from experiments.bench_handfused import make_handfused
     from rljax import backend
 
-    backend.apply_threefry(backend.threefry(threefry))
-    branch = backend.branch_mode("auto", members=seeds, cheap_reset=True)
-    boot_branch = backend.branch_mode("auto", members=seeds, cheap_reset=True, branch="bootstrap")
-    train, evaluate, init_for = make_handfused(steps, bootstrap=bootstrap, branch=branch, axis="seeds",
-                                               bootstrap_branch=boot_branch)
+    mode = backend.threefry(threefry)
+    backend.apply_threefry(mode)
+    branch = backend.branch_mode("auto", members=seeds, cheap_reset=True, threefry_mode=mode)  # as rljax's CartPole
+    train, evaluate, init_for = make_handfused(steps, bootstrap=bootstrap, branch=branch, axis="seeds")
     keys = jax.vmap(jax.random.PRNGKey)(np.arange(seeds, dtype=np.uint32))
     if jax.device_count() > 1 and seeds % jax.device_count() == 0:
         keys = jax.device_put(keys, NamedSharding(Mesh(np.array(jax.devices()), ("s",)), P("s")))

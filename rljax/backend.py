@@ -14,20 +14,27 @@ auto-reset of finished environments and the critic value of the final observatio
 truncation. ``"cond"`` runs the branch only on steps where some environment needs it;
 ``"select"`` computes it on every step and selects.
 
-- CPU, several members, or an expensive reset: ``cond``. A conditional is a cheap host-side
-  branch on the CPU, while a select pays the branch's full cost every step. Goodhart's reset
-  (an item placement on a 100x100 grid) under a select cost 2 s of a 6.5 s update; CartPole
-  with 64 members: 396 ms per update with ``cond``, 484 ms with ``select``.
-- CPU, one member and a cheap reset (``Setup.cheap_reset``): ``select`` for the reset.
-  CartPole with one member: 3.60 ms per update against 4.74 ms with ``cond`` (1.32x, rolled
-  threefry): the branch costs less than the conditional's overhead. With the unrolled
-  threefry (below) the two tie (the reference loop, 1 seed, CPU seconds: 205k vs 204k
-  env-steps/s).
-- CPU, the truncation bootstrap: ``cond`` at any member count. It is a critic forward pass
-  (three matmuls) that a select pays on every step; with the unrolled threefry the reference
-  loop with one seed ran 149k env-steps/s per CPU second with the bootstrap under a select
-  and 204k under a cond, the same as without any bootstrap (205k): under a cond truncation
-  costs nothing measurable (``python -m experiments.bench_scale``; docs/performance.md).
+- CPU: ``cond`` for both. A conditional is a cheap host-side branch on the CPU, while a
+  select pays the branch's full cost every step. Goodhart's reset (an item placement on a
+  100x100 grid) under a select cost 2 s of a 6.5 s update; CartPole with 64 members: 396 ms
+  per update with ``cond``, 484 ms with ``select``. With one member (the reference loop of
+  ``experiments.bench_handfused``, 1 seed, env-steps per CPU second, load 18, median of 3):
+
+  ========================  =====  ==================
+  reset / bootstrap          boot   no bootstrap
+  ========================  =====  ==================
+  cond / cond                199k   200k
+  select / cond              148k   206k (select)
+  select / select            137k
+  ========================  =====  ==================
+
+  so under two conds the truncation bootstrap costs nothing measurable, while a select reset
+  next to a cond bootstrap loses 26%.
+- CPU with the *rolled* threefry (``runner.threefry=rolled``), one member and a cheap reset
+  (``Setup.cheap_reset``): ``select``. There CartPole with one member ran 3.60 ms per update
+  against 4.74 ms with ``cond`` (1.32x): each of the reset's random calls was a 5-trip loop,
+  which the select ran outside any conditional; the bootstrap followed the reset (the split
+  "reset select, bootstrap cond" measured 3.61 ms, no different).
 - GPU/TPU: ``select``. A conditional costs a device-to-host round trip of the predicate per
   step. Replacing every cond by a select made CartPole PPO 30% faster with 1 seed
   (49.9k -> 64.8k env-steps/s) and 16% faster with 1024 seeds on the H100.
@@ -95,15 +102,16 @@ def _check(name: str, value: str, allowed: tuple[str, ...]) -> None:
 
 
 def branch_mode(value: str, name: str = "branch", members: int = 1, cheap_reset: bool = False,
-                branch: str = "reset") -> str:
-    """``"cond"`` or ``"select"`` for the rare ``branch`` (``"reset"`` or ``"bootstrap"``) of a
-    run with ``members`` members (see the module docstring)."""
+                threefry_mode: str = "unrolled") -> str:
+    """``"cond"`` or ``"select"`` for a rare branch (the auto-reset or the truncation
+    bootstrap) of a run with ``members`` members under the ``threefry_mode`` lowering (see the
+    module docstring)."""
     _check(name, value, BRANCH_MODES)
     if value != "auto":
         return value
     if platform() != "cpu":
         return "select"
-    return "select" if branch == "reset" and members == 1 and cheap_reset else "cond"
+    return "select" if threefry_mode == "rolled" and members == 1 and cheap_reset else "cond"
 
 
 def conv_impl(value: str, name: str = "network.conv_impl") -> str:
@@ -165,12 +173,12 @@ class Choices:
 def resolve(runner_cfg, conv_heavy: bool = False, members: int = 1, cheap_reset: bool = False) -> Choices:
     """Resolves a :class:`~rljax.experiment.RunnerConfig`'s ``"auto"`` fields for a run of
     ``members`` members."""
+    tf = threefry(getattr(runner_cfg, "threefry", "auto"))
     return Choices(
-        reset_branch=branch_mode(runner_cfg.reset_branch, "runner.reset_branch", members, cheap_reset),
-        bootstrap_branch=branch_mode(runner_cfg.bootstrap_branch, "runner.bootstrap_branch", members, cheap_reset,
-                                     branch="bootstrap"),
+        reset_branch=branch_mode(runner_cfg.reset_branch, "runner.reset_branch", members, cheap_reset, tf),
+        bootstrap_branch=branch_mode(runner_cfg.bootstrap_branch, "runner.bootstrap_branch", members, cheap_reset, tf),
         member_loop=member_loop(runner_cfg.member_loop, conv_heavy),
         init_loop=init_loop(runner_cfg.init_loop),
         platform=platform(),
-        threefry=threefry(getattr(runner_cfg, "threefry", "auto")),
+        threefry=tf,
     )

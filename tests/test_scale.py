@@ -131,9 +131,9 @@ def test_auto_choices_on_this_backend(monkeypatch):
     assert backend.conv_impl("patches") == "patches" and backend.member_loop("vmap", conv_heavy=True) == "vmap"
     if backend.platform() == "cpu":
         assert backend.branch_mode("auto") == "cond" and backend.conv_impl("auto") == "patches"
-        assert backend.branch_mode("auto", members=1, cheap_reset=True) == "select"
-        assert backend.branch_mode("auto", members=1, cheap_reset=True, branch="bootstrap") == "cond"
-        assert backend.branch_mode("auto", members=2, cheap_reset=True) == "cond"
+        assert backend.branch_mode("auto", members=1, cheap_reset=True) == "cond"
+        assert backend.branch_mode("auto", members=1, cheap_reset=True, threefry_mode="rolled") == "select"
+        assert backend.branch_mode("auto", members=2, cheap_reset=True, threefry_mode="rolled") == "cond"
         assert backend.member_loop("auto", conv_heavy=True) == "map" and backend.member_loop("auto") == "vmap"
     monkeypatch.setattr(backend, "platform", lambda: "gpu")
     assert backend.branch_mode("auto") == "select" and backend.conv_impl("auto") == "lax"
