@@ -161,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", default=None, help="comma-separated seed counts (default: 1,64,256 on CPU, "
                                                   "1,64,1024,4096 on an accelerator)")
     p.add_argument("--steps", type=int, default=500_000, help="environment steps per seed")
-    p.add_argument("--repeats", type=int, default=1, help="median of this many runs per line")
+    p.add_argument("--repeats", type=int, default=1, help="median of this many runs per line (an odd number: "
+                                                               "the median is one run)")
     p.add_argument("--threefry", default="auto", choices=("auto", "rolled", "unrolled"),
                    help="threefry lowering for rljax (runner.threefry) and the references alike")
     p.add_argument("--hlo", action="store_true", help="print per-loop kernel counts of the compiled programs instead")
@@ -200,29 +201,30 @@ def main(argv: list[str] | None = None) -> int:
         if med["rljax"] and not shown_device:
             print(f"device: {med['rljax']['device']}\n{head}")
             shown_device = True
+        rate_cpu = lambda k: cpu[k]["sps_train"] * cpu[k]["train"] / cpu[k]["train_cpu"] if cpu[k] else None
         for k in KINDS:
             r = med[k]
             if not r:
                 continue
-            per_cpu = r["sps_train"] * r["train"] / r["train_cpu"]
-            ratios = ""
+            ratios = f"{'':>8} {'':>6} {'':>10}"
             if k == "rljax":
                 t, c = med["tight"], med["classic"]
-                rc = lambda x: x["sps_train"] * x["train"] / x["train_cpu"]
-                ratios = (f"{r['sps_train'] / t['sps_train']:>8.3f} {rc(cpu['rljax']) / rc(cpu['tight']):>6.3f} "
+                ratios = (f"{r['sps_train'] / t['sps_train']:>8.3f} {rate_cpu('rljax') / rate_cpu('tight'):>6.3f} "
                           if t else f"{'':>8} {'':>6} ") + (f"{r['sps_train'] / c['sps_train']:>10.3f}" if c else f"{'':>10}")
             elif k == "tight" and med["classic"]:
-                ratios = f"{'':>8} {'':>6} {r['sps_train'] / med['classic']['sps_train']:>10.3f}"
-            else:
-                ratios = f"{'':>8} {'':>6} {'':>10}"
+                ratios = (f"{'':>8} {'':>6} {r['sps_train'] / med['classic']['sps_train']:>10.3f}")
             opt = lambda key, w, f: f"{r[key]:>{w}{f}}" if key in r else " " * w
-            print(f"{s:>6} {LABELS[k]:<11} {r['sps_train']:>18,.0f} {per_cpu:>10,.0f} {r['sps_wall']:>11,.0f} {ratios} | "
+            print(f"{s:>6} {LABELS[k]:<11} {r['sps_train']:>18,.0f} {rate_cpu(k):>10,.0f} {r['sps_wall']:>11,.0f} {ratios} | "
                   f"{r['to_first_chunk']:>6.1f} {opt('startup', 7, '.1f')} {r['compile']:>7.1f} {r['train']:>6.1f} "
                   f"{opt('eval', 5, '.1f')} {opt('logging', 5, '.2f')} {opt('checkpoint', 5, '.2f')} {r['wall']:>6.1f}  "
                   f"{r['eval_return']:.1f}")
+        if med["tight"] and med["classic"]:
+            print(f"{'':>6} {'':<11} per CPU-s: rljax / ref classic {rate_cpu('rljax') / rate_cpu('classic'):.3f}, "
+                  f"ref+boot / ref classic {rate_cpu('tight') / rate_cpu('classic'):.3f}")
         print(f"  ({_load()})")
     print("env-steps/s train: steps / training seconds (rljax: summary.json's total_steps_per_second, the same run); "
-          "per CPU-s: steps / CPU seconds of the process while training (steadier on a loaded machine); "
+          "per CPU-s: steps / CPU seconds of the process while training (median run by CPU seconds; steadier on a "
+          "loaded machine); "
           "vs boot / vs classic: rljax (or ref+boot) / the reference with / without the truncation bootstrap "
           "((CPU): the same by CPU seconds). Times in seconds; 'to 1st' = process start to the first chunk "
           "launched (start-up + compile).")
