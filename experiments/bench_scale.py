@@ -1,15 +1,20 @@
-"""CartPole PPO at scale: rljax (as ``rljax run cartpole --seeds N`` runs it) against the
-hand-fused single-function loop (:mod:`experiments.bench_handfused`) for several seed counts,
-in one invocation on one machine.
+"""CartPole PPO at scale: rljax (``rljax run cartpole --seeds N``, through the CLI) against the
+tightest single-function loop (:mod:`experiments.bench_handfused`, with and without the
+truncation bootstrap) for several seed counts, in one invocation on one machine.
 
-For every seed count both run in a fresh subprocess (so device set-up and start-up are real).
-It prints total env-steps/s while training and end to end, and rljax's wall time split into
-start-up (process start to the first chunk launched: imports, members, the initialisation
-program), compilation, training, evaluation, logging and checkpointing.
+For every seed count all three run in a fresh subprocess each (so device set-up and start-up
+are real), interleaved per repeat. It prints env-steps/s while training (rljax: read from the
+run's own ``summary.json``, see :func:`rljax.runner.throughput`), per CPU second of the
+process while training (steadier on a shared machine) and end to end, the ratios to both
+references, and rljax's wall time split into start-up (process start to the first chunk
+launched: imports, members, the initialisation program), compilation, training, evaluation,
+logging and checkpointing. ``--hlo`` prints, instead, what one iteration of every loop of the
+compiled programs runs (:mod:`experiments.hlo_stats`; docs/performance.md).
 
     python -m experiments.bench_scale                         # CPU: seeds 1, 64, 256
+    python -m experiments.bench_scale --seeds 1,64 --steps 500000 --repeats 3
+    python -m experiments.bench_scale --seeds 1,64 --hlo
     python -m experiments.bench_scale --seeds 1,64,1024,4096  # on a GPU
-    python -m experiments.bench_scale --seeds 1 --steps 100000 --repeats 3
 """
 from __future__ import annotations
 
