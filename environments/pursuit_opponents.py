@@ -43,6 +43,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from rljax.environments.pursuit_evasion import (
+    ARENA_HALF,
     EVADER,
     PURSUER,
     ROLES,
@@ -108,6 +109,63 @@ def pure_pursuit_action(pose: Array, target: Array, speed: Array, omega_max: Arr
     delta = target[:2] - pose[:2]
     bearing = wrap_angle(jnp.arctan2(delta[1], delta[0]) - pose[2])
     return jnp.stack([jnp.asarray(speed, jnp.float32), jnp.clip(gain * bearing, -omega_max, omega_max)]).astype(jnp.float32)
+
+
+# -- the reference's scripted baselines (FixedBaselineEvalCallback) -------------------------------
+BASELINE_GAIN = 3.0  # the reference's turn gain of its scripted baselines
+CORNER_INSET = 0.5  # the reference's corners lie 0.5 m inside the walls
+
+
+def _steer(pose: Array, heading: Array, speed: Array, omega_max: Array, gain: float = BASELINE_GAIN) -> Array:
+    """``[speed, clip(gain * wrap(heading - theta), +-omega_max)]``."""
+    turn = wrap_angle(heading - pose[2])
+    return jnp.stack([jnp.asarray(speed, jnp.float32), jnp.clip(gain * turn, -omega_max, omega_max)]).astype(jnp.float32)
+
+
+def flee_away_action(pose: Array, chaser: Array, speed: Array, omega_max: Array) -> Array:
+    """The reference's ``flee_away_policy``: full speed, steering straight away from the
+    chaser (``heading = atan2(pose - chaser)``, turn gain 3)."""
+    delta = pose[:2] - chaser[:2]
+    return _steer(pose, jnp.arctan2(delta[1], delta[0]), speed, omega_max)
+
+
+def arena_corners(half: float = ARENA_HALF, inset: float = CORNER_INSET) -> Array:
+    """``[4, 2]`` corners of the centred arena, ``inset`` inside the walls. (The reference's
+    ``flee_to_corner_policy`` uses ``[0, W]`` coordinates, so in its centred arena three of
+    its "corners" lie at or beyond the walls; rljax uses the centred corners, as for the lidar.)"""
+    c = half - inset
+    return jnp.asarray([[-c, -c], [c, -c], [-c, c], [c, c]], jnp.float32)
+
+
+def flee_to_corner_action(pose: Array, speed: Array, omega_max: Array, corners: Array | None = None) -> Array:
+    """The reference's ``flee_to_corner_policy``: full speed toward the nearest corner (turn gain 3)."""
+    corners = arena_corners() if corners is None else corners
+    nearest = corners[jnp.argmin(jnp.sum((corners - pose[None, :2]) ** 2, axis=-1))]
+    delta = nearest - pose[:2]
+    return _steer(pose, jnp.arctan2(delta[1], delta[0]), speed, omega_max)
+
+
+def baseline_policies(env: PursuitEvasion) -> tuple[tuple[str, int, Callable], ...]:
+    """``(name, role, act(key, state, params) -> action)`` of the reference's scripted
+    baselines on true poses, in ``env``'s action format: ``pure_pursuit`` (pursuer: full speed,
+    ``omega = 3 bearing``), ``flee_away`` and ``flee_to_corner`` (evaders, full speed)."""
+
+    def enc(command, role, params):
+        return env.encode_action(command[1:] if env.fixed_speed else command, params.v_max()[role], params.omega_max()[role])
+
+    def pursue(key, state, params):
+        cmd = pure_pursuit_action(state.pose[PURSUER], state.pose[EVADER], params.pursuer_v_max, params.pursuer_omega_max,
+                                  BASELINE_GAIN)
+        return enc(cmd, PURSUER, params)
+
+    def away(key, state, params):
+        return enc(flee_away_action(state.pose[EVADER], state.pose[PURSUER], params.evader_v_max, params.evader_omega_max),
+                   EVADER, params)
+
+    def corner(key, state, params):
+        return enc(flee_to_corner_action(state.pose[EVADER], params.evader_v_max, params.evader_omega_max), EVADER, params)
+
+    return (("pure_pursuit", PURSUER, pursue), ("flee_away", EVADER, away), ("flee_to_corner", EVADER, corner))
 
 
 @struct.dataclass

@@ -14,13 +14,26 @@ auto-reset of finished environments and the critic value of the final observatio
 truncation. ``"cond"`` runs the branch only on steps where some environment needs it;
 ``"select"`` computes it on every step and selects.
 
-- CPU, several members, or an expensive reset: ``cond``. A conditional is a cheap host-side
-  branch on the CPU, while a select pays the branch's full cost every step. Goodhart's reset
-  (an item placement on a 100x100 grid) under a select cost 2 s of a 6.5 s update; CartPole
-  with 64 members: 396 ms per update with ``cond``, 484 ms with ``select``.
-- CPU, one member and a cheap reset (``Setup.cheap_reset``): ``select``. CartPole with one
-  member: 3.60 ms per update against 4.74 ms with ``cond`` (1.32x): the branch costs less
-  than the conditional's overhead. The truncation bootstrap follows the reset (the split
+- CPU: ``cond`` for both. A conditional is a cheap host-side branch on the CPU, while a
+  select pays the branch's full cost every step. Goodhart's reset (an item placement on a
+  100x100 grid) under a select cost 2 s of a 6.5 s update; CartPole with 64 members: 396 ms
+  per update with ``cond``, 484 ms with ``select``. With one member (the reference loop of
+  ``rljax.experiments.bench.handfused``, 1 seed, env-steps per CPU second, load 18, median of 3):
+
+  ========================  =====  ==================
+  reset / bootstrap          boot   no bootstrap
+  ========================  =====  ==================
+  cond / cond                199k   200k
+  select / cond              148k   206k (select)
+  select / select            137k
+  ========================  =====  ==================
+
+  so under two conds the truncation bootstrap costs nothing measurable, while a select reset
+  next to a cond bootstrap loses 26%.
+- CPU with the *rolled* threefry (``runner.threefry=rolled``), one member and a cheap reset
+  (``Setup.cheap_reset``): ``select``. There CartPole with one member ran 3.60 ms per update
+  against 4.74 ms with ``cond`` (1.32x): each of the reset's random calls was a 5-trip loop,
+  which the select ran outside any conditional; the bootstrap followed the reset (the split
   "reset select, bootstrap cond" measured 3.61 ms, no different).
 - GPU/TPU: ``select``. A conditional costs a device-to-host round trip of the predicate per
   step. Replacing every cond by a select made CartPole PPO 30% faster with 1 seed
@@ -50,6 +63,18 @@ the one initialisation program.
   LAPACK calls and still runs as one program (1024 CartPole members: see
   ``docs/backend_choices.md``).
 - GPU/TPU: ``vmap`` (batched QR is a single cuSOLVER call there).
+
+``threefry`` -- how JAX's threefry random hash (every ``jax.random`` split, uniform,
+categorical) is lowered. It is the same integer hash either way, so the bits of every random
+number, hence of every run, are identical; only the program differs.
+
+- CPU: ``unrolled``. JAX lowers threefry on CPU as a rolled ``while`` loop of 5 trips (to keep
+  compile times down); on XLA's CPU backend each trip runs ~16 kernels, so every random call
+  inside a step costs ~80 kernel launches. Unrolled, the hash is one fusion. CartPole PPO, one
+  member: a rollout step goes from 87 kernels + 1 nested loop + 3 calls to 54 kernels and no
+  loop, a minibatch epoch from 46 kernels + 2 loops to 28 + 1 (docs/performance.md has the
+  tables and the throughput).
+- GPU/TPU: ``unrolled`` as well, which is JAX's own lowering there (nothing to change).
 """
 from __future__ import annotations
 
@@ -62,6 +87,7 @@ from rljax.errors import ConfigError
 BRANCH_MODES = ("auto", "cond", "select")
 CONV_IMPLS = ("auto", "patches", "lax")
 LOOP_MODES = ("auto", "vmap", "map")
+THREEFRY_MODES = ("auto", "rolled", "unrolled")
 
 
 def platform() -> str:
@@ -75,15 +101,17 @@ def _check(name: str, value: str, allowed: tuple[str, ...]) -> None:
         raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
 
 
-def branch_mode(value: str, name: str = "branch", members: int = 1, cheap_reset: bool = False) -> str:
-    """``"cond"`` or ``"select"`` for a rare branch of a run with ``members`` members (see the
+def branch_mode(value: str, name: str = "branch", members: int = 1, cheap_reset: bool = False,
+                threefry_mode: str = "unrolled") -> str:
+    """``"cond"`` or ``"select"`` for a rare branch (the auto-reset or the truncation
+    bootstrap) of a run with ``members`` members under the ``threefry_mode`` lowering (see the
     module docstring)."""
     _check(name, value, BRANCH_MODES)
     if value != "auto":
         return value
     if platform() != "cpu":
         return "select"
-    return "select" if members == 1 and cheap_reset else "cond"
+    return "select" if threefry_mode == "rolled" and members == 1 and cheap_reset else "cond"
 
 
 def conv_impl(value: str, name: str = "network.conv_impl") -> str:
@@ -110,6 +138,26 @@ def init_loop(value: str, name: str = "runner.init_loop") -> str:
     return "map" if platform() == "cpu" else "vmap"
 
 
+def threefry(value: str, name: str = "runner.threefry") -> str:
+    """``"rolled"`` or ``"unrolled"`` for the threefry hash (see the module docstring)."""
+    _check(name, value, THREEFRY_MODES)
+    return "unrolled" if value == "auto" else value
+
+
+def apply_threefry(mode: str) -> None:
+    """Makes JAX lower threefry on CPU ``mode`` (``"rolled"``: JAX's default there;
+    ``"unrolled"``: the lowering JAX uses on GPUs). Process-wide, for programs compiled from now
+    on; results are bit-identical either way (the same integer hash), so a process mixing both
+    computes the same numbers. Does nothing where JAX's internals differ from jax 0.10's."""
+    try:
+        from jax._src.interpreters import mlir
+        from jax._src.random import threefry2x32 as tf
+    except ImportError:  # pragma: no cover - another JAX layout: keep JAX's default
+        return
+    rule = tf._threefry2x32_lowering_rule if mode == "unrolled" else tf._threefry2x32_cpu_lowering_rule
+    mlir.register_lowering(tf.threefry2x32_p, rule, platform="cpu")
+
+
 @dataclass(frozen=True)
 class Choices:
     """The resolved choices of one run (no ``"auto"`` left); recorded in ``run.json``."""
@@ -119,15 +167,18 @@ class Choices:
     member_loop: str
     init_loop: str
     platform: str
+    threefry: str = "unrolled"
 
 
 def resolve(runner_cfg, conv_heavy: bool = False, members: int = 1, cheap_reset: bool = False) -> Choices:
     """Resolves a :class:`~rljax.experiment.RunnerConfig`'s ``"auto"`` fields for a run of
     ``members`` members."""
+    tf = threefry(getattr(runner_cfg, "threefry", "auto"))
     return Choices(
-        reset_branch=branch_mode(runner_cfg.reset_branch, "runner.reset_branch", members, cheap_reset),
-        bootstrap_branch=branch_mode(runner_cfg.bootstrap_branch, "runner.bootstrap_branch", members, cheap_reset),
+        reset_branch=branch_mode(runner_cfg.reset_branch, "runner.reset_branch", members, cheap_reset, tf),
+        bootstrap_branch=branch_mode(runner_cfg.bootstrap_branch, "runner.bootstrap_branch", members, cheap_reset, tf),
         member_loop=member_loop(runner_cfg.member_loop, conv_heavy),
         init_loop=init_loop(runner_cfg.init_loop),
         platform=platform(),
+        threefry=tf,
     )

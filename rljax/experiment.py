@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from rljax.algorithm import Algorithm
-from rljax.backend import BRANCH_MODES, LOOP_MODES
+from rljax.backend import BRANCH_MODES, LOOP_MODES, THREEFRY_MODES
 from rljax.config import from_dict, load_yaml, merge, parse_overrides
 from rljax.errors import ConfigError
 from rljax.optional import require
@@ -43,6 +43,7 @@ class RunnerConfig:
     init_loop: str = "auto"  # how the one initialisation program maps over members
     reset_branch: str = "auto"  # "cond" or "select" for the auto-reset of finished environments
     bootstrap_branch: str = "auto"  # "cond" or "select" for the critic value on truncation
+    threefry: str = "auto"  # "rolled" or "unrolled" lowering of JAX's random hash on CPU (same bits)
     # Runs with at most this many members also get one metrics/episodes CSV per member; every
     # run writes the columnar metrics.csv (member as a column).
     per_member_files: int = 16
@@ -55,6 +56,8 @@ class RunnerConfig:
         for name in ("reset_branch", "bootstrap_branch"):
             if getattr(self, name) not in BRANCH_MODES:
                 raise ConfigError(f"runner.{name} must be one of {', '.join(BRANCH_MODES)}, got {getattr(self, name)!r}")
+        if self.threefry not in THREEFRY_MODES:
+            raise ConfigError(f"runner.threefry must be one of {', '.join(THREEFRY_MODES)}, got {self.threefry!r}")
         if self.on_divergence not in DIVERGENCE_ACTIONS:
             raise ConfigError(f"runner.on_divergence must be one of {', '.join(DIVERGENCE_ACTIONS)}, "
                               f"got {self.on_divergence!r}")

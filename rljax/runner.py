@@ -106,6 +106,7 @@ class Runner:
         self.num_members = len(self.members)
         self.choices = backend.resolve(cfg.runner, self.setup.conv_heavy, members=self.num_members,
                                        cheap_reset=self.setup.cheap_reset)
+        backend.apply_threefry(self.choices.threefry)  # before anything of this run compiles
         self.algorithm: Algorithm = self.setup.algorithm.with_options(
             member_axis=MEMBER_AXIS, reset_branch=self.choices.reset_branch, bootstrap_branch=self.choices.bootstrap_branch)
         alg = self.algorithm
@@ -130,7 +131,7 @@ class Runner:
         self._check_names: list[str] = []
         self.training_started_at: float | None = None  # time.time() when the first chunk was launched
         self.timings = {"construct": time.perf_counter() - t0, "init": 0.0, "compile": 0.0, "train": 0.0,
-                        "eval": 0.0, "logging": 0.0, "checkpoint": 0.0, "callbacks": 0.0}
+                        "train_cpu": 0.0, "eval": 0.0, "logging": 0.0, "checkpoint": 0.0, "callbacks": 0.0}
 
     @property
     def compile_seconds(self) -> float:
@@ -355,12 +356,16 @@ class Runner:
             while update < self.num_updates:
                 k = min(self.chunk_updates, self.num_updates - update)
                 fn = self.chunk_fn(k, state, frozen)
-                t0 = time.perf_counter()
+                # The training window (THE one throughput is computed from, see throughput()):
+                # from a compiled chunk's dispatch to its metrics on the host; compilation,
+                # logging, evaluation and checkpoints fall outside it.
+                t0, c0 = time.perf_counter(), time.process_time()
                 if self.training_started_at is None:
                     self.training_started_at = time.time()
                 (state, frozen), metrics = fn(state, frozen)
                 metrics = to_host(metrics)
                 timings["train"] += time.perf_counter() - t0
+                timings["train_cpu"] += time.process_time() - c0
                 t0 = time.perf_counter()
                 codes = metrics.pop("nonfinite")
                 episodes = metrics.pop("episode_records", None)
@@ -512,7 +517,7 @@ class Runner:
             run_steps = np.full(self.num_members, (self.num_updates - start) * self.steps_per_update)
         else:
             member_steps, run_steps = trained
-        member_sps = run_steps / train if train > 0 else np.full(self.num_members, np.nan)
+        member_sps = np.asarray([throughput(n, train) for n in run_steps])
         others = {k.removeprefix("ep_"): v.mean(axis=1) for k, v in evaluation.items() if k != "return"}
         small = self.num_members <= max(self.cfg.runner.per_member_files, 16)
         members = []
@@ -542,8 +547,11 @@ class Runner:
             "diverged_members": int((frozen_at >= 0).sum()),
             "env_steps_per_member": steps,  # the static count: updates x steps per update
             "env_steps_trained": _aggregate(member_steps.astype(np.float64)),
-            "total_steps_per_second": float(np.sum(member_sps)),
+            "total_steps_per_second": throughput(int(np.sum(run_steps)), train),
             "train_seconds": train,
+            "train_cpu_seconds": self.timings["train_cpu"],  # CPU time of this process in the same window
+            "train_started_unix": self.training_started_at,  # time.time() when the first chunk was launched
+
             "compile_seconds": self.timings["compile"],
             "init_seconds": self.timings["init"],
             "eval_seconds": self.timings["eval"],
@@ -554,6 +562,16 @@ class Runner:
             "backend": dataclasses.asdict(self.choices),
             "members": members,
         }
+
+
+def throughput(env_steps: int, train_seconds: float) -> float:
+    """THE env-steps/s of a run (``summary.json``'s ``total_steps_per_second``, per member
+    ``steps_per_second``, and what ``rljax.experiments.bench.scale`` prints): environment steps trained
+    in this run over the training window, the sum over chunks of the wall time from a compiled
+    chunk's dispatch to its metrics on the host. Compilation, start-up, logging, evaluation and
+    checkpoints are outside it (``summary.json`` reports each apart); it is the engine's speed.
+    NaN for an empty window."""
+    return env_steps / train_seconds if train_seconds > 0 else float("nan")
 
 
 def _aggregate(x: np.ndarray) -> dict:

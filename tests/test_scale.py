@@ -13,7 +13,7 @@ from rljax.experiments.cartpole.experiment import EXPERIMENT as CARTPOLE
 from rljax.experiments.probe.experiment import EXPERIMENT as PROBE
 from rljax import backend
 from rljax.checkpoint import Checkpointer, abstract_like
-from rljax.errors import DivergenceError
+from rljax.errors import ConfigError, DivergenceError
 from rljax.experiment import Experiment
 from rljax.logger import RunLogger
 from rljax.runner import Runner
@@ -76,6 +76,41 @@ def test_cond_and_select_branches_give_the_same_run(tmp_path):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=1e-5, rtol=1e-4)
 
 
+def test_threefry_lowerings_give_the_same_run(tmp_path):
+    """``runner.threefry`` rolled (JAX's CPU default) and unrolled (rljax's CPU choice) are the
+    same integer hash: the same run to the bit; unrolled leaves no threefry loop in the chunk."""
+    states, loops = {}, {}
+    for mode in ("rolled", "unrolled"):
+        r = Runner(CARTPOLE, cartpole(2, [f"runner.threefry={mode}"]), str(tmp_path / mode))
+        assert r.choices.threefry == mode
+        states[mode] = r.train_compiled()[0]
+        loops[mode] = r.chunk_fn(1, *r.abstract_carry()).as_text().count(" while(")
+    backend.apply_threefry(backend.threefry("auto"))
+    assert same(states["rolled"], states["unrolled"])
+    # rolled: one 5-trip loop per random call site on top of the update's own scans
+    assert loops["unrolled"] + 5 <= loops["rolled"], loops
+    with pytest.raises(ConfigError, match="runner.threefry"):
+        CARTPOLE.make_config(overrides=["runner.threefry=fast"]).runner.validate()
+
+
+def test_bench_scale_reports_the_runs_own_throughput(tmp_path):
+    """bench_scale's rljax figure is the run's summary.json figure (read from it, not timed
+    again), and that figure is steps trained / training window (runner.throughput)."""
+    import time
+
+    from rljax.experiments.bench.scale import child_rljax
+    from rljax.runner import throughput
+
+    out = str(tmp_path / "run")
+    bench = child_rljax(1, 1024, time.time(), out_dir=out)
+    with open(f"{out}/summary.json") as f:
+        s = json.load(f)
+    assert bench["sps_train"] == s["total_steps_per_second"] and bench["train"] == s["train_seconds"]
+    assert s["total_steps_per_second"] == throughput(sum(m["env_steps"] for m in s["members"]), s["train_seconds"])
+    assert s["members"][0]["steps_per_second"] == s["total_steps_per_second"]
+    assert 0 < s["train_cpu_seconds"] and s["train_started_unix"] <= time.time()
+
+
 def test_select_mode_really_has_no_conditional():
     from rljax.environments.cartpole import make_cartpole
     from rljax.envs.vec_env import VecEnv
@@ -96,8 +131,9 @@ def test_auto_choices_on_this_backend(monkeypatch):
     assert backend.conv_impl("patches") == "patches" and backend.member_loop("vmap", conv_heavy=True) == "vmap"
     if backend.platform() == "cpu":
         assert backend.branch_mode("auto") == "cond" and backend.conv_impl("auto") == "patches"
-        assert backend.branch_mode("auto", members=1, cheap_reset=True) == "select"
-        assert backend.branch_mode("auto", members=2, cheap_reset=True) == "cond"
+        assert backend.branch_mode("auto", members=1, cheap_reset=True) == "cond"
+        assert backend.branch_mode("auto", members=1, cheap_reset=True, threefry_mode="rolled") == "select"
+        assert backend.branch_mode("auto", members=2, cheap_reset=True, threefry_mode="rolled") == "cond"
         assert backend.member_loop("auto", conv_heavy=True) == "map" and backend.member_loop("auto") == "vmap"
     monkeypatch.setattr(backend, "platform", lambda: "gpu")
     assert backend.branch_mode("auto") == "select" and backend.conv_impl("auto") == "lax"
@@ -197,7 +233,7 @@ def test_summary_is_aggregates_then_one_line_per_member(tmp_path):
     agg = data["eval_return_across_members"]
     assert agg["min"] <= agg["median"] <= agg["max"] and agg["members"] == 24
     assert text.index('"eval_return_across_members"') < text.index('"members": [')
-    assert len(text.splitlines()) < 24 + 60  # one line per member, not one per field
+    assert len(text.splitlines()) < 24 + 70  # one line per member, not one per field (~60 aggregate lines)
     assert not list(tmp_path.glob("metrics_*.csv")) and (tmp_path / "metrics.csv").exists()  # 24 > per_member_files
     assert summary["backend"]["init_loop"] in ("map", "vmap")
 

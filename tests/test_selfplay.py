@@ -221,3 +221,46 @@ def test_each_seed_alone_equals_its_member_of_the_vmapped_run(tiny, tmp_path):
         assert same(getattr(member, name), getattr(single, name)), name
     for a, b in zip(jax.tree.leaves(member.params), jax.tree.leaves(single.params)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-4, rtol=1e-3)
+
+
+def test_s1_bilateral_rollback_restores_the_cold_start_evader(tiny):
+    """In phase 1 the evader's only snapshot is the cold start's final (S52 Fix 1); with
+    ``health.partial_rollback`` (the default) a rollback of the pursuer restores it too (the
+    reference needs 3 and skips: tests/test_selfplay_health.py runs that behaviour)."""
+    _, trace = tiny
+    s1 = [(t, member) for t, (_, _, m) in enumerate(trace) for member in range(2)
+          if m["rollback"][member, -1] > 0 and m["phase"][member, -1] == 1 and m["stage"][member, -1] == PHASE]
+    assert s1, "no rollback in phase 1"
+    for t, member in s1:
+        m = trace[t][2]
+        assert m["ring_evader"][member, -1] == 1 and m["restored_opponent"][member, -1] == 1
+        # the restored evader is the cold start's final evader (its parameters did not move since)
+        cold = [u for u, (_, _, mm) in enumerate(trace) if mm["stage"][member, -1] == COLD][-1]
+        row = lambda tree, i=member: jax.tree.map(lambda x: x[i, EVADER], tree)  # noqa: E731
+        assert same(row(trace[t][1][0]), row(trace[cold][1][0]))
+
+
+def test_agents_are_rated_against_the_scripted_baselines_after_every_evaluation(tiny):
+    """After S0 and every phase both agents play the random policy and the scripted baselines;
+    the logged Elo follows the logged win rates by the reference's rule (k 32, baselines at 1200)."""
+    from rljax.selfplay.elo import ELO_START, elo_matches
+
+    runner, trace = tiny
+    pursuer_side = ["random_evader", "flee_away", "flee_to_corner"]
+    evader_side = ["random_pursuer", "pure_pursuit"]
+    assert [b.name for b in runner.algorithm.rated_baselines] == pursuer_side + evader_side
+    for member in range(2):
+        elo = np.array([ELO_START, ELO_START], np.float32)
+        evaluations = 0
+        for t, (_, _, m) in enumerate(trace):
+            rates = {n: m[f"baseline/{n}"][member, -1] for n in pursuer_side + evader_side}
+            cold_end = (m["stage"][member, -1] == COLD and t + 1 < len(trace)
+                        and trace[t + 1][2]["stage"][member, -1] != COLD)
+            if not (cold_end or m["phase_end"][member, -1] > 0):
+                continue
+            evaluations += 1
+            assert all(0.0 <= r <= 1.0 for r in rates.values()), rates
+            elo = np.array([elo_matches(elo[0], np.array([rates[n] for n in pursuer_side])),
+                            elo_matches(elo[1], np.array([rates[n] for n in evader_side]))])
+            np.testing.assert_allclose([m["elo/pursuer"][member, -1], m["elo/evader"][member, -1]], elo, rtol=1e-6)
+        assert evaluations == 4  # S0 and three phases

@@ -8,7 +8,8 @@ AMS-DRL protocol end to end, plus the wall time of a 12-phase protocol for one s
   vmapped; env-steps/s = training env-steps / training seconds (compile and initialisation
   excluded, per-phase evaluations included). ``--scale`` shrinks every stage's budget.
 * ``12-phase``: the spec's ``amsdrl`` protocol (200K cold start, 12 phases of 100K-500K with
-  warm-up, warm starts) for ONE seed: run with ``--amsdrl``; otherwise extrapolated from the
+  warm-up, warm starts; since issue 19 at the spec's learner, ``--preset fast`` for the earlier
+  one) for ``--amsdrl-seeds`` seeds (1): run with ``--amsdrl``; otherwise extrapolated from the
   measured throughput of the ``study`` protocol (clearly labelled as such).
 
 The original (Stable-Baselines3 phases driven from Python) ran about 220 env-steps/s on this
@@ -87,7 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[4, 8])
     ap.add_argument("--scale", type=float, default=1.0, help="budget of the study protocol (1 = the study preset)")
     ap.add_argument("--skip-env", action="store_true")
-    ap.add_argument("--amsdrl", action="store_true", help="also RUN the spec's 12-phase amsdrl protocol for one seed")
+    ap.add_argument("--amsdrl", action="store_true", help="also RUN the spec's 12-phase amsdrl protocol")
+    ap.add_argument("--preset", default="amsdrl", help="preset of the 12-phase run (amsdrl: the spec's learner; fast: "
+                    "the earlier 32 x 64, 4-epoch, (64, 64) learner)")
+    ap.add_argument("--amsdrl-seeds", type=int, default=1, help="seeds vmapped in the 12-phase run")
     args = ap.parse_args(argv)
     print(f"machine: {host_description()}, jax {jax.__version__} on {jax.default_backend()}; "
           f"load average {os.getloadavg()[0]:.1f} (shared with other processes)")
@@ -103,12 +107,14 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
-        full = Runner(EXPERIMENT, EXPERIMENT.make_config(preset="amsdrl", overrides=["runner.progress=false"]), out)
+        overrides = ["runner.progress=false", f"runner.num_seeds={args.amsdrl_seeds}"]
+        full = Runner(EXPERIMENT, EXPERIMENT.make_config(preset=args.preset, overrides=overrides), out)
         amsdrl_steps = full.num_updates * full.steps_per_update
         if args.amsdrl:
             summary = full.run()
             wall = time.perf_counter() - t0
-            print(f"12-phase amsdrl protocol, one seed, RUN: {summary['env_steps_trained']['mean']:,.0f} env-steps trained "
+            print(f"12-phase {args.preset} protocol, {args.amsdrl_seeds} seed(s), RUN: "
+                  f"{summary['env_steps_trained']['mean']:,.0f} env-steps trained per seed "
                   f"at {summary['total_steps_per_second']:,.0f} env-steps/s; {wall / 60:.1f} min wall including "
                   f"{summary['compile_seconds']:.0f} s compile")
             return 0

@@ -8,7 +8,9 @@ replay, the health monitor with bilateral rollback, and a 100-episode head-to-he
 evaluation after every phase (capture rate, escape rate, NE gap). ``--seeds N`` runs N
 independent protocols vmapped in one program; each seed follows its own schedule.
 
-    python -m experiments.pursuit --preset amsdrl --seeds 8      # the spec's protocol
+    python -m experiments.pursuit --preset amsdrl --seeds 8      # the spec's protocol and learner
+    python -m experiments.pursuit --preset Z1                    # S52's runs: V, W, X, Y, Z1, Z2 (seed 47)
+    python -m experiments.pursuit --preset fast --seeds 8        # the earlier fast learner (docs' studies)
     python -m experiments.pursuit --preset nav                   # the cold start alone
     python -m experiments.pursuit --preset smoke                 # about a minute
     python -m experiments.pursuit --preset amsdrl --set selfplay.ewc=true --set selfplay.rnd=true
@@ -283,15 +285,87 @@ def milestones_main(argv: Sequence[str]) -> int:
     return 0
 
 
+# The spec's learner (the reference's SB3 PPO, section 2.5): 4 envs x 512 steps per update,
+# minibatches of 256 (8 per update), 10 epochs, lr 3e-4, a [256, 256] tanh MLP.
+SPEC_LEARNER = {
+    "ppo": {"num_envs": 4, "num_steps": 512, "num_minibatches": 8, "num_epochs": 10, "lr": 3e-4},
+    "network": {"hidden": [256, 256], "activation": "tanh"},
+}
+
+
+def _merge(*dicts: dict) -> dict:
+    """Section-wise union of preset dicts (later keys win)."""
+    out: dict = {}
+    for d in dicts:
+        for section, values in d.items():
+            out[section] = {**out.get(section, {}), **values}
+    return out
+
+
+def s52_presets() -> dict[str, dict]:
+    """Runs V, W, X, Y, Z1, Z2 of the seed (worklog S52, spec section 2.9) at the spec's learner.
+
+    All: seed 47, the spec's budgets (cold start 200K, 12 phases of 500K, 100-episode
+    deterministic evaluations, 1200-step episodes, partial observation, 2-D actions), Tier 1+2
+    (bilateral rollback, evader-first on advance, warm-start evader 50K, mixed-level replay 0.2
+    as a fixed share of sub-environments, smooth curriculum 0.5), the original's defaults where
+    S52 says nothing (opponent pool off, log_std clamped at -2 by its EntropyMonitorCallback)
+    and its health monitor (rate judged on a full 200-episode window, no partial rollback).
+    V/W/X/Y ran before S52's fixes: no phase warm-up, the capture-threshold advance (capture >
+    0.7, escape >= 0.15), no cold-start evader snapshot. Z1/Z2 add the three fixes (warm-up
+    100K-300K, NE-gap advancement 0.15 x 2, the cold-start snapshot). W and Y give the pursuer
+    0.95 m/s; X, Y and Z2 add Tier 3 (EWC lambda 1000, RND coef 0.1).
+    """
+    tier12 = {
+        "protocol": {"max_phases": 12, "timesteps_per_phase": 500_000, "cold_start_timesteps": 200_000,
+                     "evader_first_on_advance": True, "warm_start_evader": True, "warm_start_timesteps": 50_000},
+        "curriculum": {"kind": "smooth", "increment": 0.5, "initial_min": 2.0, "initial_max": 5.0, "final_max": 15.0},
+        "health": {"bilateral": True, "min_episodes": 0, "partial_rollback": False, "window": 200,
+                   "snapshot_every": 10_000, "cooldown": 50_000},
+        "selfplay": {"opponent_pool": False, "mixed_level_ratio": 0.2, "mixed_level": "fixed", "eval_episodes": 100,
+                     "eval_stochastic": False, "log_std_floor": -2.0},
+        "env": {"observation": "partial", "max_steps": 1200, "fixed_speed": False, "unit_actions": False,
+                "pursuer_v_max": 1.0, "evader_v_max": 1.0},
+        "runner": {"seeds": [47]},
+    }
+    before_fixes = {
+        "protocol": {"phase_warmup": False},
+        "curriculum": {"ne_gap_advancement": False, "advancement_threshold": 0.7, "min_escape_rate": 0.15},
+        "health": {"cold_start_snapshot": False},
+    }
+    fixes = {
+        "protocol": {"phase_warmup": True, "warmup_timesteps": [100_000, 100_000, 200_000, 200_000, 300_000, 300_000]},
+        "curriculum": {"ne_gap_advancement": True, "ne_gap_threshold": 0.15, "ne_gap_consecutive": 2},
+        "health": {"cold_start_snapshot": True},
+    }
+    tier3 = {"selfplay": {"ewc": True, "ewc_lambda": 1000.0, "rnd": True, "rnd_coef": 0.1}}
+    slow_pursuer = {"env": {"pursuer_v_max": 0.95}}
+    base = _merge(SPEC_LEARNER, tier12)
+    return {
+        "V": _merge(base, before_fixes),
+        "W": _merge(base, before_fixes, slow_pursuer),
+        "X": _merge(base, before_fixes, tier3),
+        "Y": _merge(base, before_fixes, slow_pursuer, tier3),
+        "Z1": _merge(base, fixes),
+        "Z2": _merge(base, fixes, tier3),
+    }
+
+
 def _presets() -> dict[str, dict]:
     smoke_protocol = {"max_phases": 3, "timesteps_per_phase": 8192, "cold_start_timesteps": 8192,
                       "warmup_timesteps": [4096, 4096], "warm_start_timesteps": 2048}
     return {
         "default": {},
-        # The spec: 200K cold start, 12 phases of 500K with warm-up, smooth curriculum (0.5),
-        # NE-gap advancement (0.15 x 2), evader-first, warm-start 50K, mixed level 0.2,
-        # bilateral rollback, opponent pool with the random policy (Runs Z1; Z2 adds Tier 3).
-        "amsdrl": {},
+        # The spec's protocol (200K cold start, 12 phases of 500K with warm-up, smooth curriculum
+        # (0.5), NE-gap advancement (0.15 x 2), evader-first, warm-start 50K, mixed level 0.2,
+        # bilateral rollback) at the spec's learner, the opponent pool off (the original's
+        # default) and this library's health monitor (see docs/pursuit.md, Departures).
+        "amsdrl": _merge(SPEC_LEARNER, {"selfplay": {"opponent_pool": False}}),
+        # The earlier `amsdrl` (docs/pursuit.md's full-budget study): the fast learner (32 x 64,
+        # 4 epochs, (64, 64)), the opponent pool with the random policy, per-episode mixed level,
+        # the reference's health window and rollback.
+        "fast": {"selfplay": {"mixed_level": "episode"}, "health": {"min_episodes": 0, "partial_rollback": False}},
+        **s52_presets(),
         "tier3": {"selfplay": {"ewc": True, "rnd": True}},
         # S0 alone: the evader's navigation pre-training.
         "nav": {"protocol": {"max_phases": 0}},
@@ -302,7 +376,8 @@ def _presets() -> dict[str, dict]:
             "protocol": {"timesteps_per_phase": 32768, "cold_start_timesteps": 32768,
                          "warmup_timesteps": [16384, 16384, 24576, 24576, 32768, 32768], "warm_start_timesteps": 8192},
             "env": {"max_steps": 600},
-            "health": {"snapshot_every": 4096, "cooldown": 16384},
+            "health": {"snapshot_every": 4096, "cooldown": 16384, "min_episodes": 0, "partial_rollback": False},
+            "selfplay": {"mixed_level": "episode"},
             "runner": {"eval_episodes": 20, "chunk_updates": 8},
         },
         # About a minute on 2 cores: tiny phases and short evaluations.

@@ -5,6 +5,9 @@ about it (:class:`~rljax.selfplay.game.TwoPlayerGame`).
   obstacle count (capped by the arena's capacity);
 * the random opponent is uniform over the role's action box ``[0, v_max] x [-omega_max,
   omega_max]`` in the arena's action format;
+* the scripted baselines (the reference's ``FixedBaselineEvalCallback``): the pure-pursuit
+  pursuer, the flee-away and flee-to-corner evaders (:func:`rljax.environments.pursuit_opponents.
+  baseline_policies`);
 * the outcome: a capture (termination) is the pursuer's win, a timeout (truncation) the
   evader's;
 * the cold start (S0) is the evader's navigation task (:mod:`rljax.environments.navigation`), whose
@@ -19,9 +22,9 @@ import jax.numpy as jnp
 
 from rljax.environments.navigation import Navigation, NavigationParams, NavigationState
 from rljax.environments.pursuit_evasion import PursuitEvasion, PursuitParams, PursuitState
-from rljax.environments.pursuit_opponents import random_action
+from rljax.environments.pursuit_opponents import baseline_policies, random_action
 from rljax.errors import ConfigError
-from rljax.selfplay.game import TwoPlayerGame
+from rljax.selfplay.game import Baseline, TwoPlayerGame
 
 Array = jax.Array
 
@@ -51,6 +54,9 @@ class PursuitGame(TwoPlayerGame):
     def random_action(self, key: Array, params: PursuitParams, role: Array | int) -> Array:
         vm, om = params.v_max()[role], params.omega_max()[role]
         return self.env.encode_action(random_action(key, vm, om, self.env.fixed_speed), vm, om)
+
+    def baselines(self) -> tuple[Baseline, ...]:
+        return tuple(Baseline(name, role, act) for name, role, act in baseline_policies(self.env))
 
     def cold_env(self) -> Navigation:
         return Navigation(self.env)

@@ -5,7 +5,8 @@ Reads ``metrics.csv`` (one row per member and update) and writes, under ``out``:
 * ``curves.png``: per seed, the head-to-head capture rate, NE gap and curriculum level after
   every evaluation (x: the member's phase number, 0 = after the cold start);
 * ``phases.csv``: one row per member and phase (role, capture/escape rate, NE gap, level,
-  advances, regressions, rollbacks);
+  advances, regressions, rollbacks, the win rates against the scripted baselines and the
+  agents' Elo ratings against them);
 * a markdown table (returned and written as ``report.md``) with each seed's outcome:
 
   - ``converged``: the protocol's convergence test passed (NE gap < eta at the max level);
@@ -28,6 +29,7 @@ def phase_table(metrics):
     d = metrics[metrics.phase_end == 1]
     cols = ["member", "name", "update", "env_steps", "phase", "role", "eval_capture_rate", "eval_escape_rate", "eval_ne_gap",
             "level", "max_init_d", "n_obstacles", "advanced", "regressed", "rollbacks", "converged"]
+    cols += [c for c in d.columns if c.startswith("baseline/")] + [c for c in ("elo/pursuer", "elo/evader") if c in d.columns]
     return d[[c for c in cols if c in d.columns]].reset_index(drop=True)
 
 
@@ -53,12 +55,17 @@ def write_report(run_dir: str, out: str) -> dict:
     table = phase_table(metrics)
     table.to_csv(os.path.join(out, "phases.csv"), index=False)
     names = list(dict.fromkeys(metrics.name))
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    rated = "elo/pursuer" in table.columns
+    panels = [("eval_capture_rate", "capture rate (100 deterministic episodes)"), ("eval_ne_gap", "NE gap |SR_P - SR_E|"),
+              ("level", "curriculum level")] + ([("elo/pursuer", "Elo vs baselines (solid pursuer, dashed evader)")] if rated else [])
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4))
     for name in names:
         rows = table[table.name == name]
-        for ax, col in zip(axes, ("eval_capture_rate", "eval_ne_gap", "level")):
-            ax.plot(rows.phase, rows[col], marker="o", ms=3, label=name)
-    for ax, title in zip(axes, ("capture rate (100 deterministic episodes)", "NE gap |SR_P - SR_E|", "curriculum level")):
+        for ax, (col, _) in zip(axes, panels):
+            line, = ax.plot(rows.phase, rows[col], marker="o", ms=3, label=name)
+            if col == "elo/pursuer":
+                ax.plot(rows.phase, rows["elo/evader"], ls="--", marker="x", ms=3, color=line.get_color())
+    for ax, (_, title) in zip(axes, panels):
         ax.set_title(title)
         ax.set_xlabel("phase")
         ax.grid(alpha=0.3)
@@ -68,8 +75,9 @@ def write_report(run_dir: str, out: str) -> dict:
     fig.savefig(os.path.join(out, "curves.png"), dpi=90)
     plt.close(fig)
 
-    lines = ["| seed | phases | final capture rate | min NE gap | final level | advances | regressions | rollbacks | outcome |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| seed | phases | final capture rate | min NE gap | final level | advances | regressions | rollbacks | outcome |"
+             + (" final Elo P / E |" if rated else ""),
+             "|---|---|---|---|---|---|---|---|---|" + ("---|" if rated else "")]
     outcomes = {}
     for name in names:
         rows = table[table.name == name]
@@ -78,7 +86,8 @@ def write_report(run_dir: str, out: str) -> dict:
         outcomes[name] = outcome(rows)
         lines.append(f"| {name} | {int(rows.phase.max())} | {rows.eval_capture_rate.iloc[-1]:.2f} | {rows.eval_ne_gap.min():.2f} | "
                      f"{int(rows.level.iloc[-1])} | {int(rows.advanced.sum())} | {int(rows.regressed.sum())} | "
-                     f"{int(rows.rollbacks.iloc[-1])} | {outcomes[name]} |")
+                     f"{int(rows.rollbacks.iloc[-1])} | {outcomes[name]} |"
+                     + (f" {rows['elo/pursuer'].iloc[-1]:.0f} / {rows['elo/evader'].iloc[-1]:.0f} |" if rated else ""))
     markdown = "\n".join(lines)
     with open(os.path.join(out, "report.md"), "w") as f:
         f.write(markdown + "\n")

@@ -57,7 +57,9 @@ class VecEnv:
 
     ``param_sampler(key, base_params) -> params`` (optional) redraws an instance's task
     parameters from its own key at every reset (e.g. a community per episode); without it an
-    instance keeps ``base_params``. ``base_params`` may be unbatched (shared by all instances)
+    instance keeps ``base_params``. A sampler with the attribute ``indexed = True`` is called
+    ``param_sampler(key, base_params, i)`` with the instance's index ``i`` (e.g. a fixed share
+    of instances at another task). ``base_params`` may be unbatched (shared by all instances)
     or batched ``[N]`` (set ``batched_params=True``).
     """
 
@@ -98,6 +100,8 @@ class VecEnv:
             if self.batched_params:
                 return base_params
             return jax.tree.map(lambda x: jnp.broadcast_to(x, (self.num_envs,) + jnp.shape(x)), base_params)
+        if getattr(self.param_sampler, "indexed", False):  # sampler(key, base, instance index)
+            return jax.vmap(self.param_sampler, in_axes=(0, in_axes, 0))(keys, base_params, jnp.arange(self.num_envs))
         return jax.vmap(self.param_sampler, in_axes=(0, in_axes))(keys, base_params)
 
     def _reset_all(self, key: Array, base_params: Any, ended: Any = None) -> tuple[Array, Any, Any]:

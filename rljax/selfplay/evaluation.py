@@ -1,11 +1,12 @@
 """Head-to-head evaluation of two policies in a two-player game, and the NE gap.
 
 Policies are batched act functions ``act(keys[E], obs[E, D]) -> action[E, A]`` (one key per
-episode): a network (:func:`network_act`) or the game's random policy (:func:`random_batch_act`).
+episode): a network (:func:`network_act`) or the game's random policy (:func:`random_batch_act`);
+or a :class:`StateAct` reading the true states (a scripted baseline, :func:`baseline_act`).
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -30,6 +31,21 @@ def network_act(policy_apply: PolicyApply, space: Any, params: Any, deterministi
     return act
 
 
+class StateAct(NamedTuple):
+    """A batched policy of the true states: ``fn(keys[E], states[E], params) -> action[E, A]``."""
+
+    fn: Callable[[Array, Any, Any], Array]
+
+
+def baseline_act(act: Callable[[Array, Any, Any], Array]) -> StateAct:
+    """A scripted baseline's ``act(key, state, params)`` (one instance) as a :class:`StateAct`."""
+    return StateAct(lambda keys, states, params: jax.vmap(act, in_axes=(0, 0, None))(keys, states, params))
+
+
+def _act(act: BatchAct | StateAct, keys: Array, obs: Array, state: Any, params: Any) -> Array:
+    return act.fn(keys, state, params) if isinstance(act, StateAct) else act(keys, obs)
+
+
 def random_batch_act(game: TwoPlayerGame, params: Any, role: int) -> BatchAct:
     """The game's uniform random policy of ``role`` as a batched act function."""
 
@@ -39,8 +55,8 @@ def random_batch_act(game: TwoPlayerGame, params: Any, role: int) -> BatchAct:
     return act
 
 
-def head_to_head(game: TwoPlayerGame, params: Any, keys: Array, max_steps: int, pursuer_act: BatchAct,
-                 evader_act: BatchAct, chunk: int = 100) -> dict[str, Array]:
+def head_to_head(game: TwoPlayerGame, params: Any, keys: Array, max_steps: int, pursuer_act: BatchAct | StateAct,
+                 evader_act: BatchAct | StateAct, chunk: int = 100) -> dict[str, Array]:
     """``E = len(keys)`` episodes of two policies in ``game.env`` at ``params``, one per key, at
     most ``max_steps`` steps each (and the game's own limit).
 
@@ -60,8 +76,8 @@ def head_to_head(game: TwoPlayerGame, params: Any, keys: Array, max_steps: int, 
     def one_step(carry, _):
         obs, state, alive, t, cap, esc, length, ret = carry
         k_p, k_e, k_env = jnp.moveaxis(jax.vmap(lambda k: jax.random.split(jax.random.fold_in(k, t), 3))(keys), 1, 0)
-        a_p = pursuer_act(k_p, obs[:, PURSUER])
-        a_e = evader_act(k_e, obs[:, EVADER])
+        a_p = _act(pursuer_act, k_p, obs[:, PURSUER], state, params)
+        a_e = _act(evader_act, k_e, obs[:, EVADER], state, params)
         actions = jnp.stack([a_p, a_e], axis=1)
         new_obs, new_state, rewards, term, trunc, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(k_env, state, actions, params)
         won_p, won_e = game.outcome(term, trunc, info)

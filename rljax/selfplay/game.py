@@ -16,6 +16,9 @@ A game supplies:
   (:mod:`rljax.selfplay.curriculum`) produce a task ``(min_d, max_d, n_obstacles)`` (start
   distances and a hazard count); the game writes it into its params.
 * :meth:`random_action`: the uniform random policy of a role (the pool's "random" opponent).
+* scripted baselines (optional), :meth:`baselines`: fixed strategies of either role that each
+  phase's agents are rated against (Elo, :mod:`rljax.selfplay.elo`); the game's random policy
+  is always one (the trainer adds it per role).
 * the cold-start task (optional): :meth:`cold_env` is a single-agent environment for the evader
   whose observations have the arena's shape and whose state embeds the arena's
   (:meth:`embed`, :meth:`arena_state`, :meth:`with_arena_state`), so both stages share one
@@ -25,7 +28,8 @@ Subclasses override what they use; the defaults describe a game without a cold s
 """
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import jax
 
@@ -33,6 +37,17 @@ from rljax.envs.environment import Environment
 from rljax.envs.multi_agent import MultiAgentEnvironment
 
 Array = jax.Array
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A scripted strategy of ``role`` (0 pursuer, 1 evader): ``act(key, state, params) ->
+    action`` for one instance, reading the true state (the reference's baselines read the
+    simulator), in the env's action format."""
+
+    name: str
+    role: int
+    act: Callable[[Array, Any, Any], Array]
 
 
 class TwoPlayerGame:
@@ -62,6 +77,10 @@ class TwoPlayerGame:
         """An action of the uniform random policy for ``role`` (may be traced), in the env's
         action format (shape and dtype of a policy's action)."""
         raise NotImplementedError
+
+    def baselines(self) -> tuple[Baseline, ...]:
+        """Scripted strategies to rate the agents against after every phase (default none)."""
+        return ()
 
     # -- the head-to-head outcome ------------------------------------------------------------
     def outcome(self, terminated: Array, truncated: Array, info: dict[str, Array]) -> tuple[Array, Array]:

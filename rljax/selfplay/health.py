@@ -7,7 +7,8 @@ episodes, and rolls back when, outside a cooldown of ``cooldown`` (50K) steps si
 rollback,
 
 * the rolling capture rate over a FULL window is ``<= capture_collapse`` (0.02) or
-  ``>= capture_domination`` (0.98), or
+  ``>= capture_domination`` (0.98) (here: once the window holds ``min_episodes``
+  outcomes, see below), or
 * the policy's total Gaussian entropy ``sum(1.4189 + log_std) < entropy_collapse`` (-2).
 
 A rollback restores the learner (and, ``bilateral``, its frozen opponent) to the snapshot
@@ -16,6 +17,19 @@ snapshots are a :class:`~rljax.selfplay.pool.Ring` in the train state holding pa
 optimiser state, so a rollback restores both bit for bit. The monitor runs once per PPO
 update (the reference checks every vectorised env step), so thresholds crossing inside an
 update act at its end.
+
+**Two departures from the reference, each an option** (S52 found both failures):
+
+* ``min_episodes``: the reference judges the capture rate only over a full 200-episode window.
+  When the evader dominates, episodes run to the time limit (1200 steps), so a 100K-step
+  warm-up phase holds ~83 episodes and the collapse trigger can never fire. Here the rate is
+  judged once the window holds ``min(window, min_episodes)`` outcomes; ``min_episodes=0``
+  keeps the reference's full window.
+* ``partial_rollback``: the reference restores the snapshot ``rollback_back`` back and skips
+  a role holding fewer ("Cannot rollback"), so in S1 bilateral rollback never restores the
+  evader, which holds one snapshot (the cold start's final, S52 Fix 1) or none (before it,
+  ``cold_start_snapshot=false``). With ``partial_rollback`` a role holding fewer snapshots
+  restores its oldest one; ``false`` keeps the reference's skip.
 """
 from __future__ import annotations
 
@@ -42,6 +56,9 @@ class HealthConfig:
     entropy_collapse: float = -2.0
     cooldown: int = 50_000  # learner env steps between rollbacks
     bilateral: bool = True
+    min_episodes: int = 50  # judge the capture rate from this many outcomes (0: full window, the reference)
+    partial_rollback: bool = True  # fewer than rollback_back snapshots: restore the oldest (False: skip, the reference)
+    cold_start_snapshot: bool = True  # the cold start's final evader is a rolling snapshot (S52 Fix 1)
 
     def validate(self, prefix: str = "health.") -> None:
         for name in ("snapshot_every", "ring_size", "rollback_back", "window"):
@@ -49,6 +66,8 @@ class HealthConfig:
                 raise ConfigError(f"{prefix}{name} must be >= 1, got {getattr(self, name)}")
         if self.rollback_back > self.ring_size:
             raise ConfigError(f"{prefix}rollback_back={self.rollback_back} exceeds ring_size={self.ring_size}")
+        if self.min_episodes < 0:
+            raise ConfigError(f"{prefix}min_episodes must be >= 0, got {self.min_episodes}")
         if self.cooldown < 0:
             raise ConfigError(f"{prefix}cooldown must be >= 0, got {self.cooldown}")
         if not 0.0 <= self.capture_collapse <= self.capture_domination <= 1.0:
@@ -101,13 +120,19 @@ def window_rate(win: CaptureWindow) -> Array:
     return jnp.where(n > 0, jnp.sum(jnp.where(valid, win.outcomes, 0.0)) / jnp.maximum(n, 1.0), jnp.nan)
 
 
+def judged_episodes(cfg: HealthConfig, size: int) -> int:
+    """Outcomes the window must hold before its capture rate can trigger a rollback."""
+    return size if cfg.min_episodes == 0 else min(size, cfg.min_episodes)
+
+
 def should_rollback(cfg: HealthConfig, win: CaptureWindow, entropy: Array, steps: Array, last_rollback: Array
                     ) -> tuple[Array, Array, Array]:
     """``(trigger, capture_trigger, entropy_trigger)`` after an update: outside the cooldown,
-    entropy collapse, or capture collapse/domination over a full window."""
+    entropy collapse, or capture collapse/domination over a window holding at least
+    :func:`judged_episodes` outcomes."""
     ready = steps - last_rollback >= cfg.cooldown
     rate = window_rate(win)
-    full = win.count >= win.size
+    full = win.count >= judged_episodes(cfg, win.size)
     capture = full & ((rate <= cfg.capture_collapse) | (rate >= cfg.capture_domination))
     low_entropy = entropy < cfg.entropy_collapse
     on = jnp.asarray(cfg.enabled)

@@ -31,3 +31,14 @@ class ScaledActorCritic(nn.Module):
     def __call__(self, obs: jax.Array):
         x = obs.astype(jnp.float32) / jnp.asarray(self.scale, jnp.float32)
         return ActorCriticMLP(self.space, hidden=tuple(self.hidden), activation=self.activation)(x)
+
+
+def clamp_log_std(params, floor: float):
+    """``params`` with every leaf named ``log_std`` raised to at least ``floor`` (the
+    reference's ``EntropyMonitorCallback``: ``policy.log_std.clamp_(min=-2)``)."""
+
+    def one(path, x):
+        named = any(getattr(k, "key", None) == "log_std" for k in path)
+        return jnp.maximum(x, jnp.asarray(floor, x.dtype)) if named else x
+
+    return jax.tree_util.tree_map_with_path(one, params)

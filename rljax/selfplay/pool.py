@@ -129,11 +129,14 @@ def ring_newest(ring: Ring, back: int = 1) -> tuple[Any, Array]:
     return read_slot(ring.items, jnp.maximum(slot, 0)), ring.count >= back
 
 
-def ring_rollback(ring: Ring, back: int, do: Array = True) -> tuple[Ring, Any, Array]:
+def ring_rollback(ring: Ring, back: int, do: Array = True, partial: bool = False) -> tuple[Ring, Any, Array]:
     """Rollback to the ``back``-th newest snapshot (the reference's ``rollback_steps=3``):
     returns ``(ring, item, ok)``; where ``do & ok`` the newer snapshots are dropped so
-    ``item`` becomes the newest. ``ok`` is False when fewer than ``back`` are held (the
-    reference's "Cannot rollback" case; nothing changes then)."""
+    ``item`` becomes the newest. With fewer than ``back`` held, ``ok`` is False and nothing
+    changes (the reference's "Cannot rollback" case), unless ``partial``: then the oldest
+    held snapshot is restored (``ok`` False only for an empty ring)."""
+    if partial:
+        back = jnp.clip(ring.count, 1, back)
     item, ok = ring_newest(ring, back)
     cut = jnp.asarray(do) & ok
     return ring.replace(count=jnp.where(cut, ring.count - back + 1, ring.count)), item, ok

@@ -102,7 +102,8 @@ def protocol_sampler(num_lanes: int) -> Callable[[Array, StageParams], StagePara
     """:func:`~rljax.selfplay.view.make_lane_sampler` on the view part of :class:`StageParams`."""
     lanes = make_lane_sampler(num_lanes)
 
-    def sampler(key: Array, base: StageParams) -> StageParams:
-        return base.replace(view=lanes(key, base.view))
+    def sampler(key: Array, base: StageParams, index: Array = 0) -> StageParams:
+        return base.replace(view=lanes(key, base.view, index))
 
+    sampler.indexed = True
     return sampler

@@ -34,6 +34,7 @@ in the state, so the runner's Orbax checkpoints resume a killed run exactly.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -51,8 +52,10 @@ from rljax.errors import ConfigError
 from rljax.extensions import Extension
 from rljax.normalize import RewardNormalizer, RunningMeanStd
 from rljax.ppo import NUMERIC_FIELDS, PPO, HParams, PPOConfig, TrainState, make_optimizer
-from rljax.selfplay.evaluation import head_to_head, ne_gap, network_act
-from rljax.selfplay.game import TwoPlayerGame
+from rljax.selfplay.elo import ELO_START, elo_matches
+from rljax.selfplay.evaluation import baseline_act, head_to_head, ne_gap, network_act
+from rljax.selfplay.game import Baseline, TwoPlayerGame
+from rljax.selfplay.policy import clamp_log_std
 from rljax.selfplay.stages import ProtocolEnv, StageParams, protocol_sampler
 from rljax.selfplay.view import SelfPlayView, make_lane_sampler, selfplay_view_params
 from rljax.selfplay.curriculum import (
@@ -95,6 +98,7 @@ from rljax.selfplay.protocol import (
 
 Array = jax.Array
 ROWS = 2  # pursuer, evader
+MIXED_LEVEL = ("fixed", "episode")
 
 
 @dataclass(frozen=True)
@@ -105,12 +109,23 @@ class SelfPlayConfig:
     pool_size: int = 20
     pool_lanes: int = 4  # opponents drawn per phase (the reference's 4 sub-envs); see SelfPlayView
     mixed_level_ratio: float = 0.2
+    # "fixed": max(1, floor(ratio n_envs)) instances play the previous level all phase (the
+    # reference); "episode": each episode does with that probability
+    mixed_level: str = "fixed"
     eval_episodes: int = 100
     eval_chunk: int = 100  # evaluation steps per early-exit check
     # The reference evaluates both policies deterministically (the Gaussian's mean). With an
     # unsquashed Gaussian whose speed mean sits near the v=0 clip, the mean policy can stand
     # still while the trained (sampled) policy captures; True samples both policies instead.
     eval_stochastic: bool = False
+    # The reference's EntropyMonitorCallback clamps the Gaussian's log_std to >= -2 during
+    # every phase; None leaves it free
+    log_std_floor: float | None = None
+    # After every phase (and the cold start) both agents play the game's scripted baselines and
+    # its random policy (deterministic policies, baseline_episodes each) and are rated by Elo
+    # (the reference's FixedBaselineEvalCallback: 20 episodes, k = 32, baselines fixed at 1200)
+    baselines: bool = True
+    baseline_episodes: int = 20
     nav_max_steps: int = 300
     nav_flee_prob: float = 0.5
     ewc: bool = False
@@ -125,13 +140,17 @@ class SelfPlayConfig:
     rnd_minibatch: int = 256
 
     def validate(self, prefix: str = "selfplay.") -> None:
-        for name in ("pool_size", "pool_lanes", "eval_episodes", "eval_chunk", "nav_max_steps", "ewc_samples",
+        for name in ("pool_size", "pool_lanes", "eval_episodes", "baseline_episodes", "eval_chunk", "nav_max_steps", "ewc_samples",
                      "ewc_minibatch", "rnd_features", "rnd_minibatch"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{prefix}{name} must be >= 1, got {getattr(self, name)}")
         for name in ("mixed_level_ratio", "nav_flee_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"{prefix}{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.mixed_level not in MIXED_LEVEL:
+            raise ConfigError(f"{prefix}mixed_level must be one of {', '.join(MIXED_LEVEL)}, got {self.mixed_level!r}")
+        if self.log_std_floor is not None and not math.isfinite(self.log_std_floor):
+            raise ConfigError(f"{prefix}log_std_floor must be a finite number or null, got {self.log_std_floor}")
         if self.ewc_samples % self.ewc_minibatch:
             raise ConfigError(f"{prefix}ewc_minibatch={self.ewc_minibatch} does not divide ewc_samples={self.ewc_samples}")
         for name in ("ewc_lambda", "rnd_coef", "rnd_lr"):
@@ -195,6 +214,8 @@ class SelfPlayState:
     rollbacks: Array  # int32 rollbacks triggered so far
     phase_rollbacks: Array
     evaluation: Evaluation
+    elo: Array  # float32[2] Elo of the pursuer and the evader against the scripted baselines
+    baseline_rates: Array  # float32[max(K, 1)] win rate against each rated baseline at the last evaluation
     update: Array
 
 
@@ -372,7 +393,9 @@ class SelfPlayTrainer(Algorithm):
             ring=stack([ring_init(snap0, self.health_cfg.ring_size)] * ROWS), pool=pool,
             milestone=jax.vmap(ravel_p)(params),
             lanes=lanes, use_pool=use_pool, last_rollback=i32(-(2**30)), rollbacks=i32(0), phase_rollbacks=i32(0),
-            evaluation=Evaluation(nan, nan, nan, nan, i32(-1), i32(0)), update=i32(0))
+            evaluation=Evaluation(nan, nan, nan, nan, i32(-1), i32(0)),
+            elo=jnp.full((ROWS,), ELO_START, jnp.float32),
+            baseline_rates=jnp.full((max(len(self.rated_baselines), 1),), jnp.nan, jnp.float32), update=i32(0))
 
     # -- pieces of a stage --------------------------------------------------------------------
     def _env(self, role: Array, cold: Any = False, lanes: tuple[Any, Any] = (None, None)) -> ProtocolEnv:
@@ -389,18 +412,22 @@ class SelfPlayTrainer(Algorithm):
 
     def _stage_params(self, ps: ProtocolState, cur: CurriculumState, arena: Any, task: SelfPlayTask) -> StageParams:
         """Base view params of a stage: the task's game params, and mixed-level replay in phases
-        (``max(1, floor(ratio n_envs))`` of ``n_envs`` episodes in expectation) at the previous
-        task's start distances."""
+        at the previous task's start distances: ``max(1, floor(ratio n_envs))`` of the ``n_envs``
+        instances (``selfplay.mixed_level=fixed``, the reference), or that share of episodes in
+        expectation (``episode``)."""
         n = self.ppo.num_envs
         ratio = self.selfplay_cfg.mixed_level_ratio
-        share = max(1, int(n * ratio)) / n if ratio > 0 else 0.0
+        count = max(1, int(n * ratio)) if ratio > 0 else 0
+        fixed = self.selfplay_cfg.mixed_level == "fixed"
+        share = 0.0 if fixed else count / n
         mixed = (ps.stage == PHASE) & mixed_level_active(self.curriculum_cfg, cur)
         prev = arena
         if self.curriculum_cfg.kind != "none":
             lo, hi = previous_distances(self.curriculum_cfg, cur)
             n = curriculum_task(self.curriculum_cfg, cur)[2]
             prev = self.game.curriculum_params(arena, jnp.asarray(lo, jnp.float32), jnp.asarray(hi, jnp.float32), n)
-        view = selfplay_view_params(arena, jnp.where(mixed, share, 0.0).astype(jnp.float32), prev)
+        view = selfplay_view_params(arena, jnp.where(mixed, share, 0.0).astype(jnp.float32), prev,
+                                    jnp.where(mixed & fixed, count, 0).astype(jnp.int32))
         return StageParams(view=view, cold=task.cold)
 
     def _draw_lanes(self, key: Array, pool: Pool, ps: ProtocolState) -> tuple[Array, Array]:
@@ -462,7 +489,11 @@ class SelfPlayTrainer(Algorithm):
 
         # -- scatter the learner's row back ----------------------------------------------------
         put = lambda tree, new: jax.tree.map(lambda x, y: x.at[role].set(y), tree, new)  # noqa: E731
-        params = put(s.params, out["params"])
+        learner = out["params"]
+        if self.selfplay_cfg.log_std_floor is not None:
+            clamped = clamp_log_std(learner, self.selfplay_cfg.log_std_floor)
+            learner = jax.tree.map(lambda a, c: jnp.where(live & (ps.stage == PHASE), a, c), clamped, learner)
+        params = put(s.params, learner)
         opt_state = put(s.opt_state, out["opt_state"])
         ext = put(s.ext, self._ungate(out["ext"], row(s.ext)))
         rew_norm = put(s.rew_norm, out["rew_norm"])
@@ -484,7 +515,7 @@ class SelfPlayTrainer(Algorithm):
         trigger, by_capture, by_entropy = should_rollback(hc, window, entropy, steps_after, s.last_rollback)
         trigger = trigger & in_phase
         which = trigger & ((roles == role) | (hc.bilateral & (roles != role)))
-        ring, restored, ok = jax.vmap(lambda r, d: ring_rollback(r, hc.rollback_back, d))(ring, which)
+        ring, restored, ok = jax.vmap(lambda r, d: ring_rollback(r, hc.rollback_back, d, hc.partial_rollback))(ring, which)
         restored = jax.vmap(unravel_s)(restored)
         restore = which & ok
         pick = lambda new, old: jax.tree.map(  # noqa: E731
@@ -510,6 +541,11 @@ class SelfPlayTrainer(Algorithm):
             lambda new, old: jnp.where(evaluate_now, new, old),
             Evaluation(res["capture_rate"], res["escape_rate"], gap, res["length"], ps.phase, s.evaluation.count + 1),
             s.evaluation)
+        rates = self.baseline_rates(params, arena, jax.random.fold_in(ev_key, 1), any_member(evaluate_now, self.member_axis))
+        baseline_rates = jnp.where(evaluate_now, rates, s.baseline_rates)
+        vs = jnp.asarray([b.role for b in self.rated_baselines] or [-1], jnp.int32)
+        nan = jnp.full_like(rates, jnp.nan)
+        elo = jnp.stack([elo_matches(s.elo[r], jnp.where(vs == 1 - r, rates, nan), do=evaluate_now) for r in range(ROWS)])
         cur_new, advanced, regressed = curriculum_step(self.curriculum_cfg, s.curriculum, res["capture_rate"], res["escape_rate"])
         cur = jax.tree.map(lambda a, c: jnp.where(phase_end, a, c), cur_new, s.curriculum)
         advanced, regressed = advanced & phase_end, regressed & phase_end
@@ -521,7 +557,8 @@ class SelfPlayTrainer(Algorithm):
         flat = jax.vmap(ravel_p)(params)
         milestone = write_slot(s.milestone, mrole, flat[mrole], made)
         pool = jax.vmap(lambda p, it, d: pool_insert(p, it, ps.phase, d))(s.pool, flat, phase_end & (roles == role))
-        ring = jax.vmap(ring_push)(ring, snapshots(params, opt_state), cold_end & hc.enabled & (roles == EVADER))
+        ring = jax.vmap(ring_push)(ring, snapshots(params, opt_state),
+                                   cold_end & hc.enabled & hc.cold_start_snapshot & (roles == EVADER))
 
         # EWC: Fisher snapshot of the evader at the level it leaves
         if self.ewc is not None:
@@ -564,7 +601,8 @@ class SelfPlayTrainer(Algorithm):
             params=params, opt_state=opt_state, ext=ext, rew_norm=rew_norm, learner_updates=learner_updates,
             learner_steps=learner_steps, env_state=env_state, obs=obs, key=key, env_params=env_params, protocol=new_ps, curriculum=cur, window=window,
             ring=ring, pool=pool, milestone=milestone, lanes=lanes, use_pool=use_pool, last_rollback=last_rollback,
-            rollbacks=rollbacks, phase_rollbacks=phase_rollbacks, evaluation=evaluation, update=s.update + 1)
+            rollbacks=rollbacks, phase_rollbacks=phase_rollbacks, evaluation=evaluation, elo=elo,
+            baseline_rates=baseline_rates, update=s.update + 1)
         f = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
         metrics = dict(metrics)
         metrics.update({
@@ -576,9 +614,11 @@ class SelfPlayTrainer(Algorithm):
             "advanced": f(advanced), "regressed": f(regressed), "converged": f(new_ps.converged), "done": f(new_ps.stage == DONE),
             "rolling_capture_rate": window_rate(window), "policy_entropy": entropy, "rollback": f(trigger),
             "rollback_capture": f(by_capture & in_phase), "rollback_entropy": f(by_entropy & in_phase),
-            "rollbacks": f(rollbacks), "pool_pursuer": f(pool.count[PURSUER]), "pool_evader": f(pool.count[EVADER]),
+            "rollbacks": f(rollbacks), "restored_learner": f(restore[role]), "restored_opponent": f(restore[1 - role]), "pool_pursuer": f(pool.count[PURSUER]), "pool_evader": f(pool.count[EVADER]),
             "ring_pursuer": f(ring.count[PURSUER]), "ring_evader": f(ring.count[EVADER]),
             "steps_pursuer": f(learner_steps[PURSUER]), "steps_evader": f(learner_steps[EVADER]),
+            **{f"baseline/{b.name}": baseline_rates[i] for i, b in enumerate(self.rated_baselines)},
+            **({"elo/pursuer": elo[PURSUER], "elo/evader": elo[EVADER]} if self.rated_baselines else {}),
         })
         return new, metrics
 
@@ -604,6 +644,49 @@ class SelfPlayTrainer(Algorithm):
         r = self.head_to_head(params, arena, keys, self.env.max_steps(arena))
         return {"capture_rate": r["captured"].mean(), "escape_rate": r["escaped"].mean(),
                 "length": r["length"].astype(jnp.float32).mean()}
+
+    @property
+    def rated_baselines(self) -> tuple[Baseline, ...]:
+        """The strategies both agents are rated against (``selfplay.baselines``): per role, the
+        game's random policy, then its :meth:`~rljax.selfplay.game.TwoPlayerGame.baselines`
+        (the evader's first: they rate the pursuer). A baseline of role r rates the agent of
+        role 1 - r."""
+        if not self.selfplay_cfg.baselines:
+            return ()
+        game = self.game
+
+        def random_of(role: int) -> Baseline:
+            return Baseline(f"random_{('pursuer', 'evader')[role]}", role, lambda k, st, p: game.random_action(k, p, role))
+
+        scripted = tuple(game.baselines())
+        return tuple(b for role in (EVADER, PURSUER) for b in (random_of(role),) + tuple(x for x in scripted if x.role == role))
+
+    def baseline_rates(self, params: Any, arena: Any, key: Array, run: Array | bool = True) -> Array:
+        """``[K]`` win rates of the agents against :attr:`rated_baselines` (the pursuer's
+        capture rate against an evader baseline, the evader's non-capture rate against a pursuer
+        baseline), ``selfplay.baseline_episodes`` episodes each; NaN where ``run`` is False
+        (under ``lax.cond``: the episodes run only when ``run``)."""
+        bases = self.rated_baselines
+        if not bases:  # one NaN slot: the state's array keeps a non-zero size (Orbax saves no empty arrays)
+            return jnp.full((1,), jnp.nan, jnp.float32)
+        cfg = self.selfplay_cfg
+        space = self.env.action_space(arena, PURSUER)
+        det = not cfg.eval_stochastic
+        agents = [network_act(self.policy_apply, space, row_of(params, r), deterministic=det) for r in range(ROWS)]
+        max_steps = self.env.max_steps(arena)
+
+        def play(_):
+            out = []
+            for i, b in enumerate(bases):
+                keys = jax.random.split(jax.random.fold_in(key, i), cfg.baseline_episodes)
+                scripted = baseline_act(b.act)
+                p_act, e_act = (agents[PURSUER], scripted) if b.role == EVADER else (scripted, agents[EVADER])
+                r = head_to_head(self.game, arena, keys, max_steps, p_act, e_act, chunk=cfg.eval_chunk)
+                won = r["captured"] if b.role == EVADER else 1.0 - r["captured"]
+                out.append(won.mean())
+            return jnp.stack(out).astype(jnp.float32)
+
+        return jax.lax.cond(jnp.asarray(run), play, lambda _: jnp.full((len(bases),), jnp.nan, jnp.float32), None)
 
     def _no_rates(self, params: Any, arena: Any, key: Array) -> dict[str, Array]:
         nan = jnp.full((), jnp.nan, jnp.float32)

@@ -20,9 +20,11 @@ opponent is uniform over the lanes; lanes are uniform over the pool plus the ran
 per episode the opponent is uniform over the pool plus the random policy, as the reference's
 per-sub-env draw.
 
-**Mixed-level replay** is a per-episode draw too: with probability ``mixed_prob`` an episode
-runs at the previous curriculum task (``prev_env``); the reference fixes ``max(1, floor(0.2
-n_envs))`` of its 4 sub-environments there for the phase (the same share in expectation).
+**Mixed-level replay**, as the reference: the first ``mixed_envs`` environment instances run
+every episode at the previous curriculum task (``prev_env``) for the whole phase (the
+reference fixes ``max(1, floor(0.2 n_envs))`` of its sub-environments there). Or, an option,
+a per-episode draw: with probability ``mixed_prob`` an episode runs there (the same share in
+expectation, spread over all instances).
 """
 from __future__ import annotations
 
@@ -49,30 +51,38 @@ class SelfPlayViewParams:
     prev_env: Any  # the previous curriculum task's params (mixed-level replay)
     lane: Array  # int32 in [0, num_lanes): this episode's opponent lane
     mixed_prob: Array  # probability that an episode runs at the previous curriculum task
+    mixed_envs: Array  # int32: instances [0, mixed_envs) run every episode at the previous task
 
 
-def selfplay_view_params(env: Any, mixed_prob: float | Array = 0.0, prev_env: Any = None) -> SelfPlayViewParams:
-    """Base params (``ValueError`` naming a bad ``mixed_prob``); ``prev_env`` defaults to ``env``."""
+def selfplay_view_params(env: Any, mixed_prob: float | Array = 0.0, prev_env: Any = None,
+                         mixed_envs: int | Array = 0) -> SelfPlayViewParams:
+    """Base params (``ValueError`` naming a bad ``mixed_prob``/``mixed_envs``); ``prev_env``
+    defaults to ``env``."""
     if isinstance(mixed_prob, (int, float)) and not 0.0 <= mixed_prob <= 1.0:
         raise ValueError(f"self-play view params: mixed_prob={mixed_prob!r} is invalid: must be in [0, 1]")
+    if isinstance(mixed_envs, int) and mixed_envs < 0:
+        raise ValueError(f"self-play view params: mixed_envs={mixed_envs!r} is invalid: must be >= 0")
     return SelfPlayViewParams(env=env, prev_env=env if prev_env is None else prev_env, lane=jnp.zeros((), jnp.int32),
-                              mixed_prob=jnp.asarray(mixed_prob, jnp.float32))
+                              mixed_prob=jnp.asarray(mixed_prob, jnp.float32),
+                              mixed_envs=jnp.asarray(mixed_envs, jnp.int32))
 
 
-def make_lane_sampler(num_lanes: int) -> Callable[[Array, SelfPlayViewParams], SelfPlayViewParams]:
-    """``param_sampler(key, base) -> params`` for ``VecEnv``/PPO: at every reset an instance
-    draws its opponent lane uniformly from ``num_lanes`` and, with probability
-    ``base.mixed_prob``, the previous curriculum task."""
+def make_lane_sampler(num_lanes: int) -> Callable[[Array, SelfPlayViewParams, Array], SelfPlayViewParams]:
+    """``param_sampler(key, base, index) -> params`` for ``VecEnv``/PPO (an indexed sampler:
+    ``index`` is the environment instance): at every reset an instance draws its opponent lane
+    uniformly from ``num_lanes``, and runs at the previous curriculum task when
+    ``index < base.mixed_envs`` or, with probability ``base.mixed_prob``, by a draw."""
     if not isinstance(num_lanes, int) or num_lanes < 1:
         raise ValueError(f"num_lanes={num_lanes!r} is invalid: must be an integer >= 1")
 
-    def sampler(key: Array, base: SelfPlayViewParams) -> SelfPlayViewParams:
+    def sampler(key: Array, base: SelfPlayViewParams, index: Array = 0) -> SelfPlayViewParams:
         k_lane, k_mix = jax.random.split(key)
         lane = jax.random.randint(k_lane, (), 0, num_lanes).astype(jnp.int32)
-        mixed = jax.random.uniform(k_mix) < base.mixed_prob
+        mixed = (jax.random.uniform(k_mix) < base.mixed_prob) | (index < base.mixed_envs)
         env = jax.tree.map(lambda p, c: jnp.where(mixed, p, c), base.prev_env, base.env)
         return base.replace(env=env, lane=lane)
 
+    sampler.indexed = True
     return sampler
 
 
