@@ -14,7 +14,9 @@ and resume. One ``update`` is
 2. ``G = E * training_steps_per_env_step`` training steps: the ring is cleared on entering the
    beta_r ramp and on leaving it (:func:`~rljax.empo.schedules.should_clear_replay`); a batch
    (and a larger one for X_h when ``x_h_batch_size`` says so) is drawn, the model-based targets
-   are computed from the target networks (:mod:`rljax.empo.targets`), every loss is an MSE, and
+   are computed from the target networks (:mod:`rljax.empo.targets`; on an enumerated world
+   from their tables over every ``(t, s)``, taken at each copy: :meth:`EmpoTrainer.target_copy`,
+   ``tabulate_targets``), every loss is an MSE, and
    only the networks active in the current warm-up stage step (a select: no Python between
    steps). Target copies are taken every ``*_target_update_interval`` steps. As in the original,
    a training step with fewer than ``max(batch_size, x_h_batch_size)`` stored transitions
