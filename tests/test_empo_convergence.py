@@ -12,8 +12,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments.empo import EXPERIMENT, build
-from rljax.empo import replay as ring
+from rljax.empo import draws
 from rljax.empo.trainer import EmpoTrainer
+from rljax.empo.world import TableSituation
 
 # The reduced problem. Learning rates 1e-3 (Q_r) and 3e-3 (V_h^e) instead of the preset's 1e-4 and
 # 1e-3: 10k steps instead of 1e6 (with 5k steps and lr_v_h_e 1e-3, seed 0 ended at TV 0.11).
@@ -50,16 +51,27 @@ def test_networks_reach_the_oracle_policy_at_the_initial_state():
 
 
 def test_tabulated_target_networks_give_the_per_sample_targets():
-    """The same parameters and batch: every target from the tabulated copies equals the target
-    from evaluating the networks at each sampled state and successor."""
+    """The same (initial, random) parameters and a batch of random situations, goals and human
+    actions: every target from the tabulated copies equals the target from evaluating the
+    networks at each sampled state and successor."""
     tr = _trainer("empo.num_training_steps=40", "env.horizon=4")
     assert tr.tabulated
     per_sample = EmpoTrainer(tr.world, dataclasses.replace(tr.cfg, tabulate_targets=False), tr.exact)
-    st, h = _train(tr)
-    batch = ring.sample_at(st.replay, jax.random.uniform(jax.random.PRNGKey(3), (32,)))
-    th = tr.theory(h, st.train_step)
-    a = tr._targets({n: tr.target_copy(n, st.params, h) for n in st.params}, batch, batch, th, jnp.uint32(1))[0]
-    b = per_sample._targets({n: st.params for n in st.params}, batch, batch, th, jnp.uint32(1))[0]
+    h = tr.hparams(None)
+    params = tr.model.init(jax.random.PRNGKey(0))
+    w = tr.world
+    u = jax.random.uniform(jax.random.PRNGKey(3), (4, 32))
+    batch = {"ws": TableSituation(t=draws.index(u[0], w.horizon), s=draws.index(u[1], w.num_states)),
+             "goals": draws.index(u[2], w.n_goals)[:, None], "a_h": draws.index(u[3], w.num_human_actions)}
+    th = tr.theory(h, jnp.int32(10**6))  # the nominal beta_r
+
+    @jax.jit
+    def both(params, batch):
+        a = tr._targets({n: tr.target_copy(n, params, h) for n in params}, batch, batch, th, jnp.uint32(1))[0]
+        b = per_sample._targets({n: params for n in params}, batch, batch, th, jnp.uint32(1))[0]
+        return a, b
+
+    a, b = both(params, batch)
     assert set(a) == set(b) == {"v_h_e", "q_r"}
     for n in a:
         np.testing.assert_allclose(a[n], b[n], rtol=1e-6, atol=1e-6)
