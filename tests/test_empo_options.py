@@ -38,18 +38,19 @@ def test_x_h_u_r_v_r_networks_move_towards_their_targets():
     h = tr.hparams(None)
     st0 = jax.jit(tr.init_state)(jax.random.PRNGKey(0), None, h)
     st = jax.jit(lambda s: jax.lax.scan(lambda c, _: tr.update(c), s, None, length=tr.num_updates)[0])(st0)
-    m, q, tp = tr.model, tr.quantities, st.targets
+    # the targets read the target networks' tables over every (t, s) (tabulate_targets)
+    m, tm, q, tp = tr.model, tr.target_model, tr.target_quantities, st.targets
     ws = CORRIDOR.all_situations()
-    pts = q.points(ws)
+    pts, tpts = tr.quantities.points(ws), q.points(ws)
     T, S = ws.t.shape
     th = tr.theory(h, jnp.int32(10**6))  # the nominal beta_r
     hs = jnp.broadcast_to(jnp.arange(1), (T, S, 1))
     hg, gg = jnp.zeros((T, S, 1, 3), jnp.int32), jnp.broadcast_to(jnp.arange(3), (T, S, 1, 3))
-    x_target = jnp.einsum("tshg,hg->tsh", m.v_h_e(tp["v_h_e"], pts, hg, gg) ** th.zeta,
+    x_target = jnp.einsum("tshg,hg->tsh", tm.v_h_e(tp["v_h_e"], tpts, hg, gg) ** th.zeta,
                           CORRIDOR.goal_probs * CORRIDOR.goal_weights)
-    y_target = (jnp.clip(m.x_h(tp["x_h"], pts, hs), 1e-3, 1.0) ** (-th.xi)).mean(-1)
-    q_t, pi_t = q.q_pi(tp, pts, th)
-    v_target = q.u_r(tp, pts, (T, S), th, jnp.uint32(0)) + (pi_t * q_t).sum(-1)
+    y_target = (jnp.clip(tm.x_h(tp["x_h"], tpts, hs), 1e-3, 1.0) ** (-th.xi)).mean(-1)
+    q_t, pi_t = q.q_pi(tp, tpts, th)
+    v_target = q.u_r(tp, tpts, (T, S), th, jnp.uint32(0)) + (pi_t * q_t).sum(-1)
     reach = np.asarray(CORRIDOR.reachable())
 
     def err(pred, target):

@@ -89,6 +89,17 @@ class Phase2Config:
     # Goal samples per (state, human) when x_h_use_network=False (the code's 5); 0 takes the exact
     # expectation over the goal set instead (cheap for small goal sets, and unbiased for U_r).
     x_h_direct_goal_samples: int = 5
+    # The X_h network's target: w V_h^e(s, g)^zeta for the STORED goal (False, the original: an
+    # estimate of the expectation under the replay's goal distribution, which is not the goal
+    # sampler's, since achieved goals are resampled at once and hard goals stay longer) or the
+    # exact expectation over the goal set sum_g p(g) w(g) V_h^e(s, g)^zeta (True).
+    x_h_all_goals: bool = False
+    # On an enumerated world (a TableWorld), network mode evaluates each target network once at
+    # every (t, s) when it is copied and reads the targets from those tables: the same values as
+    # evaluating it at each sampled state and successor, with ~100x fewer flops per training step
+    # (a copy every 100 steps costs one pass over the T*S situations). False: evaluate per sample
+    # (always so on worlds that cannot be enumerated, e.g. the random ensemble).
+    tabulate_targets: bool = True
     # Target networks (hard copy every N training steps).
     q_r_target_update_interval: int = 100
     v_r_target_update_interval: int = 100

@@ -14,7 +14,9 @@ and resume. One ``update`` is
 2. ``G = E * training_steps_per_env_step`` training steps: the ring is cleared on entering the
    beta_r ramp and on leaving it (:func:`~rljax.empo.schedules.should_clear_replay`); a batch
    (and a larger one for X_h when ``x_h_batch_size`` says so) is drawn, the model-based targets
-   are computed from the target networks (:mod:`rljax.empo.targets`), every loss is an MSE, and
+   are computed from the target networks (:mod:`rljax.empo.targets`; on an enumerated world
+   from their tables over every ``(t, s)``, taken at each copy: :meth:`EmpoTrainer.target_copy`,
+   ``tabulate_targets``), every loss is an MSE, and
    only the networks active in the current warm-up stage step (a select: no Python between
    steps). Target copies are taken every ``*_target_update_interval`` steps. As in the original,
    a training step with fewer than ``max(batch_size, x_h_batch_size)`` stored transitions
@@ -129,6 +131,13 @@ class EmpoTrainer(Algorithm):
         model = TableModel(self.world, self.cfg) if self.cfg.representation == "table" else NetworkModel(self.world, self.cfg)
         object.__setattr__(self, "model", model)
         object.__setattr__(self, "quantities", Quantities(model, self.world, self.cfg))
+        # Targets read frozen copies; on an enumerated world a network's copy is its table over
+        # every (t, s) (``tabulate_targets``), read through a TableModel.
+        tabulate = model.kind == "network" and self.cfg.tabulate_targets and getattr(self.world, "exact", False)
+        target_model = TableModel(self.world, self.cfg) if tabulate else model
+        object.__setattr__(self, "tabulated", tabulate)
+        object.__setattr__(self, "target_model", target_model)
+        object.__setattr__(self, "target_quantities", Quantities(target_model, self.world, self.cfg))
         object.__setattr__(self, "_unit_beta", dataclasses.replace(self.cfg, beta_r=1.0))
 
     # -- static facts ----------------------------------------------------------------------
@@ -186,11 +195,36 @@ class EmpoTrainer(Algorithm):
         item = {"ws": ws, "goals": goals, "a_h": jnp.int32(0), "a_r": jnp.int32(0)}
         opt = {n: optax.scale_by_adam().init(params[n]) for n in params} if self.model.kind == "network" else {}
         return EmpoState(
-            params=params, targets={n: params for n in params}, opt_state=opt,
+            params=params, targets={n: self.target_copy(n, params, hparams) for n in params}, opt_state=opt,
             actor=ActorState(ws=ws, goals=goals, episode_step=jnp.int32(0)),
             replay=ring.init(item, self.cfg.buffer_size), key=key,
             train_step=jnp.int32(0), update_step=jnp.int32(0), hparams=hparams,
         )
+
+    def target_copy(self, name: str, params: dict, h: EmpoHParams) -> Any:
+        """The frozen copy of ``params`` that ``name``'s targets read: the whole parameter tree,
+        or with :attr:`tabulated` the network ``name``'s evaluation-mode outputs at every
+        ``(t, s)`` of the world as a :class:`~rljax.empo.tables.TableModel` table
+        (``{name: {"table": [T, S, ...]}}``: ``y`` for U_r)."""
+        if not self.tabulated:
+            return params
+        w, m = self.world, self.model
+        ws = w.all_situations()
+        pts = m.points(w, ws)
+        T, S = ws.t.shape
+        nh, ng = w.n_humans, w.n_goals
+        if name == "v_h_e":
+            shape = (T, S, nh, ng)
+            table = m.v_h_e(params, pts, jnp.broadcast_to(jnp.arange(nh)[:, None], shape), jnp.broadcast_to(jnp.arange(ng), shape))
+        elif name == "x_h":
+            table = m.x_h(params, pts, jnp.broadcast_to(jnp.arange(nh), (T, S, nh)))
+        elif name == "u_r":
+            table = m.y(params, pts)
+        elif name == "q_r":
+            table = m.q_r(params, pts, h.eta * h.xi)
+        else:
+            table = m.v_r(params, pts, h.eta * h.xi)
+        return {name: {"table": jax.lax.stop_gradient(table)}}
 
     # -- acting ----------------------------------------------------------------------------
     def _human_actions(self, u: Array, prior: Array, goals: Array, eps_h: Array) -> Array:
@@ -208,7 +242,8 @@ class EmpoTrainer(Algorithm):
             u_h, u_g, u_rg = u[:3 * nh].reshape(3, nh), u[3 * nh:4 * nh], u[4 * nh:5 * nh]
             u_r, u_rx, u_ru, u_step, u_res, u_reset = u[5 * nh:5 * nh + 6]
             a_h = w.human_joint(self._human_actions(u_h, w.prior(actor.ws), actor.goals, eps_h))
-            q = self.model.q_r(st.targets["q_r"], self.model.points(w, actor.ws), th.eta_xi)
+            tm = self.target_model
+            q = tm.q_r(st.targets["q_r"], tm.points(w, actor.ws), th.eta_xi)
             pi = robot_policy(q, th.beta_r)
             a_r = jnp.where(u_rx < eps_r, self._explore(u_ru, q), draws.categorical(u_r, pi))
             nxt = w.step(u_step, actor.ws, a_r, a_h)
@@ -259,23 +294,31 @@ class EmpoTrainer(Algorithm):
 
     def _targets(self, tp: dict, batch: dict, xbatch: dict, th: Theory, key: Array) -> tuple[dict, Any, Any]:
         """The target of every learned quantity for a batch (model-based where the spec says)."""
-        q, use, w = self.quantities, self.cfg.network_in_use, self.world
+        q, use, w = self.target_quantities, self.cfg.network_in_use, self.world
         k_mb, k_u, k_v = (draws.derive(key, i) for i in range(3))
         mb = q.model_based(tp, batch["ws"], batch["goals"], batch["a_h"], th, k_mb)
-        pts_b = mb["points"]
+        tpts_b = mb["points"]
+        pts_b = self.quantities.points(batch["ws"]) if self.tabulated else tpts_b
         lead = batch["goals"].shape[:1]
         out = {"v_h_e": mb["v_h_e"], "q_r": mb["q_r"]}
-        pts_x = pts_b if xbatch is batch else q.points(xbatch["ws"])
-        if use["x_h"]:  # w_h(g_h) * V_h^e(s, g_h)^zeta for the stored goal
+        pts_x = pts_b if xbatch is batch else self.quantities.points(xbatch["ws"])
+        if use["x_h"]:  # w_h(g_h) * V_h^e(s, g_h)^zeta for the stored goal, or its expectation
             g = xbatch["goals"]
             h = jnp.broadcast_to(jnp.arange(w.n_humans), g.shape)
-            v = self.model.v_h_e(tp["v_h_e"], pts_x, h, g)
-            out["x_h"] = w.goal_weights[h, g] * v**th.zeta
+            tpts_x = tpts_b if xbatch is batch else q.points(xbatch["ws"])
+            if self.cfg.x_h_all_goals:  # the exact expectation over the goal set
+                shape = g.shape + (w.n_goals,)
+                v = self.target_model.v_h_e(tp["v_h_e"], tpts_x, jnp.broadcast_to(h[..., None], shape),
+                                            jnp.broadcast_to(jnp.arange(w.n_goals), shape))
+                out["x_h"] = jnp.einsum("bhg,hg->bh", v**th.zeta, w.goal_probs * w.goal_weights)
+            else:
+                v = self.target_model.v_h_e(tp["v_h_e"], tpts_x, h, g)
+                out["x_h"] = w.goal_weights[h, g] * v**th.zeta
         if use["u_r"]:  # y from the X_h target network (or V_h^e directly), clamped
-            x = jnp.clip(q.x_h(tp, pts_b, lead, th, k_u), X_H_MIN, 1.0) ** (-th.xi)
+            x = jnp.clip(q.x_h(tp, tpts_b, lead, th, k_u), X_H_MIN, 1.0) ** (-th.xi)
             out["u_r"] = x.sum(-1) if self.cfg.u_r_sum_over_humans else x.mean(-1)
         if use["v_r"]:
-            out["v_r"] = q.u_r(tp, pts_b, lead, th, k_v) + (mb["pi_r"] * mb["q_s"]).sum(-1)
+            out["v_r"] = q.u_r(tp, tpts_b, lead, th, k_v) + (mb["pi_r"] * mb["q_s"]).sum(-1)
         return jax.lax.stop_gradient(out), pts_b, pts_x
 
     def _rarely(self, pred: Array, fn: Any, otherwise: Any) -> Any:
@@ -339,7 +382,8 @@ class EmpoTrainer(Algorithm):
             new_targets = {}
             for n in params:
                 copy = ready & (t % getattr(cfg, f"{n}_target_update_interval") == 0)
-                new_targets[n] = self._rarely(copy, lambda c=copy: tree_select(c, new_params, targets[n]), targets[n])
+                new_targets[n] = self._rarely(
+                    copy, lambda c=copy, n=n: tree_select(c, self.target_copy(n, new_params, h), targets[n]), targets[n])
             metrics = {"losses": losses, "grad_norms": grad_norms, "ready": ready,
                        "v_h_e_target": tgt["v_h_e"].mean(), "q_r_target": tgt["q_r"].mean()}
             return (new_params, new_targets, new_opt, replay, t + 1), metrics
