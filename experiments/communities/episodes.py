@@ -4,7 +4,7 @@ keys, and the spec's per-episode metrics. Shared by the experiment's in-training
 (:mod:`rljax.experiments.communities.evaluation`)."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -25,6 +25,20 @@ EP_KEYS = tuple(k for k in HarvestEnv().info_keys() if k.startswith("ep_"))
 ActFn = Callable[[Array, Array], Array]
 
 
+class EgoPolicy(NamedTuple):
+    """A trained ego: ``step(carry, obs[OBS_DIM]) -> (carry, distribution)`` from ``carry0``, the
+    memory at the episode's start (``()`` for a feedforward policy, a GRU state for
+    :class:`rljax.networks.film.RecurrentFiLMPolicy`). Harvest episodes have a fixed length, so
+    the memory starts at ``carry0`` and is never reset inside one."""
+
+    step: Callable[[Any, Array], tuple[Any, Any]]
+    carry0: Any = ()
+
+    @property
+    def recurrent(self) -> bool:
+        return bool(jax.tree.leaves(self.carry0))
+
+
 def swap_token(obs: Array, community: Array | int) -> Array:
     """``obs[..., OBS_DIM]`` with the permitted-colour token (the last 3 entries) replaced by
     ``community``'s one-hot (the intervention: the world's rule is unchanged, only what the policy is
@@ -34,7 +48,16 @@ def swap_token(obs: Array, community: Array | int) -> Array:
 
 
 def distribution_act(policy: Any, greedy: bool = False) -> ActFn:
-    """``policy(obs) -> distribution`` as an :data:`ActFn` (its mode with ``greedy``, else a sample)."""
+    """``policy(obs) -> distribution``, or a feedforward :class:`EgoPolicy`, as an
+    :data:`ActFn` (its mode with ``greedy``, else a sample). A recurrent policy has no
+    memoryless form: play it with :func:`play_episode`."""
+    if isinstance(policy, EgoPolicy):
+        if policy.recurrent:
+            raise ValueError("distribution_act: this policy is recurrent (it needs its memory carried through "
+                             "the episode); play it with play_episode(env, policy, ...)")
+        ego = policy
+        policy = lambda obs: ego.step((), obs)[1]
+
     def act(obs, key):
         dist = policy(obs)
         return dist.mode() if greedy else dist.sample(key)
@@ -53,33 +76,48 @@ def play_episode_act(env: HarvestEnv, act: ActFn | None, key: Array, params: Har
     The environment's keys (reset and every step) come from ``key`` alone and the action keys
     from a separate stream, so an ego episode and its baseline with the same ``key`` are an
     exact counterfactual. Returns the episode sums: ``return`` and every ``ep_*`` entry."""
+    stateful = None if act is None else (lambda carry, obs, k: (carry, act(obs, k)))
+    return _play(env, stateful, (), key, params, steps, token)
+
+
+def _play(env: HarvestEnv, act: Any, carry0: Any, key: Array, params: HarvestParams, steps: int,
+          token: Array | int | None) -> dict[str, Array]:
+    """:func:`play_episode_act` with a memory: ``act(carry, obs, key) -> (carry, action)``."""
     reset_key, steps_key, act_key = jax.random.split(key, 3)
     obs, state = env.reset(reset_key, params)
 
     def step(carry, ks):
-        obs, state, sums = carry
+        obs, state, memory, sums = carry
         k_env, k_act = ks
         if act is None:
             action = jnp.zeros((), jnp.int32)
         else:
             seen = obs if token is None else jnp.where(params.treatment > 0, swap_token(obs, token), obs)
-            action = act(seen, k_act)
+            memory, action = act(memory, seen, k_act)
         obs, state, reward, _, _, info = env.step(k_env, state, action, params)
         sums = {k: sums[k] + (reward if k == "return" else info[k]) for k in sums}
-        return (obs, state, sums), None
+        return (obs, state, memory, sums), None
 
     sums0 = {k: jnp.zeros((), jnp.float32) for k in ("return",) + EP_KEYS}
     keys = (jax.random.split(steps_key, steps), jax.random.split(act_key, steps))
-    (_, _, sums), _ = jax.lax.scan(step, (obs, state, sums0), keys)
+    (_, _, _, sums), _ = jax.lax.scan(step, (obs, state, carry0, sums0), keys)
     return sums
 
 
-def play_episode(env: HarvestEnv, policy: Any, key: Array, params: HarvestParams, steps: int,
+def play_episode(env: HarvestEnv, policy: EgoPolicy | Callable | None, key: Array, params: HarvestParams, steps: int,
                  greedy: bool = False, token: Array | int | None = None) -> dict[str, Array]:
-    """:func:`play_episode_act` for ``policy(obs) -> JointDistribution`` (sampled, or its mode
-    with ``greedy``), or ``None`` for the resident baseline."""
-    act = None if policy is None else distribution_act(policy, greedy)
-    return play_episode_act(env, act, key, params, steps, token)
+    """:func:`play_episode_act` for a trained :class:`EgoPolicy` (its memory carried through the
+    episode) or ``policy(obs) -> JointDistribution`` (sampled, or the mode with ``greedy``), or
+    ``None`` for the resident baseline."""
+    if policy is None:
+        return _play(env, None, (), key, params, steps, token)
+    ego = policy if isinstance(policy, EgoPolicy) else EgoPolicy(lambda carry, obs: (carry, policy(obs)))
+
+    def act(carry, obs, k):
+        carry, dist = ego.step(carry, obs)
+        return carry, dist.mode() if greedy else dist.sample(k)
+
+    return _play(env, act, ego.carry0, key, params, steps, token)
 
 
 def _ratio(num: Array, den: Array) -> Array:

@@ -68,13 +68,13 @@ from rljax.distributions import make_distribution
 from rljax.envs.params import config_error
 from rljax.errors import ConfigError
 from rljax.experiment import EvalRequest, Experiment, RunnerConfig, Setup
-from rljax.networks.film import TRUNKS, FiLMPolicy
+from rljax.networks.film import TRUNKS, FiLMPolicy, RecurrentFiLMPolicy
 from rljax.ppo import PPO, PPOConfig, TrainState
 
 # The training-free episode code lives apart so the evaluation tool can use it without importing
 # this module (which imports the tool for its sub-commands); re-exported here.
 from rljax.experiments.communities.episodes import (  # noqa: F401
-    EP_KEYS, RATES, baseline_metrics, community_params, episode_metrics, play_episode, pooled_rates, sanction_rates)
+    EP_KEYS, RATES, EgoPolicy, baseline_metrics, community_params, episode_metrics, play_episode, pooled_rates, sanction_rates)
 
 Array = jax.Array
 ARMS = ("treatment", "control")
@@ -142,6 +142,10 @@ class SamplingConfig:
 class NetworkConfig:
     trunk: str = "compact"  # "compact", "strided" or "full" (rljax.networks.film)
     conv_impl: str = "auto"  # "lax", "patches" or "auto" (patches on CPU, lax elsewhere)
+    # A GRU between the trunk and the FiLM (rljax.networks.film.RecurrentFiLMPolicy); PPO then
+    # learns from whole environment sequences (ppo.num_minibatches must divide ppo.num_envs).
+    recurrent: bool = False
+    cell_size: int = 256
 
 
 def _default_runner() -> RunnerConfig:
@@ -192,6 +196,11 @@ class CommunitiesConfig:
             raise ConfigError(f"network.trunk must be one of {', '.join(TRUNKS)}, got {net.trunk!r}")
         if net.conv_impl not in backend.CONV_IMPLS:
             raise ConfigError(f"network.conv_impl must be one of {', '.join(backend.CONV_IMPLS)}, got {net.conv_impl!r}")
+        if net.cell_size <= 0:
+            raise ConfigError(f"network.cell_size must be > 0, got {net.cell_size}")
+        if net.recurrent and self.ppo.num_envs % self.ppo.num_minibatches:
+            raise ConfigError(f"network.recurrent=true needs ppo.num_minibatches={self.ppo.num_minibatches} to divide "
+                              f"ppo.num_envs={self.ppo.num_envs}: a recurrent policy's minibatches are whole sequences")
         if not self.ppo.normalize_obs is False:
             raise ConfigError("ppo.normalize_obs must be false (the reference normalises rewards only; the "
                               "observation is one-hot)")
@@ -335,9 +344,16 @@ class CommunityPPO(PPO):
     def eval_steps(self, task: CommunityTask) -> int:
         return int(np.max(np.asarray(task.harvest.episode_length)))
 
-    def ego_policy(self, ts_params: Any, obs_stats: Any) -> Any:
-        space = self.env.action_space(None)
-        return lambda obs: make_distribution(space, self.apply(ts_params, self.norm_obs(obs_stats, obs))[0])
+    def ego_policy(self, ts_params: Any, obs_stats: Any) -> EgoPolicy:
+        """The trained ego for :func:`play_episode`: one observation ``[OBS_DIM]`` at a time, its
+        memory (a recurrent policy's) carried by the caller."""
+        space, policy = self.env.action_space(None), self.policy
+
+        def step(carry, obs):
+            carry, pi_out, _ = policy.apply(ts_params, carry, self.norm_obs(obs_stats, obs))
+            return carry, make_distribution(space, pi_out)
+
+        return EgoPolicy(step, policy.initial_carry(()))
 
     def update(self, ts: TrainState) -> tuple[TrainState, dict[str, Array]]:
         probs = ts.env_params.harvest.community_probs
@@ -387,8 +403,11 @@ def variant_task(cfg: CommunitiesConfig, arm: str, sampler: CommunitySampler) ->
 def make_network(cfg: CommunitiesConfig) -> FiLMPolicy:
     # "auto": the backend's fastest (rljax.backend.conv_impl: patches on CPU, XLA's conv elsewhere).
     impl = backend.conv_impl(cfg.network.conv_impl)
-    return FiLMPolicy(view_shape=(VIEW_ROWS, VIEW_COLS, NUM_VIEW_CHANNELS), context_dim=NUM_COMMUNITIES,
-                      trunk=cfg.network.trunk, conv_impl=impl)
+    shape = dict(view_shape=(VIEW_ROWS, VIEW_COLS, NUM_VIEW_CHANNELS), context_dim=NUM_COMMUNITIES,
+                 trunk=cfg.network.trunk, conv_impl=impl)
+    if cfg.network.recurrent:
+        return RecurrentFiLMPolicy(**shape, cell_size=cfg.network.cell_size)
+    return FiLMPolicy(**shape)
 
 
 def build(cfg: CommunitiesConfig) -> Setup:

@@ -57,6 +57,9 @@ and 1.16 s once the input gradient became a col2im and the first layer's was dro
 EPYC shared with other jobs, load about 7); the parameters
 (``kernel[k, k, Cin, Cout]``, ``bias[Cout]``) and the maths are the same.
 
+:class:`RecurrentFiLMPolicy` is the GRU variant (``network.recurrent=true`` in the communities
+experiment): ``h -> GRU -> FiLM -> heads``, every other layer as above.
+
 Initialisation: orthogonal (gain sqrt 2) for hidden layers, 0.01 for the game logits and the
 sanction's linear term, 1.0 for the value output; zero biases; FiLMs and ``u`` as above.
 """
@@ -235,31 +238,75 @@ class FiLMPolicy(nn.Module):
 
     @nn.compact
     def __call__(self, obs: Array) -> tuple[JointDistribution, Array]:
-        if self.trunk not in TRUNKS:
-            raise ValueError(f"FiLMPolicy trunk={self.trunk!r} is invalid: must be one of {tuple(TRUNKS)}")
-        if len(self.channels) != len(TRUNKS[self.trunk]):
-            raise ValueError(f"FiLMPolicy: {len(self.channels)} channel widths for a {len(TRUNKS[self.trunk])}-layer trunk")
-        obs = obs.astype(jnp.float32)
-        view, ready, context = self.split(obs)
-        lead = obs.shape[:-1]
+        h, context = _film_trunk(self, obs)
+        return _film_heads(self, h, context)
 
-        x = view
-        for i, (width, (k, s, pad)) in enumerate(zip(self.channels, TRUNKS[self.trunk])):
-            x = nn.relu(Conv(width, k, s, pad, self.conv_impl, input_grad=i > 0, name=f"conv{i}")(x))
-        h_visual = nn.relu(_dense(self.hidden, name="visual")(x.reshape(lead + (-1,))))
-        timestep = jnp.zeros(lead + (1,), jnp.float32)
-        h = nn.relu(_dense(self.hidden, name="hidden")(jnp.concatenate([h_visual, ready, timestep], axis=-1)))
-        h = FiLM(name="film")(context, h)
 
-        game = _dense(self.num_actions - 1, 0.01, name="game_logits")(
-            nn.relu(_dense(self.head_hidden, name="game_hidden")(h)))
-        linear = _dense(1, 0.01, name="sanction_linear")(h)[..., 0]
-        z = FiLM(name="film_sanction")(context, _dense(self.head_hidden, name="sanction_hidden")(h))
-        u = self.param("u", nn.initializers.zeros, (self.head_hidden,))
-        sanction = linear + nn.silu(z) @ u
+class RecurrentFiLMPolicy(FiLMPolicy):
+    """The GRU variant of :class:`FiLMPolicy`: ``(carry[..., cell_size], obs[..., D]) -> (carry,
+    (JointDistribution, value[...]))``, driven by PPO through :class:`rljax.ppo.policy.Policy`.
 
-        v = h
-        for i, width in enumerate(self.value_hidden):
-            v = nn.relu(_dense(width, name=f"value_hidden{i}")(v))
-        value = _dense(1, 1.0, name="value")(v)[..., 0]
-        return gated_categorical(game, sanction, self.gate_action), value
+    The memory sits between the trunk and the FiLM: ``h -> GRU -> h_mem -> FiLM(C, h_mem) ->
+    heads``. So the context still conditions every head directly (FiLM after the memory, not
+    fed into it), and with the FiLMs at their identity initialisation the treatment and the
+    control arm again start as the same function. Every layer keeps :class:`FiLMPolicy`'s name;
+    the GRU adds ``gru``. ``cell_size`` defaults to the trunk's width (256), as
+    :func:`rljax.networks.recurrent.recurrent_cnn` keeps the Goodhart trunk's.
+    """
+
+    cell_size: int = 256
+
+    recurrent = True  # read by rljax.ppo.policy.is_recurrent
+
+    def initial_carry(self, batch_shape: tuple[int, ...]) -> Array:
+        """The zero memory of an episode start, ``[*batch_shape, cell_size]``."""
+        return jnp.zeros(tuple(batch_shape) + (self.cell_size,), jnp.float32)
+
+    @nn.compact
+    def __call__(self, carry: Array, obs: Array) -> tuple[Array, tuple[JointDistribution, Array]]:
+        h, context = _film_trunk(self, obs)
+        carry, memory = nn.GRUCell(self.cell_size, name="gru")(carry, h)
+        return carry, _film_heads(self, memory, context)
+
+
+# The two halves of the FiLM policy, shared by the feedforward and the recurrent form. They are
+# called from inside a module's compact ``__call__``, so the layers they create belong to that
+# module under the names given here: the feedforward policy's parameters are exactly what they
+# were before the split (same names, hence the same initial values for a key).
+def _film_trunk(m: FiLMPolicy, obs: Array) -> tuple[Array, Array]:
+    """``obs[..., D] -> (h[..., hidden], context[..., context_dim])``: convolutions, the visual
+    layer and the hidden layer over ``[h_visual, ready_to_shoot, timestep = 0]``."""
+    if m.trunk not in TRUNKS:
+        raise ValueError(f"FiLMPolicy trunk={m.trunk!r} is invalid: must be one of {tuple(TRUNKS)}")
+    if len(m.channels) != len(TRUNKS[m.trunk]):
+        raise ValueError(f"FiLMPolicy: {len(m.channels)} channel widths for a {len(TRUNKS[m.trunk])}-layer trunk")
+    obs = obs.astype(jnp.float32)
+    view, ready, context = m.split(obs)
+    lead = obs.shape[:-1]
+
+    x = view
+    for i, (width, (k, s, pad)) in enumerate(zip(m.channels, TRUNKS[m.trunk])):
+        x = nn.relu(Conv(width, k, s, pad, m.conv_impl, input_grad=i > 0, name=f"conv{i}")(x))
+    h_visual = nn.relu(_dense(m.hidden, name="visual")(x.reshape(lead + (-1,))))
+    timestep = jnp.zeros(lead + (1,), jnp.float32)
+    h = nn.relu(_dense(m.hidden, name="hidden")(jnp.concatenate([h_visual, ready, timestep], axis=-1)))
+    return h, context
+
+
+def _film_heads(m: FiLMPolicy, h: Array, context: Array) -> tuple[JointDistribution, Array]:
+    """``(h[..., hidden], context) -> (gated_categorical(game, sanction), value[...])``: the FiLM
+    on ``h``, the game head, the sanction head (with its own FiLM) and the value head."""
+    h = FiLM(name="film")(context, h)
+
+    game = _dense(m.num_actions - 1, 0.01, name="game_logits")(
+        nn.relu(_dense(m.head_hidden, name="game_hidden")(h)))
+    linear = _dense(1, 0.01, name="sanction_linear")(h)[..., 0]
+    z = FiLM(name="film_sanction")(context, _dense(m.head_hidden, name="sanction_hidden")(h))
+    u = m.param("u", nn.initializers.zeros, (m.head_hidden,))
+    sanction = linear + nn.silu(z) @ u
+
+    v = h
+    for i, width in enumerate(m.value_hidden):
+        v = nn.relu(_dense(width, name=f"value_hidden{i}")(v))
+    value = _dense(1, 1.0, name="value")(v)[..., 0]
+    return gated_categorical(game, sanction, m.gate_action), value

@@ -7,8 +7,8 @@ loss). Any feedforward trunk becomes recurrent by splitting it at its last hidde
 encoder is everything up to it (``obs -> features[..., F]``), the heads everything after it
 (``features -> (policy_out, value)``). So the MLP policy (:func:`recurrent_mlp`) and the
 Goodhart CNN (:func:`recurrent_cnn`) take a memory without any change to their feedforward
-forms; a FiLM policy would do the same with its trunk as encoder and its FiLM-conditioned heads
-reading the context that the encoder passes through next to the features.
+forms. The FiLM policy's heads also read the context, so its GRU variant
+(:class:`rljax.networks.film.RecurrentFiLMPolicy`) splits the same way inside its own module.
 
 The layout follows PureJaxRL's ``ppo_rnn``: the memory sits on a shared embedding, actor and
 critic heads branch after it.
