@@ -74,3 +74,39 @@ def test_sharded_members_match_unsharded(tmp_path):
     sharded = np.load(out)
     for i, leaf in enumerate(jax.tree.leaves(ref.state.params)):
         np.testing.assert_allclose(sharded[f"arr_{i}"], np.asarray(leaf), atol=1e-5, rtol=1e-4)
+
+
+GOODHART_TINY = ["env.grid_size=12", "env.min_food=4", "env.max_food=8", "env.min_poison=2", "env.max_poison=4",
+                 "env.modes=[ground_truth,proxy]", "network.channels=[4]", "network.hidden=8", "ppo.num_envs=2",
+                 "ppo.num_steps=8", "ppo.num_minibatches=1", "ppo.num_epochs=1", "ppo.total_timesteps=32",
+                 "runner.eval_episodes=1", "runner.eval_max_steps=4", "runner.progress=false"]
+
+
+@pytest.mark.timeout(600)
+def test_goodhart_members_shard_over_two_devices(tmp_path):
+    """`rljax run goodhart` picks 2 devices for its members on a 2-core host. Foraging places its
+    items in a while_loop whose initial carry is a constant, which shard_map's varying-axis check
+    rejected inside the member-sharded init (the run crashed before training). The sharded init
+    must equal the unsharded one, and the sharded run must train."""
+    from rljax.experiments.goodhart.experiment import EXPERIMENT as GOODHART
+
+    out = tmp_path / "init.npz"
+    proc = run_child(f"""
+        import json, jax, numpy as np
+        jax.config.update("jax_num_cpu_devices", 2)
+        from rljax.cli import experiment_main
+        from rljax.experiments.goodhart.experiment import EXPERIMENT
+        from rljax.runner import Runner
+        r = Runner(EXPERIMENT, EXPERIMENT.make_config(overrides={GOODHART_TINY!r}), {str(tmp_path / 'init_run')!r})
+        state = r.init_state()
+        assert len(jax.tree.leaves(state.params)[0].sharding.device_set) == 2
+        np.savez({str(out)!r}, *[np.asarray(x) for x in jax.tree.leaves(state)])
+        args = ["--out", {str(tmp_path / 'run')!r}] + [x for kv in {GOODHART_TINY!r} for x in ("--set", kv)]
+        assert experiment_main("goodhart", args) == 0
+        assert len(json.load(open({str(tmp_path / "run" / "run.json")!r}))["devices"]) == 2
+    """)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ref = Runner(GOODHART, GOODHART.make_config(overrides=GOODHART_TINY), str(tmp_path / "ref")).init_state()
+    sharded = np.load(out)
+    for i, leaf in enumerate(jax.tree.leaves(ref)):
+        assert np.array_equal(sharded[f"arr_{i}"], np.asarray(leaf)), i

@@ -14,6 +14,7 @@ measured peak.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import jax
@@ -21,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from rljax.devices import configure_devices
 from rljax.networks.cnn import BaseCNN
 
 OBS_SHAPE = (11, 11, 6)
@@ -149,11 +151,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--updates", type=int, default=2, help="timed PPO updates per end-to-end run (0: skip)")
     ap.add_argument("--compare-vmap", action="store_true", help="also time runner.member_loop=vmap (~4 more minutes)")
+    ap.add_argument("--devices", type=int, default=None,
+                    help="XLA CPU devices (default: what `rljax run goodhart` picks: the most, up to the core count, "
+                         "that divide the 4 members)")
     args = ap.parse_args(argv)
+    # Before JAX starts, as the CLI does, so the end-to-end figure is the program a run compiles.
+    configure_devices(args.devices, members=4)  # the default config: one member per observation mode
 
     gflop = flops_per_sample() * args.batch / 1e9
     peak = matmul_peak()
-    print(f"devices: {jax.devices()}  batch {args.batch}  obs {OBS_SHAPE}")
+    print(f"devices: {jax.devices()}  batch {args.batch}  obs {OBS_SHAPE}  load average {os.getloadavg()[0]:.1f}")
     print(f"fwd+bwd: {flops_per_sample() / 1e6:.1f} MFLOP/sample, {gflop:.1f} GFLOP/update")
     print(f"jnp.dot float32 peak: {peak:.0f} GFLOP/s")
 
