@@ -164,11 +164,22 @@ class RunLogger:
                                      mode="offline" if wandb_offline else "online", reinit=True)
 
     # -- per update ------------------------------------------------------------------------
-    def log_updates(self, first_update: int, metrics: dict[str, np.ndarray]) -> None:
-        """``metrics[name]``: ``[M, K]`` for K consecutive updates after ``first_update``."""
+    def log_updates(self, first_update: int, metrics: dict[str, np.ndarray], every: int = 1,
+                    last_update: int | None = None) -> None:
+        """``metrics[name]``: ``[M, K]`` for K consecutive updates after ``first_update``. Only
+        updates that are multiples of ``every`` (and ``last_update``) are written; the choice
+        depends on the update number alone, so a resumed run writes the rows an uninterrupted
+        one does."""
         scalars = {k: np.asarray(v) for k, v in metrics.items() if np.ndim(v) == 2}
         m, k = next(iter(scalars.values())).shape
         updates = first_update + 1 + np.arange(k)
+        if every > 1:
+            keep = (updates % every == 0) | (updates == last_update)
+            if not keep.any():
+                return
+            updates = updates[keep]
+            scalars = {n: v[:, keep] for n, v in scalars.items()}
+            k = updates.size
         member = np.repeat(np.arange(m), k)
         update = np.tile(updates, m)
         self.metrics.write({"member": member, "name": self.names[member], "update": update,

@@ -343,6 +343,7 @@ class Runner:
         log_dir = self.out_dir if is_primary() else os.path.join(self.out_dir, f"process{jax.process_index()}")
         os.makedirs(log_dir, exist_ok=True)
         spu = self.steps_per_update
+        log_every = rc.logged_every(self.num_updates)
         logger = RunLogger(log_dir, [m.name for m in self.members], spu, self.num_members <= rc.per_member_files,
                            rc.tensorboard, rc.wandb, rc.wandb_project, rc.wandb_offline, meta["config"],
                            resume_from=start if self.resume else None, log_episodes=rc.log_episodes,
@@ -374,7 +375,7 @@ class Runner:
                 t0 = time.perf_counter()
                 codes = metrics.pop("nonfinite")
                 episodes = metrics.pop("episode_records", None)
-                logger.log_updates(update, metrics)
+                logger.log_updates(update, metrics, log_every, self.num_updates)
                 if episodes is not None:
                     logger.log_episode_records(update, episodes["episode_done"].shape[-1], episodes)
                 latest_return = _latest_finite(metrics.get("episode_return"), latest_return)

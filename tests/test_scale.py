@@ -185,6 +185,39 @@ def test_columnar_log_round_trips_at_1000_members(tmp_path):
     assert len(again) == 2 * m * k and sorted(set(again["update"])) == [1, 2, 3, 4, 5, 6]
 
 
+def test_log_every_keeps_the_same_rows_in_any_chunking_and_on_resume(tmp_path):
+    """``runner.log_every``: rows of updates that are multiples of the interval plus the last
+    update, whatever the chunks and wherever a resume starts; the automatic interval keeps
+    about MAX_LOGGED_UPDATES rows per member (a 1e6-update EMPO run: every 100th)."""
+    import pyarrow.csv as pcsv
+
+    from rljax.experiment import MAX_LOGGED_UPDATES, RunnerConfig
+
+    assert RunnerConfig().logged_every(976) == 1 and RunnerConfig().logged_every(MAX_LOGGED_UPDATES) == 1
+    assert RunnerConfig().logged_every(1_000_000) == 100 and RunnerConfig(log_every=7).logged_every(10) == 7
+    loss = np.arange(2 * 10, dtype=np.float32).reshape(2, 10)
+
+    def rows(path):
+        t = pcsv.read_csv(path / "metrics.csv").to_pandas()
+        return [tuple(r) for r in t[["member", "update", "loss"]].itertuples(index=False)]
+
+    straight, chunked = tmp_path / "straight", tmp_path / "chunked"
+    for d in (straight, chunked):
+        d.mkdir()
+    log = RunLogger(str(straight), ["a", "b"], steps_per_update=4, per_member=False)
+    log.log_updates(0, {"loss": loss}, every=3, last_update=10)
+    log.close()
+    assert sorted(rows(straight)) == sorted((m, u, float(loss[m, u - 1])) for m in (0, 1) for u in (3, 6, 9, 10))
+    log = RunLogger(str(chunked), ["a", "b"], steps_per_update=4, per_member=False)
+    for lo, hi in ((0, 2), (2, 7)):  # update 2 alone writes nothing
+        log.log_updates(lo, {"loss": loss[:, lo:hi]}, every=3, last_update=10)
+    log.close()
+    log = RunLogger(str(chunked), ["a", "b"], steps_per_update=4, per_member=False, resume_from=5)
+    log.log_updates(5, {"loss": loss[:, 5:]}, every=3, last_update=10)
+    log.close()
+    assert sorted(rows(chunked)) == sorted(rows(straight))
+
+
 class CallCounter:
     """A runner callback counting Python-level calls (functions and builtins) made between
     consecutive chunk ends, i.e. the host work of one chunk: the chunk call, metrics transfer,
