@@ -43,11 +43,34 @@ def test_batched_initialisation_equals_each_member_alone(tmp_path):
 @pytest.mark.timeout(240)
 def test_init_loops_agree(tmp_path):
     """``init_loop`` map (CPU default) and vmap (accelerators) build the same members to float
-    tolerance (3 small members: a batched QR this small has never hung)."""
-    states = {loop: Runner(CARTPOLE, cartpole(3, [f"runner.init_loop={loop}"]), str(tmp_path / loop)).init_state()
-              for loop in ("map", "vmap")}
-    for a, b in zip(jax.tree.leaves(states["map"]), jax.tree.leaves(states["vmap"])):
-        np.testing.assert_allclose(np.asarray(a, np.float64), np.asarray(b, np.float64), atol=1e-5, rtol=1e-5)
+    tolerance. The vmap side is a batched QR of the orthogonal initialisers, which can hang XLA's
+    CPU thread pool (rljax/runner.py; it hung once even at 3 members, stalling the suite), so it
+    runs in a child process with a timeout: a hang skips, a difference fails."""
+    import os
+    import subprocess
+    import textwrap
+
+    out = tmp_path / "vmap.npz"
+    code = textwrap.dedent(f"""
+        import numpy as np, jax
+        from rljax.experiments.cartpole.experiment import EXPERIMENT
+        from rljax.runner import Runner
+        cfg = EXPERIMENT.make_config(overrides=["ppo.total_timesteps=1024", *{QUIET!r}, "runner.num_seeds=3",
+                                                "runner.init_loop=vmap"])
+        state = Runner(EXPERIMENT, cfg, {str(tmp_path / 'vmap')!r}).init_state()
+        np.savez({str(out)!r}, *[np.asarray(x) for x in jax.tree.leaves(state)])
+    """)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=root, JAX_PLATFORMS="cpu")
+    try:
+        proc = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        pytest.skip("the batched QR of init_loop=vmap hung XLA's CPU thread pool (known; why CPU maps)")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    mapped = Runner(CARTPOLE, cartpole(3, ["runner.init_loop=map"]), str(tmp_path / "map")).init_state()
+    vmapped = np.load(out)
+    for i, a in enumerate(jax.tree.leaves(mapped)):
+        np.testing.assert_allclose(np.asarray(a, np.float64), vmapped[f"arr_{i}"].astype(np.float64), atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.timeout(240)
