@@ -104,14 +104,12 @@ def _play(env: HarvestEnv, act: Any, carry0: Any, key: Array, params: HarvestPar
     return sums
 
 
-def play_episode(env: HarvestEnv, policy: EgoPolicy | Callable | None, key: Array, params: HarvestParams, steps: int,
+def play_episode(env: HarvestEnv, ego: EgoPolicy | None, key: Array, params: HarvestParams, steps: int,
                  greedy: bool = False, token: Array | int | None = None) -> dict[str, Array]:
     """:func:`play_episode_act` for a trained :class:`EgoPolicy` (its memory carried through the
-    episode) or ``policy(obs) -> JointDistribution`` (sampled, or the mode with ``greedy``), or
-    ``None`` for the resident baseline."""
-    if policy is None:
+    episode; actions sampled, or the mode with ``greedy``), or ``None`` for the resident baseline."""
+    if ego is None:
         return _play(env, None, (), key, params, steps, token)
-    ego = policy if isinstance(policy, EgoPolicy) else EgoPolicy(lambda carry, obs: (carry, policy(obs)))
 
     def act(carry, obs, k):
         carry, dist = ego.step(carry, obs)
