@@ -61,7 +61,10 @@ the one initialisation program.
 - CPU: ``map``. Batched QR inside a large vmapped program was seen to hang XLA's CPU
   intra-op pool on 2 cores (DESIGN.md); one QR at a time inside ``lax.map`` avoids batched
   LAPACK calls and still runs as one program (1024 CartPole members: see
-  ``docs/backend_choices.md``).
+  ``docs/backend_choices.md``). Reproduced since (2026-12-07, jax 0.10.2): two vmapped
+  ``orthogonal`` initialisers per device under ``shard_map`` on 2 CPU devices hang every time
+  (no collective in the program); one device, or one member per device, does not. An explicit
+  ``vmap`` is therefore refused there with the key named.
 - GPU/TPU: ``vmap`` (batched QR is a single cuSOLVER call there).
 
 ``threefry`` -- how JAX's threefry random hash (every ``jax.random`` split, uniform,
@@ -130,12 +133,24 @@ def member_loop(value: str, conv_heavy: bool = False, name: str = "runner.member
     return "map" if conv_heavy and platform() == "cpu" else "vmap"
 
 
-def init_loop(value: str, name: str = "runner.init_loop") -> str:
-    """``"vmap"`` or ``"map"`` for building the members' initial states."""
+def init_loop(value: str, name: str = "runner.init_loop", members: int = 1) -> str:
+    """``"vmap"`` or ``"map"`` for building the members' initial states. ``"vmap"`` is refused
+    on several CPU devices when one of them would initialise 2+ members: two batched LAPACK QRs
+    per device under ``shard_map`` on 2 CPU devices hang XLA's runtime (jax 0.10.2, no
+    collective in the program; one device, or one member per device, does not hang)."""
     _check(name, value, LOOP_MODES)
-    if value != "auto":
-        return value
-    return "map" if platform() == "cpu" else "vmap"
+    if value == "auto":
+        return "map" if platform() == "cpu" else "vmap"
+    if value == "vmap" and platform() == "cpu":
+        from rljax.sharding import member_groups
+
+        groups = member_groups(members)
+        if groups > 1 and members // groups > 1:
+            raise ValueError(
+                f"{name}=vmap with {members} members on {groups} CPU devices: batched QR "
+                f"initialisers hang XLA's CPU runtime when a device initialises 2+ members; use "
+                f"{name}=map (the CPU default) or run on one CPU device")
+    return value
 
 
 def threefry(value: str, name: str = "runner.threefry") -> str:
@@ -178,7 +193,7 @@ def resolve(runner_cfg, conv_heavy: bool = False, members: int = 1, cheap_reset:
         reset_branch=branch_mode(runner_cfg.reset_branch, "runner.reset_branch", members, cheap_reset, tf),
         bootstrap_branch=branch_mode(runner_cfg.bootstrap_branch, "runner.bootstrap_branch", members, cheap_reset, tf),
         member_loop=member_loop(runner_cfg.member_loop, conv_heavy),
-        init_loop=init_loop(runner_cfg.init_loop),
+        init_loop=init_loop(runner_cfg.init_loop, members=members),
         platform=platform(),
         threefry=tf,
     )

@@ -176,21 +176,23 @@ class Runner:
         args = place_members((keys, self.env_params, self.hparams))
         init = self.algorithm.init_state
         if self.choices.init_loop == "vmap":
-            fn = jax.vmap(init)
-        elif member_groups(self.num_members) > 1:
-            # One lax.map per device, with no batching across devices either. check_vma=False:
-            # shard_map types every value as varying or not over the member axis, and a
-            # while_loop whose initial carry is a constant but whose body reads the member's key
-            # (foraging's item placement) is then a type error inside the algorithm's code, which
-            # knows nothing of the mesh. Every member's init is independent, so there is nothing
-            # for that check to protect here.
+            local = jax.vmap(init)
+        else:
+            local = lambda *a: jax.lax.map(lambda t: init(*t), a)
+        if member_groups(self.num_members) > 1:
+            # Each device initialises its own members, with no batching across devices.
+            # (backend.init_loop refuses vmap where a CPU device would batch 2+ members.)
+            # check_vma=False: shard_map types every value as varying or not over the member
+            # axis, and a while_loop whose initial carry is a constant but whose body reads the
+            # member's key (foraging's item placement) is then a type error inside the
+            # algorithm's code, which knows nothing of the mesh. Every member's init is
+            # independent, so there is nothing for that check to protect here.
             from jax.sharding import PartitionSpec as P
 
-            fn = jax.shard_map(lambda *a: jax.lax.map(lambda t: init(*t), a),
-                               mesh=member_mesh(member_groups(self.num_members)),
+            fn = jax.shard_map(local, mesh=member_mesh(member_groups(self.num_members)),
                                in_specs=P(MEMBER_AXIS), out_specs=P(MEMBER_AXIS), check_vma=False)
         else:
-            fn = lambda *a: jax.lax.map(lambda t: init(*t), a)
+            fn = local
         state = place_members(jax.jit(fn)(*args))
         jax.block_until_ready(state)
         self.timings["init"] += time.perf_counter() - t0

@@ -73,6 +73,19 @@ def test_init_loops_agree(tmp_path):
         np.testing.assert_allclose(np.asarray(a, np.float64), vmapped[f"arr_{i}"].astype(np.float64), atol=1e-5, rtol=1e-5)
 
 
+def test_vmap_init_is_refused_where_a_cpu_device_would_batch_two_members(monkeypatch):
+    """Two batched QRs per device under shard_map on 2 CPU devices hang XLA (reproduced with
+    jax.nn.initializers.orthogonal alone); the config is refused with the key named instead."""
+    import rljax.sharding
+
+    monkeypatch.setattr(rljax.sharding, "member_groups", lambda members: 2 if members % 2 == 0 else 1)
+    with pytest.raises(ValueError, match=r"runner.init_loop=vmap with 4 members on 2 CPU devices"):
+        backend.init_loop("vmap", members=4)
+    assert backend.init_loop("vmap", members=2) == "vmap"  # one member per device: no batch
+    assert backend.init_loop("vmap", members=3) == "vmap"  # not sharded: one device
+    assert backend.init_loop("auto", members=4) == "map"
+
+
 @pytest.mark.timeout(240)
 def test_512_members_initialise_in_one_program(tmp_path):
     r = Runner(CARTPOLE, cartpole(512), str(tmp_path))
