@@ -18,7 +18,7 @@ in a fresh subprocess because the number of XLA CPU devices is fixed when JAX st
 
     python -m experiments.communities.bench                       # env only, then training, 1 and 2 devices
     python -m experiments.communities.bench --devices 2 --set network.trunk=full
-    python -m experiments.communities.bench --set ppo.num_epochs=10   # the reference's epochs
+    python -m experiments.communities.bench --devices 2 --env-envs --epochs 4 10   # both arms, 4 and 10 epochs, FLOP bound
     python -m experiments.communities.bench --preset cpu_study --seeds 3 --devices 2 --env-envs --chunk 1 --repeats 2
                                                                       # sizes the cpu_study preset (docs)
 
@@ -57,6 +57,11 @@ def measure(devices: int, preset: str | None, overrides: list[str], seeds: int, 
         t0 = time.perf_counter()
         state, frozen = runner.init_state(), runner.initial_frozen()
         init_s = time.perf_counter() - t0
+        from rljax.flops import jaxpr_flops
+
+        # one member's update as traced: rollout forwards, GAE, every epoch's minibatch gradients
+        member = jax.tree.map(lambda x: x[0], state)
+        counted = jaxpr_flops(runner.algorithm.update, member)
         fn = runner.chunk_fn(chunk, state, frozen)
         (state, frozen), metrics = fn(state, frozen)  # warm-up
         jax.block_until_ready(state)
@@ -74,7 +79,8 @@ def measure(devices: int, preset: str | None, overrides: list[str], seeds: int, 
             "num_epochs": ppo.num_epochs, "num_minibatches": ppo.num_minibatches, "trunk": cfg.network.trunk,
             "member_loop": runner.choices.member_loop, "compile_seconds": runner.compile_seconds, "init_seconds": init_s,
             "steps_per_second": float(np.median(rates)), "all": rates,
-            "steps_per_cpu_second": float(np.median(cpu_rates))}
+            "steps_per_cpu_second": float(np.median(cpu_rates)),
+            "flops_per_step": counted.flops / runner.steps_per_update, "uncounted_loops": counted.while_loops}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -83,6 +89,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seeds", type=int, default=1, help="seeds per arm (members = arms x seeds)")
     ap.add_argument("--preset", default=None)
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--epochs", type=int, nargs="*", default=[],
+                    help="PPO epochs to measure in turn (e.g. 4 10); none: the config's")
     ap.add_argument("--chunk", type=int, default=2, help="updates per timed chunk")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--env-envs", type=int, nargs="*", default=[256, 1024],
@@ -106,16 +114,27 @@ def main(argv: list[str] | None = None) -> None:
                          devices=d, repeats=args.repeats)
                 sps = r["steps_per_second"]
                 print(f"{r['devices']:>8}{n:>10}{sps:>14,.0f}{sps / ENV_TARGET:>10.2f}{r['compile_seconds']:>11.1f}", flush=True)
-    print(f"\ntraining: target {TARGET:,.0f} ego-steps/s on 2 CPU cores (compile excluded)")
+    from rljax.flops import matmul_peak_gflops
+
+    peak = matmul_peak_gflops()
+    print(f"\ntraining: target {TARGET:,.0f} ego-steps/s on 2 CPU cores (compile excluded); "
+          f"float32 jnp.dot peak here {peak:.0f} GFLOP/s")
     print(f"{'devices':>8}{'members':>8}{'trunk':>9}{'envs x steps':>14}{'epochs x mb':>12}{'loop':>6}"
-          f"{'ego-steps/s':>13}{'x target':>9}{'per CPU-s':>11}{'compile s':>10}")
-    for d in args.devices:
-        r = call("rljax.experiments.communities.bench", "measure", devices=d, preset=args.preset, overrides=args.overrides,
-                 seeds=args.seeds, chunk=args.chunk, repeats=args.repeats)
-        sps = r["steps_per_second"]
-        print(f"{r['devices']:>8}{r['members']:>8}{r['trunk']:>9}{r['num_envs']:>7} x {r['num_steps']:<4}"
-              f"{r['num_epochs']:>6} x {r['num_minibatches']:<3}{r['member_loop']:>6}{sps:>13,.0f}{sps / TARGET:>9.2f}"
-              f"{r['steps_per_cpu_second']:>11,.0f}{r['compile_seconds']:>10.1f}", flush=True)
+          f"{'ego-steps/s':>13}{'x target':>9}{'per CPU-s':>11}{'MFLOP/step':>11}{'bound':>8}{'of bound':>9}{'compile s':>10}")
+    for epochs in args.epochs or [None]:
+        extra = [] if epochs is None else [f"ppo.num_epochs={epochs}"]
+        for d in args.devices:
+            r = call("rljax.experiments.communities.bench", "measure", devices=d, preset=args.preset,
+                     overrides=args.overrides + extra, seeds=args.seeds, chunk=args.chunk, repeats=args.repeats)
+            sps, bound = r["steps_per_second"], peak * 1e9 / r["flops_per_step"]
+            print(f"{r['devices']:>8}{r['members']:>8}{r['trunk']:>9}{r['num_envs']:>7} x {r['num_steps']:<4}"
+                  f"{r['num_epochs']:>6} x {r['num_minibatches']:<3}{r['member_loop']:>6}{sps:>13,.0f}{sps / TARGET:>9.2f}"
+                  f"{r['steps_per_cpu_second']:>11,.0f}{r['flops_per_step'] / 1e6:>11.1f}{bound:>8,.0f}"
+                  f"{sps / bound:>9.0%}{r['compile_seconds']:>10.1f}", flush=True)
+            if r["uncounted_loops"]:
+                print(f"  ({r['uncounted_loops']} while loop(s) counted once: the bound is an upper limit)")
+    print("(MFLOP/step: matrix-product and convolution FLOPs of one member's update as traced, rljax.flops,\n"
+          " per ego-step; bound = peak / that: the rate if every multiply-add ran at the dot's speed)")
     print("(medians of repeats; the machine may be shared with other jobs while measuring. 'per CPU-s': ego-steps\n"
           " per second of this process's CPU time (all its threads); on an idle machine the wall-clock figure can\n"
           " approach it times the cores XLA keeps busy, so it separates the program's cost from the load)")

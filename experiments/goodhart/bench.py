@@ -23,6 +23,7 @@ import numpy as np
 import optax
 
 from rljax.devices import configure_devices
+from rljax.flops import matmul_peak_gflops
 from rljax.networks.cnn import BaseCNN
 
 OBS_SHAPE = (11, 11, 6)
@@ -53,15 +54,6 @@ def _median_time(fn, repeats: int, warmup: int = 2) -> float:
         fn()
         times.append(time.perf_counter() - t0)
     return float(np.median(times))
-
-
-def matmul_peak(n: int = 4096, repeats: int = 5) -> float:
-    """float32 GFLOP/s of an ``n x n`` ``jnp.dot``."""
-    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
-    b = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
-    dot = jax.jit(jnp.dot)
-    t = _median_time(lambda: dot(a, b).block_until_ready(), repeats)
-    return 2 * n**3 / t / 1e9
 
 
 def rljax_update_time(conv_impl: str, batch: int, repeats: int) -> float:
@@ -159,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     configure_devices(args.devices, members=4)  # the default config: one member per observation mode
 
     gflop = flops_per_sample() * args.batch / 1e9
-    peak = matmul_peak()
+    peak = matmul_peak_gflops()
     print(f"devices: {jax.devices()}  batch {args.batch}  obs {OBS_SHAPE}  load average {os.getloadavg()[0]:.1f}")
     print(f"fwd+bwd: {flops_per_sample() / 1e6:.1f} MFLOP/sample, {gflop:.1f} GFLOP/update")
     print(f"jnp.dot float32 peak: {peak:.0f} GFLOP/s")
