@@ -94,8 +94,17 @@ def _count(jaxpr) -> FlopCount:
 
 def jaxpr_flops(fn: Callable, *args: Any, **kwargs: Any) -> FlopCount:
     """Matrix-product and convolution FLOPs of ``fn(*args, **kwargs)`` as JAX traces it
-    (shapes only: nothing runs). A function under ``jax.grad`` counts its forward and backward."""
-    return _count(jax.make_jaxpr(fn)(*args, **kwargs).jaxpr)
+    (shapes only: nothing runs). A function under ``jax.grad`` counts its forward and backward.
+    Computations no output depends on are dropped first (XLA drops them too), so a policy-only
+    apply of an actor-critic counts the actor alone; inside loops nothing is dropped."""
+    jaxpr = jax.make_jaxpr(fn)(*args, **kwargs).jaxpr
+    try:  # drop what no output needs (a critic under a policy-only apply), as XLA would
+        from jax._src.interpreters.partial_eval import dce_jaxpr
+
+        jaxpr, _ = dce_jaxpr(jaxpr, [True] * len(jaxpr.outvars))
+    except (ImportError, TypeError):  # pragma: no cover - another JAX layout: count everything
+        pass
+    return _count(jaxpr)
 
 
 def matmul_peak_gflops(n: int = 4096, repeats: int = 5) -> float:

@@ -18,6 +18,7 @@ machine; the target is 100x that (22,000 env-steps/s) on 2 CPU cores.
     python -m experiments.pursuit.bench                      # env + protocol (4 and 8 seeds, study budget)
     python -m experiments.pursuit.bench --seeds 1 8 --scale 0.25
     python -m experiments.pursuit.bench --skip-env --seeds 4 --amsdrl   # + RUN the 12-phase protocol, 1 seed
+    python -m experiments.pursuit.bench --flop-bound 8                 # least wall time of 8 seeds' 12 phases here
 
 Last measured on a quiet machine (2026-11-23 19:08-19:29 UTC, ``--skip-env --scale 1``): 2 seeds
 23,281, 4 seeds 28,012, 8 seeds 20,651, 16 seeds 17,037 trained env-steps/s (target 22,000); the
@@ -78,6 +79,37 @@ def bench_protocol(seeds: int, scale: float) -> dict:
             "steps": steps}
 
 
+def flop_bound(runner, seeds: int, target_minutes: float = 10.0) -> dict:
+    """The least wall time the protocol's learning can take on this machine: matrix FLOPs per
+    trained env-step (the learner's actor and critic forward in the rollout, the opponent's
+    forward, ``num_epochs`` forward+backward passes over the sample; counted by
+    :func:`rljax.flops.jaxpr_flops` on the preset's own network), times the protocol's env-steps,
+    divided by the measured float32 ``jnp.dot`` peak. Environment, GAE, evaluations: not counted."""
+    import jax.numpy as jnp
+
+    from rljax.flops import jaxpr_flops, matmul_peak_gflops
+
+    alg = runner.algorithm
+    state = runner.init_state()
+    params = jax.tree.map(lambda x: x[0, 0], state.params)  # member 0, role 0
+    obs = jnp.zeros((64,) + state.obs.shape[2:], jnp.float32)
+    fwd = jaxpr_flops(alg.network.apply, params, obs).flops / 64
+    actor = jaxpr_flops(alg.policy_apply, params, obs).flops / 64
+    loss = lambda p, o: sum(jnp.sum(x) for x in jax.tree.leaves(alg.network.apply(p, o)))
+    grad = jaxpr_flops(jax.grad(loss), params, obs).flops / 64
+    epochs = runner.cfg.ppo.num_epochs
+    per_step = fwd + actor + epochs * grad
+    steps = runner.num_updates * runner.steps_per_update * seeds
+    peak = matmul_peak_gflops()
+    least = steps * per_step / (peak * 1e9)
+    print(f"FLOP bound, {runner.cfg.ppo.num_epochs} epochs, network forward {fwd / 1e6:.2f} MFLOP (actor {actor / 1e6:.2f}), "
+          f"forward+backward {grad / 1e6:.2f}: {per_step / 1e6:.1f} MFLOP per trained env-step; {steps:,} env-steps "
+          f"for {seeds} seed(s); float32 jnp.dot peak here {peak:.0f} GFLOP/s -> at least {least / 60:.1f} min of "
+          f"matrix arithmetic at 100% of the peak (target {target_minutes:.0f} min: "
+          f"{'reachable' if least / 60 <= target_minutes else 'NOT reachable on this machine'})")
+    return {"mflop_per_step": per_step / 1e6, "env_steps": steps, "peak_gflops": peak, "least_minutes": least / 60}
+
+
 def main(argv: list[str] | None = None) -> int:
     from rljax.machine import host_description
 
@@ -92,10 +124,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--preset", default="amsdrl", help="preset of the 12-phase run (amsdrl: the spec's learner; fast: "
                     "the earlier 32 x 64, 4-epoch, (64, 64) learner)")
     ap.add_argument("--amsdrl-seeds", type=int, default=1, help="seeds vmapped in the 12-phase run")
+    ap.add_argument("--flop-bound", type=int, default=0, metavar="SEEDS",
+                    help="only print the FLOP bound of the --preset protocol for SEEDS seeds (nothing runs)")
     args = ap.parse_args(argv)
     print(f"machine: {host_description()}, jax {jax.__version__} on {jax.default_backend()}; "
           f"load average {os.getloadavg()[0]:.1f} (shared with other processes)")
     print("command: python -m experiments.pursuit.bench " + " ".join(sys.argv[1:] if argv is None else argv))
+    if args.flop_bound:
+        from rljax.experiments.pursuit.experiment import EXPERIMENT
+        from rljax.runner import Runner
+
+        with tempfile.TemporaryDirectory() as out:
+            cfg = EXPERIMENT.make_config(preset=args.preset, overrides=["runner.progress=false", "runner.num_seeds=1"])
+            flop_bound(Runner(EXPERIMENT, cfg, out), args.flop_bound)
+        return 0
     if not args.skip_env:
         bench_env(args.batch, args.steps, args.repeats)
     results = [bench_protocol(n, args.scale) for n in args.seeds]
