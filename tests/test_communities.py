@@ -510,6 +510,8 @@ def test_distributional_summary_balance_and_verdicts(tmp_path):
     assert arm_verdict(0.5, 1.2)[0] == "strong" and arm_verdict(1.5, 2.5)[0] == "acceptable"
     assert arm_verdict(3.5, 3.6)[0] == "failure" and arm_verdict(0.5, 4.0)[0] == "failure"
     assert arm_verdict(2.5, 2.9)[0] == "below acceptable"
+    # an ego far above the resident baseline (the cpu_study's free-riders) does not pass vacuously
+    assert arm_verdict(-400.9, -255.5)[0] == "out-earns the baseline" and arm_verdict(-2.0, -1.0)[0] == "strong"
     # treatment must beat control (paired over seeds) for a success
     def member(arm, seed, avg, worst):
         return {"arm": arm, "seed": seed, "name": f"{arm}_seed{seed}", "summary": {"avg_value_gap": avg, "worst_value_gap": worst}}
@@ -519,3 +521,6 @@ def test_distributional_summary_balance_and_verdicts(tmp_path):
     tie = [member("treatment", s, 0.5 + 0.1 * s, 1.0) for s in range(4)] + [member("control", s, 0.5 + 0.1 * (3 - s), 1.0) for s in range(4)]
     c = criteria(tie, {})
     assert c["treatment_beats_control"] is False and c["verdict"] == "failure"
+    riders = [member("treatment", s, -400.0 - s, -250.0) for s in range(3)] + [member("control", s, -366.0 + s, -210.0) for s in range(3)]
+    c = criteria(riders, {})
+    assert c["treatment_beats_control"] is True and c["verdict"] == "not applicable"

@@ -27,6 +27,9 @@ training sampling balance (episodes per community in ``metrics.csv``: ``min_rati
 Success criteria (spec): *strong* = avg dV < 1.0 and worst dV < 1.5; *acceptable* = avg dV < 2.0
 and worst dV < 3.0; both require treatment to beat control. *Failure* = avg dV > 3.0, or worst
 >> avg (here: ``worst - avg > max(1.5, |avg|)``, one community failing), or treatment ~ control.
+An arm whose avg dV is below ``-3.0`` out-earns the resident in its slot: the criteria (written
+for an ego that pays the norm's costs) would pass it vacuously, so its verdict is "not
+applicable" and the report points at compliance and sanctions instead.
 "Treatment beats control": the paired difference ``avg dV(control) - avg dV(treatment)`` over
 seeds present in both arms is positive with a one-sided 95% t lower bound above 0 (with a single
 seed pair: over the shared episode keys instead). Arm figures are means over seeds.
@@ -210,6 +213,14 @@ def arm_verdict(avg: float, worst: float) -> tuple[str, str]:
     """(level, reason) for one arm's mean avg/worst value gap, before the treatment-vs-control test."""
     if avg > FAILURE_AVG:
         return "failure", f"avg dV {avg:.2f} > {FAILURE_AVG}"
+    if avg < -FAILURE_AVG:
+        # The criteria rank an ego that pays the norm's costs (planting, sanctioning) by how close
+        # it comes to a resident in its slot; an ego that earns far MORE than that resident is
+        # doing something else (the cpu_study arms: harvesting, absorbing the -10s, 3%
+        # compliance against the residents' 55%), and "dV < 1" would pass it vacuously.
+        return "out-earns the baseline", (f"avg dV {avg:.2f} < -{FAILURE_AVG}: the ego earns more than a resident in "
+                                          "its slot, so the value-gap criteria do not measure its compliance; read "
+                                          "compliance and sanctions")
     if worst - avg > max(1.5, abs(avg)):
         return "failure", f"worst dV {worst:.2f} >> avg {avg:.2f} (one community failing)"
     if avg < STRONG[0] and worst < STRONG[1]:
@@ -255,6 +266,9 @@ def criteria(members: list[dict], episode_gaps: dict[str, np.ndarray]) -> dict:
         out["verdict"], out["verdict_reason"] = "n/a", "no treatment arm"
     elif tr["level"] == "failure":
         out["verdict"], out["verdict_reason"] = "failure", "treatment: " + tr["reason"]
+    elif tr["level"] == "out-earns the baseline":
+        out["verdict"], out["verdict_reason"] = "not applicable", (
+            "treatment: " + tr["reason"] + "; a lower dV then means more profit, not better norm-following")
     elif out["treatment_beats_control"] is False:
         out["verdict"], out["verdict_reason"] = "failure", "treatment ~ control (A/B difference not established)"
     elif out["treatment_beats_control"] is None:
