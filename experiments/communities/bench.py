@@ -22,10 +22,13 @@ in a fresh subprocess because the number of XLA CPU devices is fixed when JAX st
     python -m experiments.communities.bench --preset cpu_study --seeds 3 --devices 2 --env-envs --chunk 1 --repeats 2
                                                                       # sizes the cpu_study preset (docs)
 
-Target: >= 3,000 ego-steps/s training on 2 CPU cores; the network's updates dominate. Last
-measured on a quiet machine (2026-11-23 18:22 UTC, residents then with the foresight guard, ``--devices 2
---env-envs 1024 --repeats 2``): environment 88,568 ego-steps/s, training 3,483 ego-steps/s
-(1,818 per CPU-second); loaded figures and the breakdown in docs/communities.md.
+Target: >= 3,000 ego-steps/s training on 2 CPU cores; the network's updates dominate. Each row
+also prints the matrix FLOPs of one member's update per ego-step (``rljax.flops``) and the FLOP
+bound (the measured ``jnp.dot`` peak / that count). Last measured on a quiet machine (2026-12-07
+16:00-16:07 UTC, ``--devices 2 --env-envs 1024 --epochs 4 10``, state-only residents):
+environment 131,861 ego-steps/s; training 7,249 ego-steps/s at 4 epochs (23.7 MFLOP/ego-step, 44%
+of the bound; 7,471 with 3 seeds per arm, 49%) and 3,202 at 10 epochs (53.9 MFLOP, 47%);
+docs/communities.md has the table.
 """
 from __future__ import annotations
 
