@@ -146,7 +146,7 @@ def init_loop(value: str, name: str = "runner.init_loop", members: int = 1) -> s
 
         groups = member_groups(members)
         if groups > 1 and members // groups > 1:
-            raise ValueError(
+            raise ConfigError(
                 f"{name}=vmap with {members} members on {groups} CPU devices: batched QR "
                 f"initialisers hang XLA's CPU runtime when a device initialises 2+ members; use "
                 f"{name}=map (the CPU default) or run on one CPU device")

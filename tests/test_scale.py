@@ -79,7 +79,9 @@ def test_vmap_init_is_refused_where_a_cpu_device_would_batch_two_members(monkeyp
     import rljax.sharding
 
     monkeypatch.setattr(rljax.sharding, "member_groups", lambda members: 2 if members % 2 == 0 else 1)
-    with pytest.raises(ValueError, match=r"runner.init_loop=vmap with 4 members on 2 CPU devices"):
+    from rljax.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"runner.init_loop=vmap with 4 members on 2 CPU devices"):
         backend.init_loop("vmap", members=4)
     assert backend.init_loop("vmap", members=2) == "vmap"  # one member per device: no batch
     assert backend.init_loop("vmap", members=3) == "vmap"  # not sharded: one device
