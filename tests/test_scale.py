@@ -44,7 +44,7 @@ def test_batched_initialisation_equals_each_member_alone(tmp_path):
 def test_init_loops_agree(tmp_path):
     """``init_loop`` map (CPU default) and vmap (accelerators) build the same members to float
     tolerance. The vmap side is a batched QR of the orthogonal initialisers, which can hang XLA's
-    CPU thread pool (rljax/runner.py; it hung once even at 3 members, stalling the suite), so it
+    CPU thread pool (rljax/backend.py: init_loop; it hung once even at 3 members, stalling the suite), so it
     runs in a child process with a timeout: a hang skips, a difference fails."""
     import os
     import subprocess
