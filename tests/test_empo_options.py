@@ -49,7 +49,7 @@ def test_x_h_u_r_v_r_networks_move_towards_their_targets():
     x_target = jnp.einsum("tshg,hg->tsh", tm.v_h_e(tp["v_h_e"], tpts, hg, gg) ** th.zeta,
                           CORRIDOR.goal_probs * CORRIDOR.goal_weights)
     y_target = (jnp.clip(tm.x_h(tp["x_h"], tpts, hs), 1e-3, 1.0) ** (-th.xi)).mean(-1)
-    q_t, pi_t = q.q_pi(tp, tpts, th)
+    q_t, pi_t = q.q_pi(tp, tpts, ws.t, th)
     v_target = q.u_r(tp, tpts, (T, S), th, jnp.uint32(0)) + (pi_t * q_t).sum(-1)
     reach = np.asarray(CORRIDOR.reachable())
 

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from rljax.empo.oracle import robot_policy
+from rljax.empo.targets import exact_last_step
 
 Array = jax.Array
 
@@ -43,9 +44,10 @@ class EmpoRobotPolicy:
 
     def probabilities(self, ws: Any) -> Array:
         """``pi_r[*L, A_r]``: the learned robot policy at situations ``ws``."""
-        model = self.trainer.model
-        q = model.q_r(self.params, model.points(self.world, ws), self.hparams.eta * self.hparams.xi)
-        return robot_policy(q, self.hparams.beta_r)
+        model, h, w = self.trainer.model, self.hparams, self.world
+        q = model.q_r(self.params, model.points(w, ws), h.eta * h.xi)
+        q = exact_last_step(q, w.t(ws), w.horizon, h.gamma_r, self.trainer.cfg.terminal_v_r)
+        return robot_policy(q, h.beta_r)
 
     def __call__(self, ws: Any, key: Array, carry: Any = None, deterministic: Any = False) -> Array:
         pi = self.probabilities(ws)

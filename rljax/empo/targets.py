@@ -13,7 +13,9 @@ Derived quantities (the "direct" modes of the quantities that are not networks):
 * ``y(s) = mean_h clip(X_h, 1e-3, 1)^(-xi)`` (``sum`` with ``u_r_sum_over_humans``) or the U_r
   network's ``y``; ``U_r = -y^eta``;
 * ``pi_r = softmax(-beta_r log(-Q_r))`` with the effective ``beta_r``;
-* ``V_r(s) = U_r(s) + sum_a pi_r Q_r`` or the V_r network; ``terminal_v_r`` at ``t = T``.
+* ``V_r(s) = U_r(s) + sum_a pi_r Q_r`` or the V_r network; ``terminal_v_r`` at ``t = T``;
+* ``Q_r`` at ``t = T - 1``, where every successor is terminal, is the exact
+  ``gamma_r * terminal_v_r`` (:func:`exact_last_step`), not the network's.
 
 Model-based targets for a stored transition ``(s, g_H, a_H)``, over every robot action ``a_r``
 and every listed outcome ``s'`` (with its probability; ``1/K`` each in most worlds):
@@ -50,6 +52,20 @@ from rljax.empo.world import expect_outcomes, vmap_over
 
 Array = jax.Array
 X_H_MIN = 1e-3  # the original's clamp of X_h before X_h^(-xi)
+
+
+def exact_last_step(q: Array, t: Array, horizon: int, gamma_r: Array, terminal_v_r: float) -> Array:
+    """``Q_r[..., A_r]`` with the exact ``gamma_r * terminal_v_r`` where every successor is
+    terminal (step count ``t[...] = horizon - 1``).
+
+    Why not the network's value there: ``Q_r`` is about ``-1e-10`` at that step, but the
+    original's z-space output ``-z^(-eta xi)`` is at most -1. The network can only ever be 1 too
+    low there, and each earlier layer's target inherits it: on the trivial map this was the whole
+    of the learned ``V_r``'s bias (0.9 low of 22 at s_0 after 1e6 steps, docs/empo.md). Outside
+    z-space a tiny ``|Q_r|`` still makes ``log(-Q_r)``, and with it pi_r at beta_r = 1000,
+    arbitrary where the exact policy is uniform. The step count is the world's, so this holds
+    whether or not the networks see it."""
+    return jnp.where((t == horizon - 1)[..., None], gamma_r * terminal_v_r, q)
 
 
 @struct.dataclass
@@ -109,9 +125,15 @@ class Quantities:
     def u_r(self, tp: dict, pts: Any, lead: tuple, th: Theory, key: Array) -> Array:
         return -(self.y(tp, pts, lead, th, key) ** th.eta)
 
-    def q_pi(self, tp: dict, pts: Any, th: Theory) -> tuple[Array, Array]:
-        """``Q_r[L, A_r]`` of the Q_r target network and its policy (effective ``beta_r``)."""
+    def q_r(self, tp: dict, pts: Any, t: Array, th: Theory) -> Array:
+        """``Q_r[L, A_r]`` of the Q_r (target) network at situations with step counts ``t[L]``,
+        exact at the last step (:func:`exact_last_step`)."""
         q = self.model.q_r(tp["q_r"], pts, th.eta_xi)
+        return exact_last_step(q, t, self.world.horizon, th.gamma_r, self.cfg.terminal_v_r)
+
+    def q_pi(self, tp: dict, pts: Any, t: Array, th: Theory) -> tuple[Array, Array]:
+        """:meth:`q_r` and its policy (effective ``beta_r``)."""
+        q = self.q_r(tp, pts, t, th)
         return q, robot_policy(q, th.beta_r)
 
     def v_r(self, tp: dict, pts: Any, t: Array, th: Theory, key: Array,
@@ -121,16 +143,17 @@ class Quantities:
         if self.use["v_r"]:
             v = self.model.v_r(tp["v_r"], pts, th.eta_xi)
         else:
-            q, pi = self.q_pi(tp, pts, th) if q_pi is None else q_pi
+            q, pi = self.q_pi(tp, pts, t, th) if q_pi is None else q_pi
             v = self.u_r(tp, pts, t.shape, th, key) + (pi * q).sum(-1)
         return jnp.where(t >= self.world.horizon, self.cfg.terminal_v_r, v)
 
-    def _q_pi_joint(self, tp: dict, pts: Any, pts_s: Any, lead_s: tuple, th: Theory):
-        """:meth:`q_pi` at ``pts[B]`` and at ``pts_s[lead_s]``, computed on the rows of both
-        stacked (row-wise the same function)."""
+    def _q_pi_joint(self, tp: dict, pts: Any, t: Array, pts_s: Any, t_s: Array, th: Theory):
+        """:meth:`q_pi` at ``pts[B]`` (step counts ``t[B]``) and at ``pts_s[lead_s]`` (``t_s``),
+        computed on the rows of both stacked (row-wise the same function)."""
+        lead_s = t_s.shape
         b, n = jax.tree.leaves(pts)[0].shape[0], int(np.prod(lead_s))
         flat = jax.tree.map(lambda x, y: jnp.concatenate([x, y.reshape((n,) + y.shape[len(lead_s):])]), pts, pts_s)
-        q, pi = self.q_pi(tp, flat, th)
+        q, pi = self.q_pi(tp, flat, jnp.concatenate([t, t_s.reshape(n)]), th)
         return q[:b], pi[:b], (q[b:].reshape(lead_s + q.shape[1:]), pi[b:].reshape(lead_s + pi.shape[1:]))
 
     # -- human action profiles ---------------------------------------------------------------
@@ -166,9 +189,9 @@ class Quantities:
         pts_s = self.points(succ)
         q_succ = None
         if self.use["v_r"]:
-            q_s, pi = self.q_pi(tp, pts, th)
+            q_s, pi = self.q_pi(tp, pts, w.t(ws), th)
         else:  # Q_r's target at s and at every successor in ONE forward pass (fewer, larger ops)
-            q_s, pi, q_succ = self._q_pi_joint(tp, pts, pts_s, t_s.shape, th)
+            q_s, pi, q_succ = self._q_pi_joint(tp, pts, w.t(ws), pts_s, t_s, th)
         extra = t_s.ndim - 1
         goal_e = self.goal_axis(goals)  # [B, n_h, E]
         goal_b = goal_e.reshape((goal_e.shape[0],) + (1,) * extra + goal_e.shape[1:])

@@ -53,7 +53,7 @@ from rljax.empo.config import NETWORKS, VARY_KEYS, Phase2Config
 from rljax.empo.networks import NetworkModel
 from rljax.empo.oracle import OracleResult, robot_policy, solve_oracle
 from rljax.empo.tables import TableModel, table_step
-from rljax.empo.targets import X_H_MIN, Quantities, Theory
+from rljax.empo.targets import X_H_MIN, Quantities, Theory, exact_last_step
 from rljax.envs.environment import tree_select
 from rljax.envs.vec_env import any_member
 
@@ -221,7 +221,7 @@ class EmpoTrainer(Algorithm):
         elif name == "u_r":
             table = m.y(params, pts)
         elif name == "q_r":
-            table = m.q_r(params, pts, h.eta * h.xi)
+            table = exact_last_step(m.q_r(params, pts, h.eta * h.xi), ws.t, w.horizon, h.gamma_r, self.cfg.terminal_v_r)
         else:
             table = m.v_r(params, pts, h.eta * h.xi)
         return {name: {"table": jax.lax.stop_gradient(table)}}
@@ -242,9 +242,8 @@ class EmpoTrainer(Algorithm):
             u_h, u_g, u_rg = u[:3 * nh].reshape(3, nh), u[3 * nh:4 * nh], u[4 * nh:5 * nh]
             u_r, u_rx, u_ru, u_step, u_res, u_reset = u[5 * nh:5 * nh + 6]
             a_h = w.human_joint(self._human_actions(u_h, w.prior(actor.ws), actor.goals, eps_h))
-            tm = self.target_model
-            q = tm.q_r(st.targets["q_r"], tm.points(w, actor.ws), th.eta_xi)
-            pi = robot_policy(q, th.beta_r)
+            tq = self.target_quantities
+            q, pi = tq.q_pi(st.targets, tq.points(actor.ws), w.t(actor.ws), th)
             a_r = jnp.where(u_rx < eps_r, self._explore(u_ru, q), draws.categorical(u_r, pi))
             nxt = w.step(u_step, actor.ws, a_r, a_h)
             item = {"ws": actor.ws, "goals": actor.goals, "a_h": a_h, "a_r": a_r}
@@ -276,14 +275,16 @@ class EmpoTrainer(Algorithm):
         return 5 * self.world.n_humans + 6
 
     # -- learning --------------------------------------------------------------------------
-    def _predictions(self, params: dict, pts_b: Any, goals_b: Array, pts_x: Any, goals_x: Array, th: Theory,
-                     key: Array) -> dict[str, Array]:
-        """Training-mode predictions; ``goals_b[B, n_h, E]`` are the goals V_h^e is trained on."""
+    def _predictions(self, params: dict, pts_b: Any, t_b: Array, goals_b: Array, pts_x: Any, goals_x: Array,
+                     th: Theory, key: Array) -> dict[str, Array]:
+        """Training-mode predictions; ``goals_b[B, n_h, E]`` are the goals V_h^e is trained on,
+        ``t_b[B]`` the step counts (Q_r is exact at the last one: no loss, no gradient there)."""
         m, use = self.model, self.cfg.network_in_use
         keys = [draws.derive(key, i) for i in range(5)]
         hs_b = jnp.broadcast_to(jnp.arange(self.world.n_humans)[:, None], goals_b.shape)
         out = {"v_h_e": m.v_h_e(params, pts_b, hs_b, goals_b, keys[0]),
-               "q_r": m.q_r(params, pts_b, th.eta_xi, keys[3])}
+               "q_r": exact_last_step(m.q_r(params, pts_b, th.eta_xi, keys[3]), t_b, self.world.horizon, th.gamma_r,
+                                      self.cfg.terminal_v_r)}
         if use["x_h"]:
             out["x_h"] = m.x_h(params, pts_x, jnp.broadcast_to(jnp.arange(self.world.n_humans), goals_x.shape), keys[1])
         if use["u_r"]:
@@ -349,7 +350,7 @@ class EmpoTrainer(Algorithm):
             goals_e = self.quantities.goal_axis(batch["goals"])
 
             def predict(p):
-                return self._predictions(p, pts_b, goals_e, pts_x, xbatch["goals"], th, k_p)
+                return self._predictions(p, pts_b, self.world.t(batch["ws"]), goals_e, pts_x, xbatch["goals"], th, k_p)
 
             def loss_fn(p):
                 sq = {n: (v - tgt[n]) ** 2 for n, v in predict(p).items()}
@@ -463,7 +464,7 @@ class EmpoTrainer(Algorithm):
             x = jnp.clip(x_h, X_H_MIN, 1.0) ** (-h.xi)
             y = x.sum(-1) if self.cfg.u_r_sum_over_humans else x.mean(-1)
         u_r = -(y**h.eta)
-        q_r = model.q_r(params, pts, h.eta * h.xi)
+        q_r = exact_last_step(model.q_r(params, pts, h.eta * h.xi), ws.t, w.horizon, h.gamma_r, self.cfg.terminal_v_r)
         pi_r = robot_policy(q_r, h.beta_r)
         v_r = model.v_r(params, pts, h.eta * h.xi) if self.cfg.v_r_use_network else u_r + (pi_r * q_r).sum(-1)
         term_v = jnp.full((1, S), self.cfg.terminal_v_r, jnp.float32)
@@ -543,7 +544,7 @@ class EmpoTrainer(Algorithm):
                 u, seed = x
                 pts = q.points(jax.tree.map(lambda v: v[None], ws))
                 u_r = q.u_r(online, pts, (1,), th, seed)[0]
-                _, pi = q.q_pi(online, pts, th)
+                _, pi = q.q_pi(online, pts, w.t(ws)[None], th)
                 a_r = draws.categorical(u[0], pi[0])
                 goals = w.sample_goals(u[2:2 + nh])  # a fresh goal per step: the goal-marginal prior
                 a_h = w.human_joint(self._human_actions(u[2 + nh:2 + 4 * nh].reshape(3, nh), w.prior(ws), goals,
