@@ -81,11 +81,7 @@ def _count(jaxpr) -> FlopCount:
         elif name == "cond":
             branches = [_count(b.jaxpr) for b in eqn.params["branches"]]
             total = total + max(branches, key=lambda c: c.flops)
-        elif name in ("custom_vjp_call", "custom_vjp_call_jaxpr"):
-            # the primal computation only; its backward rule is traced where jax.grad uses it
-            total = total + _count(eqn.params["call_jaxpr"].jaxpr if "call_jaxpr" in eqn.params
-                                   else eqn.params["fun_jaxpr"].jaxpr)
-        else:
+        else:  # a custom_vjp/jvp call's primal is a jaxpr param (counted); its rules are thunks (not)
             total = total + FlopCount(_eqn_flops(eqn))
             for sub in _sub_jaxprs(eqn):
                 total = total + _count(sub)
