@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import jax
+import jax.extend  # not imported by "import jax": _sub_jaxprs needs jax.extend.core
 import jax.numpy as jnp
 import numpy as np
 

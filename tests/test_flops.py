@@ -47,3 +47,17 @@ def test_computations_no_output_needs_are_not_counted():
         return x @ w
 
     assert jaxpr_flops(actor_only, x, w).flops == 120
+
+
+def test_a_custom_vjp_call_counts_its_primal_once():
+    """A ``custom_vjp`` function's primal is a jaxpr inside the call (counted once); its
+    forward and backward rules are thunks the count cannot see and must not double."""
+
+    @jax.custom_vjp
+    def matmul(x, w):
+        return x @ w
+
+    matmul.defvjp(lambda x, w: (x @ w, (x, w)), lambda r, g: (g @ r[1].T, r[0].T @ g))
+    x, w = jnp.ones((8, 16)), jnp.ones((16, 4))
+    assert jaxpr_flops(matmul, x, w).flops == 2 * 8 * 16 * 4
+    assert jaxpr_flops(lambda x, w: matmul(x, w) + matmul(x, w), x, w).flops == 2 * 2 * 8 * 16 * 4
