@@ -9,6 +9,10 @@ solves the oracle with that member's theory parameters, and reports per quantity
   ORACLE's policy and the humans their prior (the states that matter for the objective);
 * ``initial``: at the initial state ``(0, s_0)``.
 
+:func:`value_error_sources` splits each member's ``V_r`` error into where it comes from (the
+learned ``U_r``, ``Q_r``'s distance from the backup of the learned values, the policy), printed
+under the tables: the measurement that found ``V_r``'s bias on the trivial map (docs/empo.md).
+
 Errors are absolute differences (per action for ``Q_r``, per human for ``X_h``, per human and
 goal for ``V_h^e``), and the total variation ``0.5 sum_a |pi_r - pi_r*|`` for ``pi_r``.
 :func:`plot_curves` draws the learning curves from ``metrics.csv``/``eval.csv`` with the warm-up
@@ -26,6 +30,8 @@ import numpy as np
 
 from rljax.empo.oracle import OracleResult
 from rljax.errors import ConfigError
+
+Array = jax.Array
 
 QUANTITIES = ("v_r", "pi_r", "x_h", "v_h_e", "q_r", "u_r")
 LABELS = {"v_r": "V_r", "pi_r": "pi_r", "x_h": "X_h", "v_h_e": "V_h^e", "q_r": "Q_r", "u_r": "U_r"}
@@ -60,6 +66,56 @@ def error_table(learned: OracleResult, star: OracleResult, reachable: np.ndarray
     return out
 
 
+SOURCES = ("u_r", "q_fit", "policy")
+
+
+def value_error_sources(world: Any, learned: OracleResult, star: OracleResult, mu_h: Array,
+                        gamma_r: Array | float) -> dict[str, Array]:
+    """Where the learned ``V_r``'s error comes from: ``{"u_r", "q_fit", "policy"}``, each
+    ``float32[T, S]``, summing to ``learned.v_r - star.v_r`` at every non-terminal ``(t, s)``.
+
+    With ``B(t, s, a) = gamma_r E_{a_H ~ mu_h, s'}[V_r(t+1, s')]`` the backup of the LEARNED
+    ``V_r`` (what the ``Q_r`` regression is trained towards, up to target lag),
+
+        ``V - V* = (U - U*) + pi.(Q - B) + (pi - pi*).Q* + gamma_r E_{pi, mu_h}[V - V*](t+1)``,
+
+    so unrolled along the learned policy each part is the expected discounted sum of its local
+    term over the rest of the episode: ``u_r`` the learned ``U_r``'s error, ``q_fit`` how far
+    ``Q_r`` sits from ``B`` (the regression's residual: a bias here is a fitting or
+    representation problem, not a target problem), ``policy`` what the learned policy loses
+    against the exact ``Q_r`` (near 0 for a near-greedy policy where actions tie).
+    ``world``: the :class:`~rljax.empo.world.TableWorld`; ``mu_h``: its goal-marginal human
+    profiles ``[S, A_h]`` or ``[T, S, A_h]``."""
+    model = world.model
+    idx, prob = model.next_state, model.next_prob  # [S, A_r, A_h, K]
+    T = learned.q_r.shape[0]
+    mu_t = mu_h if mu_h.ndim == 3 else jnp.broadcast_to(mu_h, (T,) + mu_h.shape)
+
+    def backup(v_next: Array, mu: Array) -> Array:  # [S] at t + 1 -> [S, A_r] at t
+        return gamma_r * jnp.einsum("sh,srh->sr", mu, (prob * v_next[idx]).sum(-1))
+
+    b = jax.vmap(backup)(learned.v_r[1:], mu_t)
+    local = {"u_r": learned.u_r - star.u_r, "q_fit": (learned.pi_r * (learned.q_r - b)).sum(-1),
+             "policy": ((learned.pi_r - star.pi_r) * star.q_r).sum(-1)}
+
+    def unroll(term: Array) -> Array:
+        def layer(nxt, xs):
+            here, pi, mu = xs
+            out = here + (pi * backup(nxt, mu)).sum(-1)
+            return out, out
+
+        return jax.lax.scan(layer, jnp.zeros(term.shape[1:], term.dtype), (term, learned.pi_r, mu_t), reverse=True)[1]
+
+    return {k: unroll(v) for k, v in local.items()}
+
+
+def source_table(sources: dict[str, Array], occupancy: np.ndarray) -> dict:
+    """``{source: {"initial", "visited"}}``: signed, at ``(0, s_0)`` and occupancy-weighted."""
+    occ = np.asarray(occupancy, np.float64)
+    return {k: {"initial": float(np.asarray(v)[0, 0]), "visited": float((np.asarray(v) * occ).sum() / occ.sum())}
+            for k, v in sources.items()}
+
+
 def _initial(res: OracleResult) -> dict:
     return {"v_r": float(res.v_r[0, 0]), "u_r": float(res.u_r[0, 0]), "x_h": np.asarray(res.x_h[0, 0]).tolist(),
             "pi_r": np.asarray(res.pi_r[0, 0]).tolist(), "q_r": np.asarray(res.q_r[0, 0]).tolist(),
@@ -82,9 +138,10 @@ def compare_state(runner: Any, state: Any) -> tuple[dict, tuple]:
     def one(st):
         learned = trainer.learned(st.params, st.hparams)
         star = trainer.oracle(st.hparams)
-        return learned, star, occupancy(w, star.pi_r, mu_h)
+        sources = value_error_sources(w, learned, star, mu_h, st.hparams.gamma_r)
+        return (learned, star, occupancy(w, star.pi_r, mu_h)), sources
 
-    arrays = jax.tree.map(np.asarray, jax.jit(jax.vmap(one))(state))
+    arrays, sources = jax.tree.map(np.asarray, jax.jit(jax.vmap(one))(state))
     learned, star, occ = arrays
     reach = np.asarray(w.reachable())
     updates = np.asarray(trainer.update_count(state))
@@ -94,6 +151,7 @@ def compare_state(runner: Any, state: Any) -> tuple[dict, tuple]:
         members.append({"name": m.name, "seed": m.seed, "hparams": m.hparams, "update": int(updates[i]),
                         "train_step": int(np.asarray(state.train_step)[i]),
                         "errors": error_table(li, si, reach, occ[i]),
+                        "v_r_error_sources": source_table({k: v[i] for k, v in sources.items()}, occ[i]),
                         "learned_initial": _initial(li), "oracle_initial": _initial(si)})
     report = {"run_dir": runner.out_dir, "checkpoint": "given state", "map": runner.cfg.env.map,
               "representation": trainer.cfg.representation, "reachable_pairs": int(reach.sum()),
@@ -154,6 +212,13 @@ def format_report(report: dict) -> str:
         a = report["across_members"][q]
         lines.append(f"  {'mean +- std':<22}" + f"{a['mean']['mean']:>10.4f}{a['max']['mean']:>10.4f}{'':>10}"
                      f"{a['visited']['mean']:>10.4f}{a['initial']['mean']:>10.4f}")
+    lines.append("\nV_r's signed error (learned - exact) by source (value_error_sources), initial / visited")
+    lines.append(f"  {'member':<22}" + "".join(f"{k:>18}" for k in SOURCES + ("total",)))
+    for m in report["members"]:
+        src = m["v_r_error_sources"]
+        tot = {x: sum(src[k][x] for k in SOURCES) for x in ("initial", "visited")}
+        lines.append(f"  {m['name']:<22}" + "".join(f"{src[k]['initial']:>9.3f}/{src[k]['visited']:<8.3f}" for k in SOURCES)
+                     + f"{tot['initial']:>9.3f}/{tot['visited']:<8.3f}")
     lines.append("\ninitial state (learned / oracle):")
     for m in report["members"]:
         li, oi = m["learned_initial"], m["oracle_initial"]
