@@ -54,3 +54,13 @@ def test_a_last_step_q_r_one_too_low_shows_as_q_fit_discounted_back_to_the_start
     np.testing.assert_allclose(sum(parts.values()), dv, atol=1e-4)
     np.testing.assert_allclose(parts["q_fit"][0, 0], -(0.99 ** (T - 1)), rtol=1e-4)
     np.testing.assert_allclose(parts["u_r"], 0.0, atol=1e-6)
+
+
+def test_exact_ties_are_the_two_best_actions_equal_to_float_rounding():
+    from rljax.empo.compare import exact_ties
+
+    q = jnp.array([[[-20.0, -20.0, -25.0, -30.0],        # two-way tie at the top
+                    [-20.0, -20.0 * (1 + 1e-3), -25.0, -30.0],  # 0.1% apart: not a tie
+                    [-1e-10, -1e-10, -1e-10, -1e-10],    # the last step: all tie
+                    [-20.0, -25.0, -25.0, -25.0]]])      # a tie below the best does not count
+    np.testing.assert_array_equal(np.asarray(exact_ties(q)), [[True, False, True, False]])

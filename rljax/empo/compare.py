@@ -63,7 +63,24 @@ def error_table(learned: OracleResult, star: OracleResult, reachable: np.ndarray
         vals = flat[reach]  # [N, k]
         out[q] = {"mean": float(vals.mean()), "max": float(vals.max()), "rmse": float(np.sqrt((vals**2).mean())),
                   "visited": float((flat.mean(-1) * occ).sum() / occ.sum()), "initial": float(flat[0, 0].mean())}
+    # pi_r at a state where the exact Q_r's two best actions tie splits between them, and a
+    # learned Q_r off by any amount there turns a large beta_r's policy to one of them (TV up
+    # to 1/2 for a two-way tie): the visited TV split at those states, which is conditioning,
+    # not learning (73% of the trivial map's visited occupancy at beta_r = 1000, docs/empo.md).
+    tie = np.asarray(exact_ties(star.q_r))
+    tv = np.asarray(errs["pi_r"], np.float64)
+    at = (occ * tie).sum()
+    out["pi_r"].update(tie_occupancy=float(at / occ.sum()),
+                       visited_at_ties=float((tv * occ * tie).sum() / at) if at > 0 else float("nan"),
+                       visited_elsewhere=float((tv * occ * ~tie).sum() / (occ.sum() - at)) if occ.sum() > at else float("nan"))
     return out
+
+
+def exact_ties(q_r: Array, rel: float = 1e-5) -> Array:
+    """``bool[T, S]``: the two largest ``Q_r`` of the state differ by less than ``rel`` of
+    their size (an exact tie up to float32 rounding)."""
+    top = jnp.sort(q_r, axis=-1)
+    return (top[..., -1] - top[..., -2]) < rel * jnp.abs(top[..., -1])
 
 
 SOURCES = ("u_r", "q_fit", "policy")
@@ -219,6 +236,11 @@ def format_report(report: dict) -> str:
         tot = {x: sum(src[k][x] for k in SOURCES) for x in ("initial", "visited")}
         lines.append(f"  {m['name']:<22}" + "".join(f"{src[k]['initial']:>9.3f}/{src[k]['visited']:<8.3f}" for k in SOURCES)
                      + f"{tot['initial']:>9.3f}/{tot['visited']:<8.3f}")
+    lines.append("\npi_r's visited TV at states where the exact Q_r's two best actions tie, and elsewhere")
+    lines.append(f"  {'member':<22}{'tie occupancy':>15}{'TV at ties':>12}{'elsewhere':>12}")
+    for m in report["members"]:
+        e = m["errors"]["pi_r"]
+        lines.append(f"  {m['name']:<22}{e['tie_occupancy']:>15.3f}{e['visited_at_ties']:>12.3f}{e['visited_elsewhere']:>12.3f}")
     lines.append("\ninitial state (learned / oracle):")
     for m in report["members"]:
         li, oi = m["learned_initial"], m["oracle_initial"]
