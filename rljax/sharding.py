@@ -15,7 +15,7 @@ maths to float tolerance only. :func:`layout` is what a run records of it (``run
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import jax
 from jax.sharding import NamedSharding, PartitionSpec as P, Sharding, SingleDeviceSharding
@@ -53,6 +53,27 @@ def place_members(tree: Any) -> Any:
     if groups == 1:
         return tree
     return shard_members(tree, member_mesh(groups))
+
+
+def empty_leaves_placed(compiled: Callable, like: Any) -> Callable:
+    """``compiled`` (an ahead-of-time compiled program of the arguments ``like``: arrays or
+    ``ShapeDtypeStruct`` with shardings) called with every zero-size argument leaf moved to the
+    sharding it was compiled for.
+
+    Why: XLA hands back a zero-size output replicated (``P()``) whatever the program's input
+    said, and a compiled program checks its arguments' shardings strictly, so the next chunk
+    rejected the previous chunk's state (pursuit's full observation keeps an empty history
+    ``[M, E, 2, 0, 43]``: it failed at the second chunk on 2 CPU devices). Moving an empty array
+    costs nothing."""
+    shardings = [getattr(x, "sharding", None) for x in jax.tree.leaves(like)]
+
+    def call(*args: Any) -> Any:
+        leaves, tree = jax.tree.flatten(args)
+        leaves = [jax.device_put(x, s) if s is not None and x.size == 0 and x.sharding != s else x
+                  for x, s in zip(leaves, shardings)]
+        return compiled(*jax.tree.unflatten(tree, leaves))
+
+    return call
 
 
 def layout(num_members: int) -> dict:
