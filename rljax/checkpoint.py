@@ -73,6 +73,7 @@ class Checkpointer:
     # -- saving ----------------------------------------------------------------------------
     def save(self, step: int, state: Any, eval_return: float | None = None) -> None:
         self.seal(block=True)  # orbax waits for the previous save here anyway
+        state = without_empty(state)
         self.latest.save(step, args=ocp.args.StandardSave(state))
         self._unsealed["latest"].append(step)
         if self.best is not None and eval_return is not None:
@@ -146,7 +147,7 @@ class Checkpointer:
                     saved = reader.metadata(os.path.join(step_dir, "default")).item_metadata
         except Exception as e:  # orbax raises many kinds on damaged metadata
             return f"orbax metadata unreadable ({_first_line(e)})", record is not None
-        return compare_metadata(saved, abstract_state), record is not None
+        return compare_metadata(saved, without_empty(abstract_state)), record is not None
 
     def restore(self, abstract_state: Any, step: int | None = None, which: str = "latest") -> Any:
         """The verified state of ``step`` (default: the newest intact step of ``which``)."""
@@ -198,7 +199,8 @@ class Checkpointer:
     def _orbax_restore(self, which: str, step: int, abstract_state: Any) -> Any:
         mngr = self.latest if which == "latest" else self.best
         with contained_orbax():
-            return mngr.restore(step, args=ocp.args.StandardRestore(abstract_state))
+            restored = mngr.restore(step, args=ocp.args.StandardRestore(without_empty(abstract_state)))
+        return with_empty(restored, abstract_state)
 
     def quarantine(self, skipped: Sequence[dict]) -> None:
         """Moves skipped ``latest`` steps to ``checkpoints/damaged/`` (kept for inspection)
@@ -310,6 +312,29 @@ def check_files(step_dir: str, record: dict) -> str | None:
 
 
 # -- metadata against the restore target ------------------------------------------------------
+def _empty(x: Any) -> bool:
+    return hasattr(x, "shape") and 0 in tuple(x.shape)
+
+
+def without_empty(tree: Any) -> Any:
+    """``tree`` with its zero-size arrays replaced by ``None``. Why: Orbax refuses to save a
+    zero-size array ("Cannot save arrays with zero size"), and a state may hold one (pursuit's
+    full observation keeps an empty ``[..., 0, 43]`` history); it carries no data anyway."""
+    return jax.tree.map(lambda x: None if _empty(x) else x, tree)
+
+
+def with_empty(restored: Any, abstract_state: Any) -> Any:
+    """The inverse of :func:`without_empty`: ``restored`` with the zero-size arrays of
+    ``abstract_state`` (shapes, dtypes, shardings) put back in place of its ``None`` leaves."""
+    want, treedef = jax.tree.flatten(abstract_state)
+    if not any(_empty(x) for x in want):
+        return restored
+    got = jax.tree.flatten(restored, is_leaf=lambda x: x is None)[0]
+    out = [jax.device_put(np.zeros(a.shape, a.dtype), getattr(a, "sharding", None)) if _empty(a) else r
+           for a, r in zip(want, got)]
+    return jax.tree.unflatten(treedef, out)
+
+
 def _key_name(k: Any) -> str:
     for attr in ("key", "name", "idx"):
         if hasattr(k, attr):

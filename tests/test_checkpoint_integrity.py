@@ -191,3 +191,25 @@ def test_resume_with_allowed_change_falls_back_and_records_everything(run, tmp_p
     # The runner's own view of the run agrees (the same verified restore as `rljax eval`).
     runner, _ = load_run(str(d))
     assert runner.restored_from["step"] == 4
+
+
+def test_a_state_with_a_zero_size_array_saves_verifies_and_restores(tmp_path):
+    """Orbax refuses zero-size arrays; pursuit's full observation keeps an empty history leaf,
+    so its runs could not checkpoint. The Checkpointer leaves them out and puts them back."""
+    from flax import struct
+
+    @struct.dataclass
+    class State:
+        params: jax.Array
+        history: jax.Array
+        step: jax.Array
+
+    state = State(params=jnp.arange(6.0).reshape(2, 3), history=jnp.zeros((2, 4, 0, 43)), step=jnp.int32(7))
+    ckpt = Checkpointer(str(tmp_path / "ckpt"))
+    ckpt.save(3, state)
+    ckpt.wait()
+    assert ckpt.verify("latest", 3, abstract_like(state))[0] is None
+    back = ckpt.restore(abstract_like(state))
+    ckpt.close()
+    assert isinstance(back, State) and back.history.shape == (2, 4, 0, 43) and back.history.dtype == jnp.float32
+    assert (back.params == state.params).all() and int(back.step) == 7
