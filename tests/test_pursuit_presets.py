@@ -61,3 +61,28 @@ def test_mixed_level_fixed_share_is_the_first_instances():
     base = selfplay_view_params(jnp.float32(5.0), 0.25, jnp.float32(4.5))
     p = jax.vmap(sampler, in_axes=(0, None, 0))(jax.random.split(jax.random.key(1), 4000), base, jnp.arange(4000) % 4)
     assert abs(float(jnp.mean(p.env == 4.5)) - 0.25) < 0.03
+
+
+def test_history_encoder_is_the_originals_extractor_and_needs_partial_observation():
+    """``network.encoder=history`` puts the original's features extractor (Conv1d over the newest
+    lidar, MLP over the newest state, a bidirectional LSTM over the history) in front of the
+    actor-critic, shared by both; it reads frames, so full observation is refused by name."""
+    import jax
+    import jax.numpy as jnp
+
+    from rljax.errors import ConfigError
+    from rljax.experiments.pursuit.experiment import EXPERIMENT, build
+
+    cfg = EXPERIMENT.make_config("V", overrides=["network.encoder=history"])
+    net = build(cfg).algorithm.network
+    params = net.init(jax.random.PRNGKey(0), jnp.zeros((430,)))["params"]
+    extractor = params["HistoryFeatures_0"]
+    assert extractor["Conv_0"]["kernel"].shape == (5, 1, 32) and extractor["Conv_1"]["kernel"].shape == (5, 32, 64)
+    # 4 pooled bins x 64 channels + the state's 64 + the LSTM's 32 feed the first 256-wide layer
+    assert extractor["Dense_3"]["kernel"].shape == (4 * 64 + 64 + 32, 256)
+    assert params["ActorCriticMLP_0"]["MLP_0"]["Dense_0"]["kernel"].shape == (256, 256)
+    (mean, _), value = net.apply({"params": params}, jnp.zeros((3, 430)))
+    assert mean.shape == (3, 2) and value.shape == (3,)
+    with pytest.raises(ConfigError, match="network.encoder=history"):
+        EXPERIMENT.make_config("V", overrides=["network.encoder=history", "env.observation=full",
+                                               "protocol.cold_start_timesteps=0"]).validate()

@@ -41,6 +41,7 @@ from rljax.experiment import EvalRequest, Experiment, RunnerConfig, Setup
 from rljax.ppo import PPOConfig
 from rljax.selfplay.curriculum import CurriculumConfig
 from rljax.selfplay.health import HealthConfig
+from rljax.selfplay.policy import ENCODERS
 from rljax.selfplay.protocol import ProtocolConfig
 from rljax.selfplay.trainer import SelfPlayConfig
 
@@ -87,8 +88,13 @@ class EnvConfig(ARENA_PARAMS.settings_class("ArenaFields")):
 
 @dataclass(frozen=True)
 class NetworkConfig:
+    """``encoder``: ``mlp`` (the spec's decision: the MLP straight on the stacked history) or
+    ``history`` (partial observation only: the original's features extractor before it,
+    :class:`rljax.selfplay.policy.HistoryFeatures`)."""
+
     hidden: tuple[int, ...] = (64, 64)
     activation: str = "tanh"
+    encoder: str = "mlp"
 
 
 def _default_runner() -> RunnerConfig:
@@ -129,6 +135,11 @@ class PursuitConfig:
             raise ConfigError(f"network.hidden must be positive widths, got {list(self.network.hidden)}")
         if self.ppo.normalize_obs:
             raise ConfigError("ppo.normalize_obs must be false: the self-play policy scales its inputs")
+        if self.network.encoder not in ENCODERS:
+            raise ConfigError(f"network.encoder must be one of {', '.join(ENCODERS)}, got {self.network.encoder!r}")
+        if self.network.encoder == "history" and self.env.observation != "partial":
+            raise ConfigError("network.encoder=history reads the partial observation's frame history; "
+                              f"got env.observation={self.env.observation}")
         if self.protocol.cold_start_timesteps > 0 and self.env.observation != "partial":
             raise ConfigError("protocol.cold_start_timesteps must be 0 with env.observation=full "
                               "(the navigation cold start trains the partial-observation policy)")
@@ -147,7 +158,8 @@ def build(cfg: PursuitConfig) -> Setup:
     arena = pursuit_params(max_obstacles=cfg.env.max_obstacles, **cfg.env.arena_overrides())
     nav = navigation_params(arena, max_steps=cfg.selfplay.nav_max_steps, flee_prob=cfg.selfplay.nav_flee_prob)
     net = ScaledActorCritic(env.action_space(arena), tuple(float(x) for x in observation_scale(env, arena)),
-                            hidden=tuple(cfg.network.hidden), activation=cfg.network.activation)
+                            hidden=tuple(cfg.network.hidden), activation=cfg.network.activation,
+                            encoder=cfg.network.encoder, history=env.history)
     extensions, ewc, fisher = regularizers(cfg.selfplay)
     trainer = SelfPlayTrainer(PursuitGame(env), net, cfg.ppo, cfg.protocol, cfg.curriculum, cfg.health, cfg.selfplay,
                               evader_extensions=extensions, ewc=ewc, fisher=fisher)

@@ -4,7 +4,9 @@ The partial observation of the pursuit arena is a stack of raw frames (metres, r
 m/s); the network divides it by fixed per-feature scales (:func:`environments.
 pursuit_evasion.observation_scale`) instead of running normalisation statistics, so a frozen
 opponent, a pool member or a snapshot is its parameters alone. The rljax decision for the
-partial-observation policy is an MLP over the stacked 10-frame history.
+partial-observation policy is an MLP over the stacked 10-frame history; ``encoder="history"``
+puts :class:`HistoryFeatures` (the original's features extractor, without its mixture head)
+in front of it.
 """
 from __future__ import annotations
 
@@ -18,18 +20,63 @@ from rljax.envs.spaces import Box, Discrete, MultiDiscrete
 from rljax.networks.mlp import ActorCriticMLP
 
 
+ENCODERS = ("mlp", "history")
+
+
+class HistoryFeatures(nn.Module):
+    """``obs[..., history * frame] -> features[..., 256]`` for the partial observation (frames
+    ``[state(state_dim), lidar(n_rays)]``, newest last), shaped after the original's
+    ``MultiInputPolicy`` features extractor (spec section 2.5):
+
+    * lidar of the newest frame: Conv1d(1->32, k5) -> ReLU -> Conv1d(32->64, k5) -> ReLU ->
+      average pool to 4 bins -> 256;
+    * state of the newest frame: MLP state_dim -> 64 -> 64 (ReLU);
+    * the whole history: a bidirectional LSTM (hidden 64 each way) -> Dense 32, tanh. The
+      original's BiMDN also fits 5 Gaussian mixtures over the opponent's (x, y) to that
+      encoding; their training signal is not in the spec, so that head is left out;
+    * concatenation -> Dense 256 -> ReLU -> Dense 256 -> ReLU.
+    """
+
+    history: int
+    state_dim: int = 7
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        lead = x.shape[:-1]
+        frames = x.reshape((-1, self.history, x.shape[-1] // self.history))
+        state, lidar = frames[:, -1, : self.state_dim], frames[:, -1, self.state_dim:, None]
+        c = nn.relu(nn.Conv(32, (5,), padding="VALID")(lidar))
+        c = nn.relu(nn.Conv(64, (5,), padding="VALID")(c))  # [B, R - 8, 64]
+        bins = jnp.array_split(jnp.arange(c.shape[1]), 4)  # static bounds: AdaptiveAvgPool1d(4)
+        c = jnp.stack([c[:, int(b[0]): int(b[-1]) + 1].mean(1) for b in bins], 1).reshape(c.shape[0], -1)
+        s = nn.relu(nn.Dense(64)(state))
+        s = nn.relu(nn.Dense(64)(s))
+        fwd = nn.RNN(nn.OptimizedLSTMCell(64))(frames)[:, -1]
+        bwd = nn.RNN(nn.OptimizedLSTMCell(64), reverse=True, keep_order=True)(frames)[:, 0]
+        z = jnp.tanh(nn.Dense(32)(jnp.concatenate([fwd, bwd], -1)))
+        f = nn.relu(nn.Dense(256)(jnp.concatenate([c, s, z], -1)))
+        f = nn.relu(nn.Dense(256)(f))
+        return f.reshape(lead + (256,))
+
+
 class ScaledActorCritic(nn.Module):
     """``obs[..., D] -> (policy_out, value[...])``: :class:`ActorCriticMLP` on ``obs /
-    scale`` (``scale``: ``D`` divisors, a tuple so the module stays hashable)."""
+    scale`` (``scale``: ``D`` divisors, a tuple so the module stays hashable), or with
+    ``encoder="history"`` on the :class:`HistoryFeatures` of it (``history`` frames), shared
+    by actor and critic as SB3's default on-policy extractor is."""
 
     space: Discrete | MultiDiscrete | Box
     scale: tuple[float, ...]
     hidden: Sequence[int] = (64, 64)
     activation: str = "tanh"
+    encoder: str = "mlp"
+    history: int = 10
 
     @nn.compact
     def __call__(self, obs: jax.Array):
         x = obs.astype(jnp.float32) / jnp.asarray(self.scale, jnp.float32)
+        if self.encoder == "history":
+            x = HistoryFeatures(self.history)(x)
         return ActorCriticMLP(self.space, hidden=tuple(self.hidden), activation=self.activation)(x)
 
 
