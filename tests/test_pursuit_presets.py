@@ -75,7 +75,7 @@ def test_history_encoder_is_the_originals_extractor_and_needs_partial_observatio
 
     cfg = EXPERIMENT.make_config("V", overrides=["network.encoder=history"])
     net = build(cfg).algorithm.network
-    params = net.init(jax.random.PRNGKey(0), jnp.zeros((430,)))["params"]
+    params = jax.jit(net.init)(jax.random.PRNGKey(0), jnp.zeros((430,)))["params"]  # jitted, as the trainer does
     extractor = params["HistoryFeatures_0"]
     assert extractor["Conv_0"]["kernel"].shape == (5, 1, 32) and extractor["Conv_1"]["kernel"].shape == (5, 32, 64)
     # 4 pooled bins x 64 channels + the state's 64 + the LSTM's 32 feed the first 256-wide layer

@@ -15,6 +15,7 @@ from typing import Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from rljax.envs.spaces import Box, Discrete, MultiDiscrete
 from rljax.networks.mlp import ActorCriticMLP
@@ -47,7 +48,7 @@ class HistoryFeatures(nn.Module):
         state, lidar = frames[:, -1, : self.state_dim], frames[:, -1, self.state_dim:, None]
         c = nn.relu(nn.Conv(32, (5,), padding="VALID")(lidar))
         c = nn.relu(nn.Conv(64, (5,), padding="VALID")(c))  # [B, R - 8, 64]
-        bins = jnp.array_split(jnp.arange(c.shape[1]), 4)  # static bounds: AdaptiveAvgPool1d(4)
+        bins = np.array_split(np.arange(c.shape[1]), 4)  # static bounds (numpy: traced under jit otherwise)
         c = jnp.stack([c[:, int(b[0]): int(b[-1]) + 1].mean(1) for b in bins], 1).reshape(c.shape[0], -1)
         s = nn.relu(nn.Dense(64)(state))
         s = nn.relu(nn.Dense(64)(s))
