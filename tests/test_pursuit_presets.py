@@ -77,12 +77,20 @@ def test_history_encoder_is_the_originals_extractor_and_needs_partial_observatio
     net = build(cfg).algorithm.network
     params = jax.jit(net.init)(jax.random.PRNGKey(0), jnp.zeros((430,)))["params"]  # jitted, as the trainer does
     extractor = params["HistoryFeatures_0"]
-    assert extractor["Conv_0"]["kernel"].shape == (5, 1, 32) and extractor["Conv_1"]["kernel"].shape == (5, 32, 64)
+    assert extractor["Conv1D_0"]["kernel"].shape == (5, 1, 32) and extractor["Conv1D_1"]["kernel"].shape == (5, 32, 64)
     # 4 pooled bins x 64 channels + the state's 64 + the LSTM's 32 feed the first 256-wide layer
     assert extractor["Dense_3"]["kernel"].shape == (4 * 64 + 64 + 32, 256)
     assert params["ActorCriticMLP_0"]["MLP_0"]["Dense_0"]["kernel"].shape == (256, 256)
     (mean, _), value = net.apply({"params": params}, jnp.zeros((3, 430)))
     assert mean.shape == (3, 2) and value.shape == (3,)
+    # Conv1D is the VALID convolution nn.Conv computes (window-major kernel layout)
+    from rljax.selfplay.policy import Conv1D
+
+    x = jax.random.normal(jax.random.PRNGKey(1), (3, 36, 2))
+    conv = Conv1D(4)
+    p = conv.init(jax.random.PRNGKey(2), x)
+    ref = jax.lax.conv_general_dilated(x, p["params"]["kernel"], (1,), "VALID", dimension_numbers=("NWC", "WIO", "NWC"))
+    assert jnp.allclose(conv.apply(p, x), ref + p["params"]["bias"], atol=1e-5)
     with pytest.raises(ConfigError, match="network.encoder=history"):
         EXPERIMENT.make_config("V", overrides=["network.encoder=history", "env.observation=full",
                                                "protocol.cold_start_timesteps=0"]).validate()
