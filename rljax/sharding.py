@@ -55,25 +55,30 @@ def place_members(tree: Any) -> Any:
     return shard_members(tree, member_mesh(groups))
 
 
-def empty_leaves_placed(compiled: Callable, like: Any) -> Callable:
+class empty_leaves_placed:  # noqa: N801 (used like a function; a class so the compiled program's attributes stay reachable)
     """``compiled`` (an ahead-of-time compiled program of the arguments ``like``: arrays or
     ``ShapeDtypeStruct`` with shardings) called with every zero-size argument leaf moved to the
-    sharding it was compiled for.
+    sharding it was compiled for; its other attributes (``as_text``, ``cost_analysis``, ...)
+    are the compiled program's.
 
     Why: XLA hands back a zero-size output replicated (``P()``) whatever the program's input
     said, and a compiled program checks its arguments' shardings strictly, so the next chunk
     rejected the previous chunk's state (pursuit's full observation keeps an empty history
     ``[M, E, 2, 0, 43]``: it failed at the second chunk on 2 CPU devices). Moving an empty array
     costs nothing."""
-    shardings = [getattr(x, "sharding", None) for x in jax.tree.leaves(like)]
 
-    def call(*args: Any) -> Any:
+    def __init__(self, compiled: Callable, like: Any):
+        self.compiled = compiled
+        self.shardings = [getattr(x, "sharding", None) for x in jax.tree.leaves(like)]
+
+    def __call__(self, *args: Any) -> Any:
         leaves, tree = jax.tree.flatten(args)
         leaves = [jax.device_put(x, s) if s is not None and x.size == 0 and x.sharding != s else x
-                  for x, s in zip(leaves, shardings)]
-        return compiled(*jax.tree.unflatten(tree, leaves))
+                  for x, s in zip(leaves, self.shardings)]
+        return self.compiled(*jax.tree.unflatten(tree, leaves))
 
-    return call
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.compiled, name)
 
 
 def layout(num_members: int) -> dict:
