@@ -34,7 +34,7 @@ from rljax.envs.environment import tree_select
 from rljax.errors import ConfigError, DivergenceError
 from rljax.experiment import Experiment, Setup, load_experiment, validate_config
 from rljax.logger import RunLogger
-from rljax.sharding import (empty_leaves_placed, is_primary, layout, layout_changes, member_groups, member_mesh,
+from rljax.sharding import (EmptyLeavesPlaced, is_primary, layout, layout_changes, member_groups, member_mesh,
                              member_sharding, place_members, recorded_layout, to_host)
 
 MEMBER_AXIS = "members"  # the vmap axis over members; algorithms reduce rare-branch predicates over it
@@ -258,7 +258,7 @@ class Runner:
             t0 = time.perf_counter()
             fn = jax.jit(self._batched_chunk(k), donate_argnums=(0, 1))
             shapes = jax.tree.map(lambda x: x if isinstance(x, jax.ShapeDtypeStruct) else abstract_like(x), (state, frozen))
-            self._chunk_fns[k] = empty_leaves_placed(fn.lower(*shapes).compile(), shapes)
+            self._chunk_fns[k] = EmptyLeavesPlaced(fn.lower(*shapes).compile(), shapes)
             self.timings["compile"] += time.perf_counter() - t0
         return self._chunk_fns[k]
 
@@ -291,7 +291,7 @@ class Runner:
             t0 = time.perf_counter()
             fn = partial(self.algorithm.evaluation, keys=self.eval_keys, max_steps=self.eval_max_steps)
             like = abstract_like(state)
-            self._eval_fn = empty_leaves_placed(jax.jit(self._members(lambda s: fn(s))).lower(like).compile(), (like,))
+            self._eval_fn = EmptyLeavesPlaced(jax.jit(self._members(lambda s: fn(s))).lower(like).compile(), (like,))
             self.timings["compile"] += time.perf_counter() - t0
         return to_host(self._eval_fn(state))
 

@@ -55,7 +55,7 @@ def place_members(tree: Any) -> Any:
     return shard_members(tree, member_mesh(groups))
 
 
-class empty_leaves_placed:  # noqa: N801 (used like a function; a class so the compiled program's attributes stay reachable)
+class EmptyLeavesPlaced:
     """``compiled`` (an ahead-of-time compiled program of the arguments ``like``: arrays or
     ``ShapeDtypeStruct`` with shardings) called with every zero-size argument leaf moved to the
     sharding it was compiled for; its other attributes (``as_text``, ``cost_analysis``, ...)

@@ -7,6 +7,7 @@ import numpy as np
 
 from rljax.empo.compare import value_error_sources
 from rljax.empo.oracle import solve_oracle
+from rljax.empo.prior import goal_marginal
 from rljax.environments.corridor import Corridor, finite_world, walk_prior
 from rljax.empo.world import TableWorld
 
@@ -14,9 +15,8 @@ WORLD = TableWorld(finite_world(Corridor()), walk_prior(Corridor()))
 
 
 def _mu_h() -> jnp.ndarray:
-    """The human's goal-marginal action distribution ``[S, A]`` (one human)."""
-    p = WORLD.prior_table  # [S, n_h=1, G, A]
-    return jnp.einsum("shga,hg->sa", p, WORLD.goal_probs)
+    """The (one) human's goal-marginal action distribution ``[S, A]``."""
+    return goal_marginal(WORLD.prior_table, WORLD.goal_probs)[:, 0]
 
 
 def _parts(learned, star):

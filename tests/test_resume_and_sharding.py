@@ -116,18 +116,19 @@ def test_goodhart_members_shard_over_two_devices(tmp_path):
 def test_a_zero_size_state_leaf_survives_chunk_after_chunk_on_two_devices():
     """XLA hands a zero-size output back replicated, and the runner's ahead-of-time compiled
     chunk checks shardings strictly: pursuit's full observation (an empty history leaf) failed
-    at its second chunk on 2 CPU devices. ``empty_leaves_placed`` moves such leaves back."""
+    at its second chunk on 2 CPU devices. ``EmptyLeavesPlaced`` moves such leaves back."""
     proc = run_child("""
         import jax, jax.numpy as jnp
         jax.config.update("jax_num_cpu_devices", 2)
-        from rljax.sharding import empty_leaves_placed, member_sharding
+        from rljax.sharding import EmptyLeavesPlaced, member_sharding
         s = member_sharding(4)
         x = {"a": jax.device_put(jnp.zeros((4, 3)), s), "empty": jax.device_put(jnp.zeros((4, 0, 5)), s)}
         like = jax.tree.map(lambda v: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=v.sharding), x)
         step = jax.jit(lambda t: jax.tree.map(lambda v: v + 1, t), donate_argnums=0).lower(like).compile()
-        chunk = empty_leaves_placed(step, (like,))
+        chunk = EmptyLeavesPlaced(step, (like,))
         for _ in range(3):
             x = chunk(x)
         assert float(x["a"].sum()) == 36.0 and x["empty"].shape == (4, 0, 5)
+        assert "while" not in chunk.as_text() and "HloModule" in chunk.as_text()  # the compiled program's own attributes
     """)
     assert proc.returncode == 0, proc.stderr[-3000:]

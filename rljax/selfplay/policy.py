@@ -27,9 +27,9 @@ ENCODERS = ("mlp", "history")
 class Conv1D(nn.Module):
     """``x[B, L, C_in] -> [B, L - kernel + 1, features]``: a VALID 1-D convolution written as
     one matmul over the unfolded windows. Why not ``nn.Conv``: with members vmapped, XLA CPU
-    runs the batched convolution about 100x slower than this matmul (measured: 10 epochs x 8
-    minibatches of 256 samples x 4 members of the history encoder's gradient took 115 s with
-    ``nn.Conv``, against 4.8 s for the encoder without it; 2-core AMD EPYC, 2026-12-07)."""
+    runs the batched convolution far slower (measured: 10 epochs x 8 minibatches of 256 samples
+    x 4 members of the history encoder's gradient took 140 s with ``nn.Conv`` and 8 s with this;
+    4.8 s with no convolution at all; 2-core AMD EPYC, 2026-12-07)."""
 
     features: int
     kernel: int = 5
