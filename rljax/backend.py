@@ -78,6 +78,17 @@ number, hence of every run, are identical; only the program differs.
   loop, a minibatch epoch from 46 kernels + 2 loops to 28 + 1 (docs/performance.md has the
   tables and the throughput).
 - GPU/TPU: ``unrolled`` as well, which is JAX's own lowering there (nothing to change).
+
+``codegen`` -- XLA's backend optimisation level for the run's training chunk and evaluation.
+
+- CPU with ``Setup.stalls_vectorizer`` (the pursuit policy with the original's history
+  encoder: a bidirectional LSTM over the 10-frame window, 1-D convolutions over the lidar):
+  ``o1``. At XLA's default level the compile of Run V's protocol program did not finish in
+  16 minutes, twice (2026-12-07, jax 0.10.2): gdb showed LLVM's loop vectorizer recursing in
+  ``llvm::vputils::isSingleScalar`` (unchanged with ``--xla_llvm_disable_expensive_passes``),
+  while the encoder's gradient alone compiles in 4 s. Level 1 leaves the loop vectorizer out,
+  and the same program compiles (figures in docs/pursuit.md).
+- Everything else, and GPU/TPU: ``default`` (XLA's own level; nothing stalls there).
 """
 from __future__ import annotations
 
@@ -91,6 +102,7 @@ BRANCH_MODES = ("auto", "cond", "select")
 CONV_IMPLS = ("auto", "patches", "lax")
 LOOP_MODES = ("auto", "vmap", "map")
 THREEFRY_MODES = ("auto", "rolled", "unrolled")
+CODEGEN_MODES = ("auto", "default", "o1")
 
 
 def platform() -> str:
@@ -159,6 +171,20 @@ def threefry(value: str, name: str = "runner.threefry") -> str:
     return "unrolled" if value == "auto" else value
 
 
+def codegen(value: str, stalls_vectorizer: bool = False, name: str = "runner.codegen") -> str:
+    """``"default"`` or ``"o1"`` for the run's compiled programs (see the module docstring)."""
+    _check(name, value, CODEGEN_MODES)
+    if value != "auto":
+        return value
+    return "o1" if stalls_vectorizer and platform() == "cpu" else "default"
+
+
+def compiler_options(mode: str) -> dict[str, str] | None:
+    """XLA compiler options for ``Lowered.compile`` under the ``codegen`` mode ``mode`` (one
+    program's options, not the process's ``XLA_FLAGS``)."""
+    return {"xla_backend_optimization_level": "1"} if mode == "o1" else None
+
+
 def apply_threefry(mode: str) -> None:
     """Makes JAX lower threefry on CPU ``mode`` (``"rolled"``: JAX's default there;
     ``"unrolled"``: the lowering JAX uses on GPUs). Process-wide, for programs compiled from now
@@ -183,9 +209,11 @@ class Choices:
     init_loop: str
     platform: str
     threefry: str = "unrolled"
+    codegen: str = "default"
 
 
-def resolve(runner_cfg, conv_heavy: bool = False, members: int = 1, cheap_reset: bool = False) -> Choices:
+def resolve(runner_cfg, conv_heavy: bool = False, members: int = 1, cheap_reset: bool = False,
+            stalls_vectorizer: bool = False) -> Choices:
     """Resolves a :class:`~rljax.experiment.RunnerConfig`'s ``"auto"`` fields for a run of
     ``members`` members."""
     tf = threefry(getattr(runner_cfg, "threefry", "auto"))
@@ -196,4 +224,5 @@ def resolve(runner_cfg, conv_heavy: bool = False, members: int = 1, cheap_reset:
         init_loop=init_loop(runner_cfg.init_loop, members=members),
         platform=platform(),
         threefry=tf,
+        codegen=codegen(getattr(runner_cfg, "codegen", "auto"), stalls_vectorizer),
     )

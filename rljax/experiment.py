@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from rljax.algorithm import Algorithm
-from rljax.backend import BRANCH_MODES, LOOP_MODES, THREEFRY_MODES
+from rljax.backend import BRANCH_MODES, CODEGEN_MODES, LOOP_MODES, THREEFRY_MODES
 from rljax.config import from_dict, load_yaml, merge, parse_overrides
 from rljax.errors import ConfigError
 from rljax.optional import require
@@ -47,6 +47,7 @@ class RunnerConfig:
     reset_branch: str = "auto"  # "cond" or "select" for the auto-reset of finished environments
     bootstrap_branch: str = "auto"  # "cond" or "select" for the critic value on truncation
     threefry: str = "auto"  # "rolled" or "unrolled" lowering of JAX's random hash on CPU (same bits)
+    codegen: str = "auto"  # "default" or "o1": XLA's backend optimisation level for the run's programs
     # Runs with at most this many members also get one metrics/episodes CSV per member; every
     # run writes the columnar metrics.csv (member as a column).
     per_member_files: int = 16
@@ -70,6 +71,8 @@ class RunnerConfig:
                 raise ConfigError(f"runner.{name} must be one of {', '.join(BRANCH_MODES)}, got {getattr(self, name)!r}")
         if self.threefry not in THREEFRY_MODES:
             raise ConfigError(f"runner.threefry must be one of {', '.join(THREEFRY_MODES)}, got {self.threefry!r}")
+        if self.codegen not in CODEGEN_MODES:
+            raise ConfigError(f"runner.codegen must be one of {', '.join(CODEGEN_MODES)}, got {self.codegen!r}")
         if self.on_divergence not in DIVERGENCE_ACTIONS:
             raise ConfigError(f"runner.on_divergence must be one of {', '.join(DIVERGENCE_ACTIONS)}, "
                               f"got {self.on_divergence!r}")
@@ -108,12 +111,15 @@ class Setup:
     :mod:`rljax.backend`).
     ``cheap_reset``: the environment's reset costs about as little as a step (CartPole), so on
     a CPU a single member computes it every step and selects (see :mod:`rljax.backend`).
+    ``stalls_vectorizer``: the program is known to stall XLA CPU's LLVM loop vectorizer (picks
+    ``codegen``, see :mod:`rljax.backend`).
     """
 
     algorithm: Algorithm
     variants: tuple[tuple[str, Any], ...]
     conv_heavy: bool = False
     cheap_reset: bool = False
+    stalls_vectorizer: bool = False
 
 
 @dataclass(frozen=True)

@@ -105,7 +105,7 @@ class Runner:
                                      self.setup.algorithm.config_section)
         self.num_members = len(self.members)
         self.choices = backend.resolve(cfg.runner, self.setup.conv_heavy, members=self.num_members,
-                                       cheap_reset=self.setup.cheap_reset)
+                                       cheap_reset=self.setup.cheap_reset, stalls_vectorizer=self.setup.stalls_vectorizer)
         backend.apply_threefry(self.choices.threefry)  # before anything of this run compiles
         self.algorithm: Algorithm = self.setup.algorithm.with_options(
             member_axis=MEMBER_AXIS, reset_branch=self.choices.reset_branch, bootstrap_branch=self.choices.bootstrap_branch)
@@ -258,7 +258,8 @@ class Runner:
             t0 = time.perf_counter()
             fn = jax.jit(self._batched_chunk(k), donate_argnums=(0, 1))
             shapes = jax.tree.map(lambda x: x if isinstance(x, jax.ShapeDtypeStruct) else abstract_like(x), (state, frozen))
-            self._chunk_fns[k] = EmptyLeavesPlaced(fn.lower(*shapes).compile(), shapes)
+            options = backend.compiler_options(self.choices.codegen)
+            self._chunk_fns[k] = EmptyLeavesPlaced(fn.lower(*shapes).compile(options), shapes)
             self.timings["compile"] += time.perf_counter() - t0
         return self._chunk_fns[k]
 
@@ -291,7 +292,8 @@ class Runner:
             t0 = time.perf_counter()
             fn = partial(self.algorithm.evaluation, keys=self.eval_keys, max_steps=self.eval_max_steps)
             like = abstract_like(state)
-            self._eval_fn = EmptyLeavesPlaced(jax.jit(self._members(lambda s: fn(s))).lower(like).compile(), (like,))
+            lowered = jax.jit(self._members(lambda s: fn(s))).lower(like)
+            self._eval_fn = EmptyLeavesPlaced(lowered.compile(backend.compiler_options(self.choices.codegen)), (like,))
             self.timings["compile"] += time.perf_counter() - t0
         return to_host(self._eval_fn(state))
 
