@@ -219,10 +219,15 @@ class AgentView(Environment):
 
     def step(self, key: Array, state: Any, action: Array, params: Any):
         """``(obs[*O], state, reward, terminated, truncated, info)`` of the learner."""
-        env_params = self.split_params(params)[0]
         k_env, k_others = jax.random.split(key)
         joint, state = self.joint_actions(k_others, state, action, params)
-        state, rewards, terminated, truncated, info = self.env.transition(k_env, state, joint, env_params)
+        return self.advance(k_env, state, joint, params)
+
+    def advance(self, key: Array, state: Any, joint: Array, params: Any):
+        """The world's step under the joint actions ``joint[n, *A]`` (``key``: the world's key),
+        as :meth:`step` returns it."""
+        env_params = self.split_params(params)[0]
+        state, rewards, terminated, truncated, info = self.env.transition(key, state, joint, env_params)
         obs = self.env.observe_agent(state, env_params, self.learner)
         if self.tag is not None:
             info = dict(info, tag=jnp.asarray(self.tag(params), jnp.int32))

@@ -31,7 +31,8 @@ class ProtocolEnv(Environment):
     zeros where a key does not apply). ``any_cold`` must be True whenever ``cold`` is for any
     member of a vmapped batch (reduce it over the member axis): the cold-start step runs under
     ``lax.cond(any_cold, ...)`` and costs nothing outside the cold start (the view's step
-    always runs; during the cold start its result is dropped).
+    always runs; during the cold start its result is dropped). With a recurrent opponent the
+    state is the view's :class:`~rljax.selfplay.view.OpponentMemory` around that state.
     """
 
     def __init__(self, view: SelfPlayView, use_cold_start: bool = True, cold: Any = False, any_cold: Any = False):
@@ -79,21 +80,32 @@ class ProtocolEnv(Environment):
         return jax.tree.map(lambda a, b: jnp.where(self.cold, a, b), cold_out, out)
 
     def reset(self, key: Array, params: StageParams) -> tuple[Array, Any]:
-        def view():
-            obs, state = self.view.reset(key, params.view)
-            return obs, self.game.embed(state)
+        view_ = self.view
 
-        return self._switch(lambda: self.cold_env.reset(key, params.cold), view)
+        def view():
+            obs, state = view_.reset(key, params.view)
+            return obs, view_.with_world(state, self.game.embed(view_.world(state)))
+
+        def cold():
+            obs, state = self.cold_env.reset(key, params.cold)
+            return obs, view_.remember(state)
+
+        return self._switch(cold, view)
 
     def step(self, key: Array, state: Any, action: Array, params: StageParams):
+        # A recurrent opponent's carry rides beside the cold-start shaped state
+        # (:class:`~rljax.selfplay.view.OpponentMemory`); the cold start leaves it as it is.
+        view_, world = self.view, self.view.world(state)
+
         def cold():
-            obs, st, r, term, trunc, info = self.cold_env.step(key, state, action, params.cold)
-            return obs, st, r, jnp.asarray(term, bool), jnp.asarray(trunc, bool), self._fill(info)
+            obs, st, r, term, trunc, info = self.cold_env.step(key, world, action, params.cold)
+            return obs, view_.with_world(state, st), r, jnp.asarray(term, bool), jnp.asarray(trunc, bool), self._fill(info)
 
         def view():
-            obs, arena, r, term, trunc, info = self.view.step(key, self.game.arena_state(state), action, params.view)
-            return (obs, self.game.with_arena_state(state, arena), r, jnp.asarray(term, bool), jnp.asarray(trunc, bool),
-                    self._fill(info))
+            vstate = view_.with_world(state, self.game.arena_state(world))
+            obs, vstate, r, term, trunc, info = view_.step(key, vstate, action, params.view)
+            new = view_.with_world(vstate, self.game.with_arena_state(world, view_.world(vstate)))
+            return obs, new, r, jnp.asarray(term, bool), jnp.asarray(trunc, bool), self._fill(info)
 
         return self._switch(cold, view)
 

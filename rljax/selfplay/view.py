@@ -20,6 +20,13 @@ opponent is uniform over the lanes; lanes are uniform over the pool plus the ran
 per episode the opponent is uniform over the pool plus the random policy, as the reference's
 per-sub-env draw.
 
+**A recurrent opponent** (a :class:`~rljax.ppo.policy.Policy` over a recurrent network) keeps
+its carry in the view's per-instance state (:class:`OpponentMemory`: the world's state and the
+carry), set to the initial carry by ``reset``, i.e. at every episode start (``VecEnv``'s
+auto-reset included). Lanes share one carry shape (every lane runs the same network), so an
+instance carries one memory: each step every lane's network reads it and the instance keeps
+its own lane's next carry. A feedforward opponent keeps the world's state as it is.
+
 **Mixed-level replay**, as the reference: the first ``mixed_envs`` environment instances run
 every episode at the previous curriculum task (``prev_env``) for the whole phase (the
 reference fixes ``max(1, floor(0.2 n_envs))`` of its sub-environments there). Or, an option,
@@ -36,6 +43,7 @@ from flax import struct
 
 from rljax.distributions import PolicyApply, make_distribution
 from rljax.envs.multi_agent import AgentView
+from rljax.ppo.policy import Policy
 from rljax.selfplay.game import TwoPlayerGame
 
 Array = jax.Array
@@ -86,6 +94,15 @@ def make_lane_sampler(num_lanes: int) -> Callable[[Array, SelfPlayViewParams, Ar
     return sampler
 
 
+@struct.dataclass
+class OpponentMemory:
+    """The state of a :class:`SelfPlayView` with a recurrent opponent: the world's state and the
+    opponent's carry (leaves without a batch axis: one instance)."""
+
+    world: Any
+    carry: Any
+
+
 def _lane_count(lane_params: Any) -> int:
     return int(jax.tree.leaves(lane_params)[0].shape[0])
 
@@ -98,19 +115,26 @@ class SelfPlayView(AgentView):
     reference's frozen opponents, or the game's uniform random policy where
     ``lane_random[lane]``. Without bound lanes the opponent is the random policy. ``info`` is
     the game's plus ``tag = lane + 1`` (0 when the episode's opponent is the random policy).
+
+    ``policy``: the opponent network as a :class:`~rljax.ppo.policy.Policy`, instead of
+    ``policy_apply``; a recurrent one keeps its carry in the state (:class:`OpponentMemory`).
     """
 
     def __init__(self, game: TwoPlayerGame, policy_apply: PolicyApply | None = None, num_lanes: int = 1,
-                 role: Any = PURSUER, lane_params: Any = None, lane_random: Any = None):
+                 role: Any = PURSUER, lane_params: Any = None, lane_random: Any = None, policy: Policy | None = None):
         if not isinstance(num_lanes, int) or num_lanes < 1:
             raise ValueError(f"num_lanes={num_lanes!r} is invalid: must be an integer >= 1")
+        if policy_apply is not None and policy is not None:
+            raise ValueError("give the opponent network as policy_apply or as policy, not both")
         if lane_params is not None:
-            if policy_apply is None:
-                raise ValueError("policy_apply is required when lane_params are bound")
+            if policy_apply is None and policy is None:
+                raise ValueError("policy_apply (or policy) is required when lane_params are bound")
             if _lane_count(lane_params) != num_lanes:
                 raise ValueError(f"lane_params have {_lane_count(lane_params)} lanes, the view {num_lanes}")
         self.game = game
         self.policy_apply = policy_apply
+        self.policy = policy
+        self.recurrent = policy is not None and policy.recurrent
         self.num_lanes = num_lanes
         self.role = role
         self.lane_params = lane_params
@@ -125,7 +149,34 @@ class SelfPlayView(AgentView):
         """The same view for learner ``role`` against the given lanes (cheap: call inside the
         compiled update with values from the train state). ``lane_random[num_lanes]`` (bool)
         marks lanes played by the random policy (default: none)."""
-        return SelfPlayView(self.game, self.policy_apply, self.num_lanes, role, lane_params, lane_random)
+        return SelfPlayView(self.game, self.policy_apply, self.num_lanes, role, lane_params, lane_random, self.policy)
+
+    # -- the opponent's memory in the state ------------------------------------------------------
+    def world(self, state: Any) -> Any:
+        """The world's part of a view state."""
+        return state.world if self.recurrent else state
+
+    def with_world(self, state: Any, world: Any) -> Any:
+        """``state`` with its world's part replaced (the opponent's carry kept)."""
+        return state.replace(world=world) if self.recurrent else world
+
+    def remember(self, world: Any) -> Any:
+        """A view state of ``world`` at an episode start: the opponent's initial carry."""
+        return OpponentMemory(world, self.policy.initial_carry(())) if self.recurrent else world
+
+    def reset(self, key: Array, params: SelfPlayViewParams) -> tuple[Array, Any]:
+        obs, world = super().reset(key, params)
+        return obs, self.remember(world)
+
+    def step(self, key: Array, state: Any, action: Array, params: SelfPlayViewParams):
+        if not self.recurrent:
+            return super().step(key, state, action, params)
+        # AgentView's step with the world's part of the state: the others' policy (lane_policy)
+        # reads and writes the carry in the whole state, the world steps its own part.
+        k_env, k_others = jax.random.split(key)
+        joint, state = self.joint_actions(k_others, state, action, params)
+        obs, world, reward, terminated, truncated, info = self.advance(k_env, state.world, joint, params)
+        return obs, state.replace(world=world), reward, terminated, truncated, info
 
     def action_space(self, params: SelfPlayViewParams):
         # Both roles act in one action shape; the pursuer's space fixes it for the policy.
@@ -135,24 +186,30 @@ class SelfPlayView(AgentView):
         lane = jnp.clip(params.lane, 0, self.num_lanes - 1)
         return jnp.where(self.lane_random[lane], 0, lane + 1)
 
-    def opponent_action(self, key: Array, state: Any, params: SelfPlayViewParams) -> Array:
-        """The opponent's action in ``state`` (its lane's policy, or random)."""
+    def opponent_action(self, key: Array, state: Any, params: SelfPlayViewParams) -> tuple[Array, Any]:
+        """The opponent's action in ``state`` (its lane's policy, or random), and the state
+        with the opponent's carry advanced (a recurrent opponent; else ``state`` as is)."""
         k_pol, k_rand = jax.random.split(key)
         opp = 1 - jnp.asarray(self.role)
         rand = self.game.random_action(k_rand, params.env, opp)
         if self.lane_params is None:
-            return rand
-        obs_opp = self.env.observe_agent(state, params.env, opp)
+            return rand, state
+        obs_opp = self.env.observe_agent(self.world(state), params.env, opp)
         lane = jnp.clip(params.lane, 0, self.num_lanes - 1)
         # Every lane's network on this instance's observation: under VecEnv's vmap the lane
         # weights are shared by all instances, so each lane is one matmul over the batch.
-        outs = jax.vmap(lambda p: self.policy_apply(p, obs_opp[None]))(self.lane_params)
+        if self.recurrent:
+            carry = jax.tree.map(lambda c: c[None], state.carry)
+            carries, outs = jax.vmap(lambda p: self.policy.apply(p, carry, obs_opp[None])[:2])(self.lane_params)
+            state = state.replace(carry=jax.tree.map(lambda c: c[lane, 0], carries))
+        else:
+            outs = jax.vmap(lambda p: self.policy_apply(p, obs_opp[None]))(self.lane_params)
         pi = jax.tree.map(lambda x: x[lane, 0], outs)
         act = make_distribution(self.action_space(params), pi).sample(k_pol)
-        return jnp.where(self.lane_random[lane], rand, jnp.asarray(act, rand.dtype).reshape(rand.shape))
+        return jnp.where(self.lane_random[lane], rand, jnp.asarray(act, rand.dtype).reshape(rand.shape)), state
 
     def lane_policy(self, params: SelfPlayViewParams, key: Array, state: Any, env_params: Any) -> tuple[Array, Any]:
         """The view's others-policy: both rows hold the opponent's action (the view writes the
         learner's)."""
-        opp = self.opponent_action(key, state, params)
+        opp, state = self.opponent_action(key, state, params)
         return jnp.stack([opp, opp]), state
