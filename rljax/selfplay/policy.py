@@ -6,7 +6,8 @@ pursuit_evasion.observation_scale`) instead of running normalisation statistics,
 opponent, a pool member or a snapshot is its parameters alone. The rljax decision for the
 partial-observation policy is an MLP over the stacked 10-frame history; ``encoder="history"``
 puts :class:`HistoryFeatures` (the original's features extractor, without its mixture head)
-in front of it.
+in front of it. :func:`recurrent_scaled_actor_critic` is the same MLP with a GRU memory
+(e.g. on the newest frame alone instead of the stacked history).
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from rljax.envs.spaces import Box, Discrete, MultiDiscrete
-from rljax.networks.mlp import ActorCriticMLP
+from rljax.networks.mlp import MLP, ActorCriticMLP
+from rljax.networks.recurrent import ActorCriticHeads, RecurrentActorCritic
 
 
 ENCODERS = ("mlp", "history")
@@ -98,6 +100,32 @@ class ScaledActorCritic(nn.Module):
         if self.encoder == "history":
             x = HistoryFeatures(self.history)(x)
         return ActorCriticMLP(self.space, hidden=tuple(self.hidden), activation=self.activation)(x)
+
+
+class ScaledMLP(nn.Module):
+    """``obs[..., D] -> features[..., hidden[-1]]``: an MLP (``hidden``, may be empty) on
+    ``obs / scale``, the encoder of :func:`recurrent_scaled_actor_critic`."""
+
+    scale: tuple[float, ...]
+    hidden: Sequence[int] = ()
+    activation: str = "tanh"
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        x = obs.astype(jnp.float32) / jnp.asarray(self.scale, jnp.float32)
+        return MLP(tuple(self.hidden), self.activation)(x)
+
+
+def recurrent_scaled_actor_critic(space: Discrete | MultiDiscrete | Box, scale: tuple[float, ...],
+                                  hidden: Sequence[int] = (64, 64), activation: str = "tanh",
+                                  cell_size: int = 128) -> RecurrentActorCritic:
+    """The GRU variant of :class:`ScaledActorCritic` (``encoder="mlp"``), split at its last
+    hidden layer as :mod:`rljax.networks.recurrent` does: ``obs / scale`` -> shared MLP
+    ``hidden[:-1]`` -> GRU (``cell_size``) -> separate actor and critic layers ``hidden[-1:]``
+    -> the policy head and the value. ``(carry[..., cell_size], obs[..., D]) -> (carry,
+    (policy_out, value[...]))``."""
+    return RecurrentActorCritic(ScaledMLP(tuple(scale), tuple(hidden[:-1]), activation),
+                                ActorCriticHeads(space, tuple(hidden[-1:]), activation), cell_size)
 
 
 def clamp_log_std(params, floor: float):

@@ -30,6 +30,14 @@ so that choice stays a real conditional too).
 
 The whole protocol state (both learners, pools, ring, curriculum, health, schedule, keys) is
 in the state, so the runner's Orbax checkpoints resume a killed run exactly.
+
+**A recurrent network** (``network.recurrent``, :class:`~rljax.networks.recurrent.
+RecurrentActorCritic`) serves both roles as the feedforward one does, with its carry wherever
+it acts: the learner's is PPO's (:attr:`SelfPlayState.carry`, reset at episode ends by PPO's
+rollout and at every stage start with the environments), a lane opponent's rides in the view's
+state (:class:`~rljax.selfplay.view.OpponentMemory`, reset with its episode), and evaluation
+and baseline episodes carry both agents' (:func:`~rljax.selfplay.evaluation.policy_act`). A
+feedforward carry is ``()`` (no leaves): that path compiles as without this support.
 """
 from __future__ import annotations
 
@@ -52,8 +60,9 @@ from rljax.errors import ConfigError
 from rljax.extensions import Extension
 from rljax.normalize import RewardNormalizer, RunningMeanStd
 from rljax.ppo import NUMERIC_FIELDS, PPO, HParams, PPOConfig, TrainState, make_optimizer
+from rljax.ppo.policy import Policy
 from rljax.selfplay.elo import ELO_START, elo_matches
-from rljax.selfplay.evaluation import baseline_act, head_to_head, ne_gap, network_act
+from rljax.selfplay.evaluation import MemoryAct, baseline_act, head_to_head, ne_gap, network_act, policy_act
 from rljax.selfplay.game import Baseline, TwoPlayerGame
 from rljax.selfplay.policy import clamp_log_std
 from rljax.selfplay.stages import ProtocolEnv, StageParams, protocol_sampler
@@ -217,6 +226,7 @@ class SelfPlayState:
     elo: Array  # float32[2] Elo of the pursuer and the evader against the scripted baselines
     baseline_rates: Array  # float32[max(K, 1)] win rate against each rated baseline at the last evaluation
     update: Array
+    carry: Any = ()  # a recurrent learner's memory per environment instance ``[N, ...]``; () if feedforward
 
 
 @dataclass(frozen=True)
@@ -224,7 +234,8 @@ class SelfPlayTrainer(Algorithm):
     """AMS-DRL behind :class:`~rljax.algorithm.Algorithm` (see the module docstring).
 
     ``game``: the two-player game (:class:`~rljax.selfplay.game.TwoPlayerGame`).
-    ``network``: the policy of both roles (``obs -> (policy_out, value)``).
+    ``network``: the policy of both roles (``obs -> (policy_out, value)``), or a recurrent one
+    (``(carry, obs) -> (carry, (policy_out, value))``, :mod:`rljax.ppo.policy`).
     ``evader_extensions``: PPO extensions wrapped in :class:`EvaderOnly` (e.g. RND): their
     states live in both rows and act only while the evader trains a phase.
     ``ewc``/``fisher``: the EWC extension (wrapped in :class:`EvaderOnly` here) and
@@ -258,6 +269,13 @@ class SelfPlayTrainer(Algorithm):
         self.game.validate(self.protocol_cfg)
         if self.protocol_cfg.cold_start_timesteps > 0 and self.game.cold_env() is None:
             raise ConfigError("protocol.cold_start_timesteps must be 0: this game has no cold-start task")
+        if self.policy.recurrent:
+            if self.extensions:
+                raise ConfigError(f"selfplay.ewc and selfplay.rnd need a feedforward network (PPO's extensions do); "
+                                  f"got {', '.join(e.name for e in self.extensions)} with a recurrent one")
+            if self.ppo.num_envs % self.ppo.num_minibatches:
+                raise ConfigError(f"ppo.num_minibatches={self.ppo.num_minibatches} does not divide ppo.num_envs="
+                                  f"{self.ppo.num_envs}: a recurrent policy's minibatches are whole environment sequences")
 
     @property
     def env(self):
@@ -290,7 +308,13 @@ class SelfPlayTrainer(Algorithm):
         return NUMERIC_FIELDS
 
     @property
+    def policy(self) -> Policy:
+        return Policy(self.network)
+
+    @property
     def view(self) -> SelfPlayView:
+        if self.policy.recurrent:
+            return SelfPlayView(self.game, num_lanes=self.num_lanes, policy=self.policy)
         return SelfPlayView(self.game, self.policy_apply, self.num_lanes)
 
     @property
@@ -315,15 +339,26 @@ class SelfPlayTrainer(Algorithm):
                        bootstrap_branch=self.bootstrap_branch)
 
     def policy_apply(self, params: Any, obs: Array) -> Any:
-        """The policy without its value head (:data:`~rljax.distributions.PolicyApply`)."""
+        """The policy without its value head (:data:`~rljax.distributions.PolicyApply`); a
+        recurrent one from its initial carry (its policy at an episode's first step)."""
+        if self.policy.recurrent:
+            return self.policy.apply(params, self.policy.initial_carry(obs.shape[:-1]), obs)[1]
         return self.network.apply(params, obs)[0]
+
+    def agent_act(self, params: Any, arena: Any, deterministic: bool = True) -> Callable | MemoryAct:
+        """One role's parameters as a batched act function of :func:`~rljax.selfplay.evaluation.
+        head_to_head` at the game's params ``arena`` (a recurrent one carries its memory through
+        each episode)."""
+        space = self.env.action_space(arena, PURSUER)
+        if self.policy.recurrent:
+            return policy_act(self.policy, space, params, deterministic)
+        return network_act(self.policy_apply, space, params, deterministic)
 
     def codec(self) -> tuple[Callable, Callable, Callable, Callable]:
         """``(ravel_params, unravel_params, ravel_snapshot, unravel_snapshot)``: parameters,
         and ``{"params", "opt_state"}`` snapshots, to and from flat float32 vectors (exact:
         float32 leaves are copied, the optimiser's int32 step count stays below 2**24)."""
-        dummy = jnp.zeros((1,) + self.env.observation_shape(), jnp.float32)
-        shapes = jax.eval_shape(lambda: self.network.init(jax.random.key(0), dummy))
+        shapes = jax.eval_shape(lambda: self.policy.init(jax.random.key(0), self.env.observation_shape()))
         p0 = jax.tree.map(lambda a: np.zeros(a.shape, a.dtype), shapes)
         o0 = make_optimizer(HParams.from_config(self.ppo, 1), self.ppo).init(p0)
         _, unravel_p = ravel_pytree(p0)
@@ -361,8 +396,7 @@ class SelfPlayTrainer(Algorithm):
 
     def init_state(self, key: Array, variant: SelfPlayTask, hparams: HParams) -> SelfPlayState:
         k_p, k_e, k_ext, k_env, k_eval, k_lanes, key = jax.random.split(key, 7)
-        dummy = jnp.zeros((1,) + self.env.observation_shape(), jnp.float32)
-        rows = [self.network.init(k_p, dummy), self.network.init(k_e, dummy)]
+        rows = [self.policy.init(k, self.env.observation_shape()) for k in (k_p, k_e)]
         opt = make_optimizer(hparams, self.ppo)
         ext_keys = jax.random.split(k_ext, max(len(self.extensions), 1))
         stack = lambda trees: jax.tree.map(lambda *x: jnp.stack(x), *trees)  # noqa: E731
@@ -395,7 +429,8 @@ class SelfPlayTrainer(Algorithm):
             lanes=lanes, use_pool=use_pool, last_rollback=i32(-(2**30)), rollbacks=i32(0), phase_rollbacks=i32(0),
             evaluation=Evaluation(nan, nan, nan, nan, i32(-1), i32(0)),
             elo=jnp.full((ROWS,), ELO_START, jnp.float32),
-            baseline_rates=jnp.full((max(len(self.rated_baselines), 1),), jnp.nan, jnp.float32), update=i32(0))
+            baseline_rates=jnp.full((max(len(self.rated_baselines), 1),), jnp.nan, jnp.float32), update=i32(0),
+            carry=self.policy.initial_carry((self.ppo.num_envs,)))
 
     # -- pieces of a stage --------------------------------------------------------------------
     def _env(self, role: Array, cold: Any = False, lanes: tuple[Any, Any] = (None, None)) -> ProtocolEnv:
@@ -462,7 +497,7 @@ class SelfPlayTrainer(Algorithm):
         inputs = {
             "params": row(s.params), "opt_state": row(s.opt_state), "ext": self._gate(row(s.ext), ps),
             "rew_norm": row(s.rew_norm), "env_state": s.env_state, "obs": s.obs, "key": k_ppo,
-            "update_step": s.learner_updates[role],
+            "update_step": s.learner_updates[role], "carry": s.carry,
         }
         env = self._env(role, ps.stage == COLD, self._lane_params(s))
         ppo = dataclasses.replace(self.ppo_trainer, env=env)
@@ -470,11 +505,11 @@ class SelfPlayTrainer(Algorithm):
         def train(x):
             ts = TrainState(params=x["params"], opt_state=x["opt_state"], env_state=x["env_state"], obs=x["obs"],
                             obs_stats=s.obs_stats, rew_norm=x["rew_norm"], key=x["key"], update_step=x["update_step"],
-                            hparams=s.hparams, env_params=s.env_params, ext=x["ext"])
+                            hparams=s.hparams, env_params=s.env_params, ext=x["ext"], carry=x["carry"])
             ts, m = ppo.update(ts)
             rec = m.pop("episode_records")
             out = dict(x, params=ts.params, opt_state=ts.opt_state, ext=ts.ext, rew_norm=ts.rew_norm,
-                       env_state=ts.env_state, obs=ts.obs)
+                       env_state=ts.env_state, obs=ts.obs, carry=ts.carry)
             return out, {k: jnp.asarray(v, jnp.float32) for k, v in m.items()}, rec["episode_done"], rec["episode_captured"]
 
         shapes = jax.eval_shape(train, inputs)
@@ -593,6 +628,8 @@ class SelfPlayTrainer(Algorithm):
             lambda: (out["obs"], out["env_state"]))
         sel_start = lambda a, c: jax.tree.map(lambda u, v: jnp.where(starts, u, v), a, c)  # noqa: E731
         obs, env_state = sel_start((obs, env_state), (out["obs"], out["env_state"]))
+        # a new stage resets every environment instance: the learner's memory starts over with them
+        carry = self.policy.reset(out["carry"], jnp.broadcast_to(starts, (self.ppo.num_envs,)))
         window = window_clear(window, starts)
         last_rollback = jnp.where(starts, -(2**30), last_rollback)
         phase_rollbacks = jnp.where(starts, 0, phase_rollbacks)
@@ -602,7 +639,7 @@ class SelfPlayTrainer(Algorithm):
             learner_steps=learner_steps, env_state=env_state, obs=obs, key=key, env_params=env_params, protocol=new_ps, curriculum=cur, window=window,
             ring=ring, pool=pool, milestone=milestone, lanes=lanes, use_pool=use_pool, last_rollback=last_rollback,
             rollbacks=rollbacks, phase_rollbacks=phase_rollbacks, evaluation=evaluation, elo=elo,
-            baseline_rates=baseline_rates, update=s.update + 1)
+            baseline_rates=baseline_rates, update=s.update + 1, carry=carry)
         f = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
         metrics = dict(metrics)
         metrics.update({
@@ -632,12 +669,9 @@ class SelfPlayTrainer(Algorithm):
     def head_to_head(self, params: Any, arena: Any, keys: Array, max_steps: int) -> dict[str, Array]:
         """Episodes of pursuer ``params[0]`` vs evader ``params[1]`` (deterministic unless
         ``selfplay.eval_stochastic``)."""
-        space = self.env.action_space(arena, PURSUER)
         det = not self.selfplay_cfg.eval_stochastic
-        return head_to_head(self.game, arena, keys, max_steps,
-                            network_act(self.policy_apply, space, row_of(params, PURSUER), deterministic=det),
-                            network_act(self.policy_apply, space, row_of(params, EVADER), deterministic=det),
-                            chunk=self.selfplay_cfg.eval_chunk)
+        return head_to_head(self.game, arena, keys, max_steps, self.agent_act(row_of(params, PURSUER), arena, det),
+                            self.agent_act(row_of(params, EVADER), arena, det), chunk=self.selfplay_cfg.eval_chunk)
 
     def _evaluate_rates(self, params: Any, arena: Any, key: Array) -> dict[str, Array]:
         keys = jax.random.split(key, self.selfplay_cfg.eval_episodes)
@@ -670,9 +704,8 @@ class SelfPlayTrainer(Algorithm):
         if not bases:  # one NaN slot: the state's array keeps a non-zero size (Orbax saves no empty arrays)
             return jnp.full((1,), jnp.nan, jnp.float32)
         cfg = self.selfplay_cfg
-        space = self.env.action_space(arena, PURSUER)
         det = not cfg.eval_stochastic
-        agents = [network_act(self.policy_apply, space, row_of(params, r), deterministic=det) for r in range(ROWS)]
+        agents = [self.agent_act(row_of(params, r), arena, det) for r in range(ROWS)]
         max_steps = self.env.max_steps(arena)
 
         def play(_):
