@@ -28,7 +28,7 @@ def evaluate_run(run_dir: str, episodes: int | None = None, checkpoint: str | in
                  member: str | int | None = None, out_dir: str | None = None, seed: int = 0) -> dict:
     """Plays :data:`MATCHUPS` for every member (or ``member``); returns the report with a
     printable ``table`` and writes ``eval.json``."""
-    from rljax.selfplay.evaluation import PURSUER, EVADER, head_to_head, ne_gap, network_act, random_batch_act
+    from rljax.selfplay.evaluation import PURSUER, EVADER, head_to_head, ne_gap, random_batch_act
     from rljax.selfplay.trainer import row_of
     from rljax.trained import restore_members
 
@@ -42,10 +42,9 @@ def evaluate_run(run_dir: str, episodes: int | None = None, checkpoint: str | in
     det = not cfg.eval_stochastic
 
     def play(kind_p: str, kind_e: str, params: Any, arena: Any, max_steps: int) -> dict:
-        space = trainer.env.action_space(arena, PURSUER)
         acts = []
         for role, kind in ((PURSUER, kind_p), (EVADER, kind_e)):
-            acts.append(network_act(trainer.policy_apply, space, row_of(params, role), deterministic=det) if kind == "net"
+            acts.append(trainer.agent_act(row_of(params, role), arena, deterministic=det) if kind == "net"
                         else random_batch_act(trainer.game, arena, role))
         return head_to_head(trainer.game, arena, keys, max_steps, *acts, chunk=cfg.eval_chunk)
 

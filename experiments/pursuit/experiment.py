@@ -14,6 +14,8 @@ independent protocols vmapped in one program; each seed follows its own schedule
     python -m experiments.pursuit --preset nav                   # the cold start alone
     python -m experiments.pursuit --preset smoke                 # about a minute
     python -m experiments.pursuit --preset amsdrl --set selfplay.ewc=true --set selfplay.rnd=true
+    python -m experiments.pursuit --preset V --set network.recurrent=true --set env.history=1 \
+        --set ppo.num_minibatches=4                             # a GRU on the newest frame alone
     python -m experiments.pursuit report RUN_DIR                 # per-seed curves and table
     python -m experiments.pursuit episode RUN_DIR --member 0     # GIF of the trained agents
     python -m experiments.pursuit milestones RUN_DIR             # each phase's parameters (Orbax)
@@ -73,9 +75,12 @@ class EnvConfig(ARENA_PARAMS.settings_class("ArenaFields")):
     """The arena: every field of :class:`~rljax.environments.pursuit_evasion.PursuitParams` with
     its default (the reference's, with the rljax decisions: 1200-step episodes, centred lidar
     walls), plus the static options below (partial observation, 2-D actions).
-    ``min_init_d``/``max_init_d``/``n_obstacles`` apply only with ``curriculum.kind=none``."""
+    ``min_init_d``/``max_init_d``/``n_obstacles`` apply only with ``curriculum.kind=none``.
+    ``history``: frames in the partial observation (newest last; 1 = the newest frame alone,
+    e.g. for ``network.recurrent``)."""
 
     observation: str = "partial"
+    history: int = 10
     fixed_speed: bool = False
     # actions in [-1, 1] rescaled to [0, v_max] x [-omega_max, omega_max]: the Gaussian's initial
     # mean (and the deterministic evaluation) then drives at half speed instead of standing still
@@ -90,11 +95,16 @@ class EnvConfig(ARENA_PARAMS.settings_class("ArenaFields")):
 class NetworkConfig:
     """``encoder``: ``mlp`` (the spec's decision: the MLP straight on the stacked history) or
     ``history`` (partial observation only: the original's features extractor before it,
-    :class:`rljax.selfplay.policy.HistoryFeatures`)."""
+    :class:`rljax.selfplay.policy.HistoryFeatures`). ``recurrent``: the MLP with a GRU of
+    ``cell_size`` units after its first ``len(hidden) - 1`` layers
+    (:func:`rljax.selfplay.policy.recurrent_scaled_actor_critic`); PPO then learns from whole
+    environment sequences, so ``ppo.num_minibatches`` must divide ``ppo.num_envs``."""
 
     hidden: tuple[int, ...] = (64, 64)
     activation: str = "tanh"
     encoder: str = "mlp"
+    recurrent: bool = False
+    cell_size: int = 128
 
 
 def _default_runner() -> RunnerConfig:
@@ -121,6 +131,8 @@ class PursuitConfig:
             raise ConfigError(f"env.observation must be one of {', '.join(OBSERVATIONS)}, got {self.env.observation!r}")
         if self.env.max_obstacles < 0:
             raise ConfigError(f"env.max_obstacles must be >= 0, got {self.env.max_obstacles}")
+        if isinstance(self.env.history, bool) or not isinstance(self.env.history, int) or self.env.history < 1:
+            raise ConfigError(f"env.history must be an integer >= 1, got {self.env.history!r}")
         try:
             pursuit_params(max_obstacles=self.env.max_obstacles, **self.env.arena_overrides())
             navigation_params(max_steps=self.selfplay.nav_max_steps, flee_prob=self.selfplay.nav_flee_prob)
@@ -140,30 +152,55 @@ class PursuitConfig:
         if self.network.encoder == "history" and self.env.observation != "partial":
             raise ConfigError("network.encoder=history reads the partial observation's frame history; "
                               f"got env.observation={self.env.observation}")
+        self._validate_recurrent()
         if self.protocol.cold_start_timesteps > 0 and self.env.observation != "partial":
             raise ConfigError("protocol.cold_start_timesteps must be 0 with env.observation=full "
                               "(the navigation cold start trains the partial-observation policy)")
         del PursuitEvasion
+
+    def _validate_recurrent(self) -> None:
+        net = self.network
+        if not isinstance(net.recurrent, bool):
+            raise ConfigError(f"network.recurrent must be true or false, got {net.recurrent!r}")
+        if isinstance(net.cell_size, bool) or not isinstance(net.cell_size, int) or net.cell_size < 1:
+            raise ConfigError(f"network.cell_size must be an integer >= 1, got {net.cell_size!r}")
+        if not net.recurrent:
+            return
+        if net.encoder != "mlp":
+            raise ConfigError(f"network.recurrent=true takes network.encoder=mlp (the GRU sits inside the MLP), "
+                              f"got network.encoder={net.encoder}")
+        if self.selfplay.ewc or self.selfplay.rnd:
+            raise ConfigError("selfplay.ewc and selfplay.rnd need network.recurrent=false (PPO's extensions take "
+                              "feedforward policies only)")
+        if self.ppo.num_envs % self.ppo.num_minibatches:
+            raise ConfigError(f"ppo.num_minibatches={self.ppo.num_minibatches} must divide ppo.num_envs="
+                              f"{self.ppo.num_envs} with network.recurrent=true (minibatches are whole environment "
+                              f"sequences)")
 
 
 def build(cfg: PursuitConfig) -> Setup:
     from rljax.environments.navigation import navigation_params
     from rljax.environments.pursuit_evasion import PursuitEvasion, observation_scale, pursuit_params
     from rljax.experiments.pursuit.game import PursuitGame
-    from rljax.selfplay.policy import ScaledActorCritic
+    from rljax.selfplay.policy import ScaledActorCritic, recurrent_scaled_actor_critic
     from rljax.selfplay.trainer import SelfPlayTask, SelfPlayTrainer
 
     env = PursuitEvasion(observation=cfg.env.observation, max_obstacles=cfg.env.max_obstacles,
-                         fixed_speed=cfg.env.fixed_speed, unit_actions=cfg.env.unit_actions)
+                         fixed_speed=cfg.env.fixed_speed, unit_actions=cfg.env.unit_actions, history=cfg.env.history)
     arena = pursuit_params(max_obstacles=cfg.env.max_obstacles, **cfg.env.arena_overrides())
     nav = navigation_params(arena, max_steps=cfg.selfplay.nav_max_steps, flee_prob=cfg.selfplay.nav_flee_prob)
-    net = ScaledActorCritic(env.action_space(arena), tuple(float(x) for x in observation_scale(env, arena)),
-                            hidden=tuple(cfg.network.hidden), activation=cfg.network.activation,
-                            encoder=cfg.network.encoder, history=env.history)
+    scale = tuple(float(x) for x in observation_scale(env, arena))
+    if cfg.network.recurrent:
+        net = recurrent_scaled_actor_critic(env.action_space(arena), scale, tuple(cfg.network.hidden),
+                                            cfg.network.activation, cfg.network.cell_size)
+    else:
+        net = ScaledActorCritic(env.action_space(arena), scale, hidden=tuple(cfg.network.hidden),
+                                activation=cfg.network.activation, encoder=cfg.network.encoder, history=env.history)
     extensions, ewc, fisher = regularizers(cfg.selfplay)
     trainer = SelfPlayTrainer(PursuitGame(env), net, cfg.ppo, cfg.protocol, cfg.curriculum, cfg.health, cfg.selfplay,
                               evader_extensions=extensions, ewc=ewc, fisher=fisher)
-    return Setup(trainer, (("amsdrl", SelfPlayTask(env=arena, cold=nav)),))
+    return Setup(trainer, (("amsdrl", SelfPlayTask(env=arena, cold=nav)),),
+                 stalls_vectorizer=cfg.network.encoder == "history")
 
 
 def regularizers(sp: SelfPlayConfig) -> tuple[tuple, Any, Any]:
@@ -253,6 +290,9 @@ def trained_episode(trainer, member_state, key):
     from rljax.distributions import make_distribution
     from rljax.selfplay.trainer import row_of
 
+    if trainer.policy.recurrent:  # rollout_episode's act functions carry no memory
+        raise ConfigError("trained_episode takes a feedforward network; render a recurrent run with "
+                          "`python -m experiments.pursuit episode RUN_DIR`")
     arena = trainer.task_params(member_state.task, member_state.curriculum)
     space = trainer.env.action_space(arena, PURSUER)
 
