@@ -81,13 +81,14 @@ number, hence of every run, are identical; only the program differs.
 
 ``codegen`` -- XLA's backend optimisation level for the run's training chunk and evaluation.
 
-- CPU with ``Setup.stalls_vectorizer`` (the pursuit policy with the original's history
-  encoder: a bidirectional LSTM over the 10-frame window, 1-D convolutions over the lidar):
-  ``o1``. At XLA's default level the compile of Run V's protocol program did not finish in
+- CPU with ``Setup.stalls_vectorizer`` (the pursuit self-play protocol with a recurrent cell
+  in its policy: the original's history encoder, a bidirectional LSTM over the 10-frame window,
+  or the engine's GRU policy): ``o1``. At XLA's default level the compile of Run V's protocol program did not finish in
   16 minutes, twice (2026-12-07, jax 0.10.2): gdb showed LLVM's loop vectorizer recursing in
   ``llvm::vputils::isSingleScalar`` (unchanged with ``--xla_llvm_disable_expensive_passes``),
-  while the encoder's gradient alone compiles in 4 s. Level 1 leaves the loop vectorizer out,
-  and the same program compiles (figures in docs/pursuit.md).
+  while the encoder's gradient alone compiles in 4 s. The GRU policy's protocol program sat in
+  the same function (gdb, 3 minutes in). Level 1 leaves the loop vectorizer out, and the same
+  programs compile (figures in docs/pursuit.md).
 - Everything else, and GPU/TPU: ``default`` (XLA's own level; nothing stalls there).
 """
 from __future__ import annotations

@@ -16,10 +16,12 @@ def test_codegen_resolution_on_cpu():
         backend.codegen("o3")
 
 
-def test_history_encoder_pursuit_compiles_at_o1():
+def test_recurrent_pursuit_policies_compile_at_o1():
     from rljax.experiments.pursuit.experiment import EXPERIMENT, build
 
     assert build(EXPERIMENT.make_config(overrides=["network.encoder=history"])).stalls_vectorizer
+    assert build(EXPERIMENT.make_config(overrides=["network.recurrent=true", "env.history=1",
+                                                   "ppo.num_minibatches=4"])).stalls_vectorizer
     assert not build(EXPERIMENT.make_config(overrides=[])).stalls_vectorizer
 
 

@@ -200,7 +200,7 @@ def build(cfg: PursuitConfig) -> Setup:
     trainer = SelfPlayTrainer(PursuitGame(env), net, cfg.ppo, cfg.protocol, cfg.curriculum, cfg.health, cfg.selfplay,
                               evader_extensions=extensions, ewc=ewc, fisher=fisher)
     return Setup(trainer, (("amsdrl", SelfPlayTask(env=arena, cold=nav)),),
-                 stalls_vectorizer=cfg.network.encoder == "history")
+                 stalls_vectorizer=cfg.network.encoder == "history" or cfg.network.recurrent)
 
 
 def regularizers(sp: SelfPlayConfig) -> tuple[tuple, Any, Any]:
