@@ -79,7 +79,8 @@ number, hence of every run, are identical; only the program differs.
   tables and the throughput).
 - GPU/TPU: ``unrolled`` as well, which is JAX's own lowering there (nothing to change).
 
-``codegen`` -- XLA's backend optimisation level for the run's training chunk and evaluation.
+``codegen`` -- XLA's backend optimisation level for the run's programs (initialisation, training
+chunks, evaluation).
 
 - CPU with ``Setup.stalls_vectorizer`` (the pursuit self-play protocol with a recurrent cell
   in its policy: the original's history encoder, a bidirectional LSTM over the 10-frame window,

@@ -193,7 +193,7 @@ class Runner:
                                in_specs=P(MEMBER_AXIS), out_specs=P(MEMBER_AXIS), check_vma=False)
         else:
             fn = local
-        state = place_members(jax.jit(fn)(*args))
+        state = place_members(jax.jit(fn).lower(*args).compile(backend.compiler_options(self.choices.codegen))(*args))
         jax.block_until_ready(state)
         self.timings["init"] += time.perf_counter() - t0
         return state

@@ -26,8 +26,8 @@ def test_recurrent_pursuit_policies_compile_at_o1():
 
 
 def test_runner_compiles_with_the_chosen_options(monkeypatch, tmp_path):
-    """The chunk and evaluation compile with ``compiler_options(choices.codegen)``: an option XLA
-    rejects must surface from the runner's compile."""
+    """Initialisation, chunks and evaluation compile with ``compiler_options(choices.codegen)``:
+    an option XLA rejects must surface from each of the runner's compiles."""
     from rljax.experiments.cartpole.experiment import EXPERIMENT
     from rljax.runner import Runner
 
@@ -40,4 +40,8 @@ def test_runner_compiles_with_the_chosen_options(monkeypatch, tmp_path):
     monkeypatch.setattr(backend, "compiler_options", lambda mode: seen.append(mode) or {"xla_not_an_option_at_all": "1"})
     with pytest.raises(Exception, match="xla_not_an_option_at_all"):
         runner.chunk_fn(1, *runner.abstract_carry())
-    assert seen == ["o1"]
+    with pytest.raises(Exception, match="xla_not_an_option_at_all"):
+        runner.init_state()
+    with pytest.raises(Exception, match="xla_not_an_option_at_all"):
+        runner.evaluate(runner.abstract_carry()[0])
+    assert seen == ["o1"] * 3
