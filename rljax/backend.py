@@ -82,15 +82,18 @@ number, hence of every run, are identical; only the program differs.
 ``codegen`` -- XLA's backend optimisation level for the run's programs (initialisation, training
 chunks, evaluation).
 
-- CPU with ``Setup.stalls_vectorizer`` (the pursuit self-play protocol with a recurrent cell
-  in its policy: the original's history encoder, a bidirectional LSTM over the 10-frame window,
-  or the engine's GRU policy): ``o1``. At XLA's default level the compile of Run V's protocol program did not finish in
-  16 minutes, twice (2026-12-07, jax 0.10.2): gdb showed LLVM's loop vectorizer recursing in
-  ``llvm::vputils::isSingleScalar`` (unchanged with ``--xla_llvm_disable_expensive_passes``),
-  while the encoder's gradient alone compiles in 4 s. The GRU policy's protocol program sat in
-  the same function (gdb, 3 minutes in). Level 1 leaves the loop vectorizer out, and the same
-  programs compile (figures in docs/pursuit.md).
-- Everything else, and GPU/TPU: ``default`` (XLA's own level; nothing stalls there).
+- CPU with ``Setup.stalls_vectorizer`` (the pursuit self-play protocol with a recurrent cell in
+  its policy: the original's history encoder, a bidirectional LSTM over the 10-frame window, or
+  the engine's GRU policy): ``o1``. At XLA's default level the compile of Run V's protocol with
+  the history encoder did not finish in 16 minutes, twice (2026-12-07, jax 0.10.2); gdb showed
+  LLVM's loop vectorizer recursing in ``llvm::vputils::isSingleScalar`` (unchanged with
+  ``--xla_llvm_disable_expensive_passes``), while the encoder's gradient alone compiles in 4 s.
+  The GRU policy's protocol sat in the same function 3 and 5 minutes in, the second time with
+  level 1 on the chunk and evaluation but not on the initialisation program. At level 1 on all
+  three, both compile (GRU: about 2 minutes; history encoder: about 8, under load) and gdb no
+  longer shows the vectorizer. Figures in docs/pursuit.md.
+- Everything else: ``default`` (XLA's own level), so no other program changes. GPU/TPU:
+  ``default``; the stall is in XLA CPU's LLVM pipeline and was not looked for elsewhere.
 """
 from __future__ import annotations
 
